@@ -1,0 +1,12 @@
+"""Brushstream: neural style transfer for stills, video and live streams.
+
+This folder is both the pip package ``brushstream`` and a ComfyUI custom node pack. Importing it
+loads no weights and starts nothing; ComfyUI reads NODE_CLASS_MAPPINGS, Python users call
+``brushstream.stylize(...)`` or ``brushstream.load(...)``.
+"""
+from .core.api import load, stylize
+from .core.errors import BrushstreamError
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+__version__ = "0.1.0"
+__all__ = ["load", "stylize", "BrushstreamError", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

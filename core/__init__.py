@@ -1,0 +1,1 @@
+"""Brushstream's core library: images, weights, networks, ops and style methods. Knows nothing of hosts."""

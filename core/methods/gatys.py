@@ -1,0 +1,133 @@
+"""Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks", CVPR 2016 (+ colour
+preservation and coarse-to-fine from Gatys et al. 2016/2017). Deviations: VGG16 (the offline ImageNet
+backbone) instead of VGG19; each loss term is divided by its target's energy so weights are scale-free.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import BrushstreamError
+from ..nets.pretrained import VGG16_WEIGHTS, vgg16_features
+from ..nets.vgg16 import TAP_INDEX
+from ..ops.resize import resize_to
+from ..ops.stats import gram
+from .base import Capabilities, StyleCode, StyleMethod
+from .registry import register
+
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+@register
+class Gatys(StyleMethod):
+    name = "gatys"
+    capabilities = Capabilities(arbitrary_style=True, optimisation=True, texture_synthesis=True)
+    stride = 1
+    max_pixels = 1024 * 1024   # each step is a VGG16 forward and backward pass
+
+    def __init__(self, weights: str = VGG16_WEIGHTS, style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS,
+                 content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS, style_weight: float = 1e3,
+                 content_weight: float = 1.0, tv_weight: float = 0.0, steps: int = 300,
+                 optimizer: str = "lbfgs", lr: float = 0.02, init: str = "content",
+                 scales: tuple[float, ...] = (1.0,), seed: int = 0, progress: bool = True):
+        super().__init__()
+        unknown = [t for t in (*style_layers, *content_layers) if t not in TAP_INDEX]
+        if unknown:
+            raise BrushstreamError(f"unknown VGG16 layers {unknown}; known: {', '.join(TAP_INDEX)}")
+        if optimizer not in ("lbfgs", "adam"):
+            raise BrushstreamError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+        if init not in ("content", "noise"):
+            raise BrushstreamError(f"init must be 'content' or 'noise', got {init!r}")
+        if steps < 1 or not scales or any(s <= 0 or s > 1 for s in scales):
+            raise BrushstreamError("steps must be >= 1 and scales in (0, 1]")
+        self.vgg = vgg16_features(weights)
+        self.style_layers, self.content_layers = tuple(style_layers), tuple(content_layers)
+        self.style_weight, self.content_weight, self.tv_weight = style_weight, content_weight, tv_weight
+        self.steps, self.optimizer, self.lr, self.init = steps, optimizer, lr, init
+        self.scales = tuple(sorted(scales))
+        self.seed, self.progress = seed, progress
+
+    def _encode_style(self, styles, weights):
+        # Blending Gram targets with weights has the same minimiser as the weighted sum of style losses.
+        targets = {lv: 0 for lv in self.style_layers}
+        for w, s in zip(weights, styles):
+            feats = self.vgg(s, self.style_layers)
+            for lv in self.style_layers:
+                targets[lv] = targets[lv] + w * gram(feats[lv])
+        return targets
+
+    def _stylize(self, content, code: StyleCode, strength, mask, steps: int | None = None, **_):
+        steps = steps or self.steps
+        gen = torch.Generator().manual_seed(self.seed)
+        full = content.shape[-2:]
+        x = None
+        for i, scale in enumerate(self.scales):
+            size = (max(16, round(full[0] * scale)), max(16, round(full[1] * scale)))
+            target = resize_to(content, size)
+            if x is None:
+                x = target.clone() if self.init == "content" else torch.rand(target.shape, generator=gen).to(target)
+            else:
+                x = resize_to(x, size)  # coarse result initialises the finer scale
+            n = self._steps_at(i, steps)
+            x = self._optimise(x, target, code, strength, n, f"gatys {size[1]}x{size[0]}")
+        return x.clamp(0, 1)
+
+    def _steps_at(self, i: int, steps: int) -> int:
+        """Coarse scales share half the budget (they are cheap and only set the layout); the finest gets the rest."""
+        coarse = len(self.scales) - 1
+        if coarse == 0:
+            return steps
+        per_coarse = max(1, steps // (2 * coarse))
+        return per_coarse if i < coarse else max(1, steps - per_coarse * coarse)
+
+    def _optimise(self, x, content, code, strength, steps, label):
+        layers = tuple(dict.fromkeys(self.style_layers + self.content_layers))
+        with torch.no_grad():
+            c_feats = self.vgg(content, self.content_layers)
+            c_norm = {lv: c_feats[lv].pow(2).sum() for lv in self.content_layers}
+            s_norm = {lv: code.data[lv].pow(2).sum() for lv in self.style_layers}
+        x = x.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        style_weight = self.style_weight * strength
+
+        def loss_fn():
+            feats = self.vgg(x, layers)
+            loss = sum(self.content_weight * (feats[lv] - c_feats[lv]).pow(2).sum() / c_norm[lv]
+                       for lv in self.content_layers) / len(self.content_layers)
+            loss = loss + style_weight * sum((gram(feats[lv]) - code.data[lv]).pow(2).sum() / s_norm[lv]
+                                             for lv in self.style_layers) / len(self.style_layers)
+            if self.tv_weight:
+                loss = loss + self.tv_weight * total_variation(x)
+            return loss
+
+        bar = tqdm(total=steps, desc=label, disable=not self.progress, dynamic_ncols=True, leave=False)
+        if self.optimizer == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                loss = loss_fn()
+                loss.backward()
+                if bar.n < steps:
+                    bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+                return loss
+            opt.step(closure)
+        else:
+            opt = torch.optim.Adam([x], lr=self.lr)
+            for _ in range(steps):
+                opt.zero_grad()
+                loss = loss_fn()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+        bar.close()
+        return x.detach()

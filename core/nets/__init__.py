@@ -1,0 +1,1 @@
+"""Reusable networks: VGG feature taps and the decoders that invert them."""

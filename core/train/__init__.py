@@ -1,0 +1,1 @@
+"""Training: datasets, the resumable loop, and one recipe per trainable network."""

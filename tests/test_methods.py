@@ -1,0 +1,167 @@
+"""Style methods with the real bundled networks, on small real photos (fast on 2 CPU cores)."""
+import pytest
+import torch
+
+from brushstream.core.errors import BrushstreamError
+from brushstream.core.image import load_image
+from brushstream.core.methods import available, build
+from brushstream.core.ops.resize import resize_long_side
+from brushstream.core.ops.stats import gram, mean_std
+
+from .conftest import SHARED_DATA
+
+
+def _photo(name, size):
+    return resize_long_side(load_image(name).image, size)
+
+
+@pytest.fixture(scope="module")
+def content():
+    return _photo(SHARED_DATA / "content_eval" / "skimage_chelsea.jpg", 96)
+
+
+@pytest.fixture(scope="module")
+def styles():
+    return [_photo(SHARED_DATA / "styles" / n, 128) for n in ("starry_night.jpg", "the_great_wave.jpg")]
+
+
+@pytest.fixture(scope="module")
+def adain():
+    return build("adain")
+
+
+def _encode(model, x):
+    return model.encoder(x)["relu3_1"]
+
+
+def _gram_dist(model, image, style):
+    return float((gram(_encode(model, image)) - gram(_encode(model, style))).norm() / gram(_encode(model, style)).norm())
+
+
+def test_registry_lists_every_still_method():
+    assert {"adain", "wct", "swap", "gatys"} <= set(available())
+    with pytest.raises(BrushstreamError, match="unknown method 'nope'"):
+        build("nope")
+
+
+def test_adain_target_features_carry_the_style_mean_and_std(adain, content, styles):
+    code = adain.encode_style(styles, [0.3, 0.7])
+    t = adain.transfer(_encode(adain, content), code)
+    means, stds = zip(*(mean_std(_encode(adain, s)) for s in styles))
+    t_mean, t_std = mean_std(t)
+    torch.testing.assert_close(t_mean, 0.3 * means[0] + 0.7 * means[1], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(t_std, 0.3 * stds[0] + 0.7 * stds[1], atol=1e-3, rtol=1e-3)
+
+
+def test_adain_output_moves_towards_style_statistics(adain, content, styles):
+    code = adain.encode_style([styles[0]])
+    out = adain.stylize(content, code)
+    assert out.shape == content.shape and 0 <= out.min() and out.max() <= 1
+    s_mean, s_std = mean_std(_encode(adain, styles[0]))
+    c_mean, c_std = mean_std(_encode(adain, content))
+    o_mean, o_std = mean_std(_encode(adain, out))
+    # after decoding and re-encoding, the image is much closer to the style's statistics than the photo was
+    assert (o_mean - s_mean).norm() < 0.7 * (c_mean - s_mean).norm()
+    assert (o_std - s_std).norm() < 0.7 * (c_std - s_std).norm()
+
+
+def test_adain_strength_zero_reconstructs_the_content(adain, content, styles):
+    out = adain.stylize(content, adain.encode_style([styles[0]]), strength=0.0)
+    mse = torch.mean((out - content) ** 2).item()
+    assert mse < 0.01  # decoder reconstruction, ~25 dB on a tiny image
+
+
+def test_adain_blend_weights_and_mask(adain, content, styles):
+    single = adain.stylize(content, adain.encode_style([styles[0]]))
+    one_hot = adain.stylize(content, adain.encode_style(styles, [1.0, 0.0]))
+    torch.testing.assert_close(single, one_hot, atol=1e-5, rtol=1e-5)
+    mixed = adain.stylize(content, adain.encode_style(styles, [0.5, 0.5]))
+    assert (mixed - single).abs().mean() > 0.01
+    code2 = adain.encode_style(styles)
+    full_fg = adain.stylize(content, code2, mask=torch.ones(1, 1, *content.shape[-2:]))
+    torch.testing.assert_close(full_fg, single, atol=1e-4, rtol=1e-4)
+    half = torch.zeros(1, 1, *content.shape[-2:])
+    half[..., :, : content.shape[-1] // 2] = 1
+    split = adain.stylize(content, code2, mask=half)
+    second = adain.stylize(content, adain.encode_style([styles[1]]))
+    w = content.shape[-1]
+    # left half follows style 1, right half style 2 (away from the seam)
+    assert (split[..., : w // 4] - single[..., : w // 4]).abs().mean() < (split[..., : w // 4] - second[..., : w // 4]).abs().mean()
+    assert (split[..., -w // 4:] - second[..., -w // 4:]).abs().mean() < (split[..., -w // 4:] - single[..., -w // 4:]).abs().mean()
+
+
+def test_adain_odd_sizes_come_back_unchanged_in_size(adain, styles):
+    x = torch.rand(1, 3, 37, 53)
+    assert adain.stylize(x, adain.encode_style([styles[0]])).shape == x.shape
+
+
+def test_preserve_color_keeps_the_content_hue(adain, content, styles):
+    code = adain.encode_style([styles[0]])
+    plain = adain.stylize(content, code)
+    kept = adain.stylize(content, code, preserve_color=True)
+    c_mean = content.mean(dim=(2, 3))
+    assert (kept.mean(dim=(2, 3)) - c_mean).norm() < (plain.mean(dim=(2, 3)) - c_mean).norm()
+
+
+def test_wct_transform_colours_features_with_the_style_covariance(content, styles):
+    wct = build("wct", levels=("relu3_1",))
+    code = wct.encode_style([styles[0]])
+    out = wct.stylize(content, code)
+    # each level of the cascade moves the result closer to the style than single-level AdaIN-like stats
+    assert _gram_dist(wct, out, styles[0]) < 0.6 * _gram_dist(wct, content, styles[0])
+
+
+def test_wct_cascade_uses_every_level_and_beats_the_single_level(content, styles):
+    single = build("wct", levels=("relu3_1",))
+    cascade = build("wct")
+    assert cascade.levels == ("relu3_1", "relu2_1", "relu1_1")
+    out1 = single.stylize(content, single.encode_style([styles[0]]))
+    out3 = cascade.stylize(content, cascade.encode_style([styles[0]]))
+    assert (out1 - out3).abs().mean() > 0.005
+    assert _gram_dist(cascade, out3, styles[0]) < _gram_dist(cascade, content, styles[0])
+
+
+def test_wct_texture_synthesis_from_noise(styles):
+    wct = build("wct", levels=("relu3_1",))
+    code = wct.encode_style([styles[1]])
+    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    texture = wct.synthesize(code, (64, 64), iterations=2, seed=0)
+    assert texture.shape == (1, 3, 64, 64)
+    assert _gram_dist(wct, texture, styles[1]) < 0.5 * _gram_dist(wct, noise, styles[1])
+
+
+def test_style_swap_uses_style_patches_and_honours_patch_size(content, styles):
+    swap = build("swap")
+    out = swap.stylize(content, swap.encode_style([styles[0]]))
+    assert out.shape == content.shape
+    assert _gram_dist(swap, out, styles[0]) < 0.8 * _gram_dist(swap, content, styles[0])
+    swap5 = build("swap", patch_size=5, chunk=64)  # small bands: bounded memory path
+    out5 = swap5.stylize(content, swap5.encode_style([styles[0]]))
+    assert (out5 - out).abs().mean() > 0.005
+
+
+def test_gatys_lowers_style_distance_and_is_deterministic(styles):
+    from brushstream.core.metrics import QualityMetrics
+
+    content = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
+    style = resize_long_side(styles[0], 64)
+    gatys = build("gatys", steps=8, progress=False, style_layers=("relu1_1", "relu2_1", "relu3_1"))
+    code = gatys.encode_style([style])
+    out = gatys.stylize(content, code)
+    again = gatys.stylize(content, code)
+    torch.testing.assert_close(out, again)
+    metrics = QualityMetrics()
+    targets = metrics.style_targets(style)
+    result = metrics.evaluate(out, content, targets)
+    assert result["gram_ratio"] < 0.8
+    adam = build("gatys", steps=8, optimizer="adam", lr=0.05, init="noise", scales=(0.5, 1.0), progress=False,
+                 style_layers=("relu1_1", "relu2_1"))
+    out_adam = adam.stylize(content, adam.encode_style([style]))
+    assert out_adam.shape == content.shape
+
+
+def test_memory_budget_refuses_clearly(adain, styles):
+    adain_small = build("adain")
+    adain_small.max_pixels = 64 * 64
+    with pytest.raises(BrushstreamError, match="memory budget"):
+        adain_small.stylize(torch.rand(1, 3, 100, 100), adain.encode_style([styles[0]]))

@@ -1,0 +1,101 @@
+"""The maths of core/ops on synthetic tensors: exact properties, no weights needed."""
+import torch
+
+from brushstream.core.ops.adain import adain
+from brushstream.core.ops.colour import preserve_colour, rgb_to_yiq
+from brushstream.core.ops.patch_swap import style_swap
+from brushstream.core.ops.resize import crop_to, pad_to_multiple, resize_long_side
+from brushstream.core.ops.stats import gram, mean_std
+from brushstream.core.ops.wct import colouring_stats, whiten_colour
+
+
+def _feat(c=16, h=12, w=10, seed=0, scale=1.0, shift=0.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, c, h, w, generator=g) * scale + shift
+
+
+def test_adain_output_carries_style_mean_and_std():
+    content, style = _feat(seed=1), _feat(seed=2, scale=3.0, shift=5.0)
+    s_mean, s_std = mean_std(style)
+    out_mean, out_std = mean_std(adain(content, s_mean, s_std))
+    torch.testing.assert_close(out_mean, s_mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out_std, s_std, atol=1e-3, rtol=1e-3)
+
+
+def test_masked_mean_std_ignores_the_masked_out_region():
+    feat = _feat()
+    mask = torch.zeros(1, 1, 12, 10)
+    mask[..., :6, :] = 1
+    m, s = mean_std(feat, mask=mask)
+    ref_m, ref_s = mean_std(feat[..., :6, :])
+    torch.testing.assert_close(m, ref_m, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s, ref_s, atol=1e-5, rtol=1e-5)
+
+
+def test_gram_is_size_independent():
+    tile = _feat(h=4, w=4)
+    torch.testing.assert_close(gram(tile), gram(tile.repeat(1, 1, 3, 3)), atol=1e-5, rtol=1e-5)
+
+
+def test_wct_matches_style_mean_and_covariance():
+    content = _feat(c=8, h=20, w=20, seed=3)
+    style = torch.einsum("ij,bjhw->bihw", torch.randn(8, 8, generator=torch.Generator().manual_seed(4)), _feat(c=8, h=24, w=24, seed=5)) + 2.0
+    stats = colouring_stats(style, floor=1e-10)
+    out = whiten_colour(content, stats, floor=1e-10)
+    f = out[0].reshape(8, -1).double()
+    mean = f.mean(1, keepdim=True)
+    cov = (f - mean) @ (f - mean).T / (f.shape[1] - 1)
+    torch.testing.assert_close(mean, stats.mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(cov, stats.cov, atol=1e-3, rtol=1e-3)
+
+
+def test_wct_is_finite_on_flat_and_rank_deficient_features():
+    flat = torch.ones(1, 8, 10, 10)
+    rank1 = torch.arange(8.0).view(1, 8, 1, 1) * torch.rand(1, 1, 10, 10)
+    out = whiten_colour(flat, colouring_stats(rank1))
+    assert torch.isfinite(out).all()
+    out = whiten_colour(_feat(c=8), colouring_stats(flat))
+    assert torch.isfinite(out).all()
+
+
+def test_style_swap_of_an_image_with_itself_is_identity():
+    feat = _feat(c=8, h=9, w=11).relu()
+    torch.testing.assert_close(style_swap(feat, feat, 3, chunk=5), feat, atol=1e-5, rtol=1e-5)
+
+
+def test_style_swap_output_is_made_of_style_patches_and_chunking_changes_nothing():
+    content, style = _feat(c=4, h=8, w=8, seed=6).relu(), _feat(c=4, h=10, w=10, seed=7).relu()
+    out = style_swap(content, style, 1, chunk=7)
+    torch.testing.assert_close(out, style_swap(content, style, 1, chunk=100000))
+    torch.testing.assert_close(style_swap(content, style, 3, chunk=9), style_swap(content, style, 3, chunk=100000))
+    # 1x1 patches: every output vector is one of the style vectors
+    style_vecs = style[0].reshape(4, -1).T
+    for v in out[0].reshape(4, -1).T:
+        assert (style_vecs - v).abs().sum(1).min() < 1e-5
+
+
+def test_style_swap_matches_a_direct_all_patches_reference():
+    content, style = _feat(c=3, h=7, w=6, seed=8).relu(), _feat(c=3, h=6, w=8, seed=9).relu()
+    k = 3
+    cp = torch.nn.functional.unfold(content, k)[0].T          # (L, C*k*k)
+    sp = torch.nn.functional.unfold(style, k)[0].T            # (N, C*k*k)
+    best = (cp @ (sp / sp.norm(dim=1, keepdim=True)).T).argmax(dim=1)
+    summed = torch.nn.functional.fold(sp[best].T.unsqueeze(0), content.shape[-2:], k)
+    counts = torch.nn.functional.fold(torch.ones_like(sp[best].T).unsqueeze(0), content.shape[-2:], k)
+    torch.testing.assert_close(style_swap(content, style, k, chunk=4), summed / counts, atol=1e-5, rtol=1e-5)
+
+
+def test_preserve_colour_keeps_content_chrominance():
+    # mid-range values so the final clamp to [0, 1] does not come into play
+    content = torch.rand(1, 3, 16, 16) * 0.2 + 0.4
+    stylized = torch.rand(1, 3, 16, 16) * 0.2 + 0.4
+    out = preserve_colour(stylized, content)
+    torch.testing.assert_close(rgb_to_yiq(out)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=1e-4, rtol=1e-4)
+
+
+def test_pad_and_crop_round_trip_and_resize_keeps_aspect():
+    x = torch.rand(1, 3, 17, 30)
+    padded, size = pad_to_multiple(x, 4)
+    assert padded.shape[-2:] == (20, 32)
+    assert torch.equal(crop_to(padded, size), x)
+    assert resize_long_side(torch.rand(1, 3, 300, 451), 384).shape[-2:] == (255, 384)
