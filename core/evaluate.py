@@ -6,9 +6,7 @@ the means) and a comparison sheet image: one row per pair, columns content, styl
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .api import prepare_styles
+from .atomic import atomic_path
 from .image import load_image, save_image, to_uint8
 from .methods import StyleMethod, build
 from .metrics import QualityMetrics
@@ -96,11 +95,8 @@ def comparison_sheet(outputs: dict, contents: Sequence[Path], style_imgs: dict, 
 
 
 def write_report(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1))
 
 
 def run_eval(contents: Sequence[Path], styles: Sequence[Path], methods: Sequence[str], out_dir: Path,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .errors import BrushstreamError
 
 # Decoding more than this would need gigabytes before any network runs; refuse before decoding.
@@ -149,23 +149,17 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor
         image = image[0]
     if alpha is not None and suffix in ALPHA_SUFFIXES:
         image = torch.cat([image, alpha.reshape(1, *image.shape[-2:]).to(image)], dim=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
     try:
-        if bit_depth == 16 and suffix in (".png", ".tif", ".tiff"):
-            arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 65535.0 + 0.5).astype(np.uint16)
-            arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(tmp, arr):
-                raise BrushstreamError(f"{path}: could not write the image")
-        else:
-            im = Image.fromarray(to_uint8(image), "RGBA" if image.shape[0] == 4 else "RGB")
-            options = {"quality": quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
-            im.save(tmp, format=Image.registered_extensions()[suffix], **options)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if bit_depth == 16 and suffix in (".png", ".tif", ".tiff"):
+                arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 65535.0 + 0.5).astype(np.uint16)
+                arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+                if not cv2.imwrite(tmp, arr):
+                    raise BrushstreamError(f"{path}: could not write the image")
+            else:
+                im = Image.fromarray(to_uint8(image), "RGBA" if image.shape[0] == 4 else "RGB")
+                options = {"quality": quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
+                im.save(tmp, format=Image.registered_extensions()[suffix], **options)
     except OSError as exc:
         raise BrushstreamError(f"{path}: could not write the image ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -5,7 +5,6 @@ backbone) instead of VGG19; each loss term is divided by its target's energy so 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import BrushstreamError

@@ -6,14 +6,14 @@ Checkpoints hold only tensors and plain containers and are read back with ``weig
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
+
+from ..atomic import atomic_path
 
 
 @dataclass
@@ -23,15 +23,8 @@ class TrainState:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[int], torch.Tensor],
@@ -77,7 +70,7 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Cal
         if scheduler is not None:
             scheduler.step()
         state.step += 1
-        state.losses.append(float(loss))
+        state.losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{state.losses[-1]:.4f}")
         if on_step is not None:
