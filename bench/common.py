@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: where the data is, and how to load the evaluation photos."""
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from brushstream.core.image import load_image
 from brushstream.core.ops.resize import resize_long_side
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# Offline machines: the VGG16 backbone (not bundled) comes from the shared weights folder.
+os.environ.setdefault("BRUSHSTREAM_WEIGHTS_DIR", str(SHARED / "weights"))
 CONTENT_EVAL = SHARED / "data" / "content_eval"
 STYLES = SHARED / "data" / "styles"
 EVAL_STYLES = ("starry_night.jpg", "the_great_wave.jpg", "composition_vii.jpg")

@@ -53,6 +53,8 @@ def cmd_stylize(args) -> int:
     from .image import check_output_path
 
     contents, styles = [Path(c) for c in args.content], list(args.style or [])
+    if args.texture:
+        return _texture(args, styles)
     if not contents and not styles:
         contents, styles = [api.SAMPLE_CONTENT], [api.SAMPLE_STYLE]
         print(f"brushstream: no input given; stylizing the bundled sample {contents[0].name} "
@@ -83,6 +85,37 @@ def cmd_stylize(args) -> int:
             print(f"brushstream: error: {exc}", file=sys.stderr)
             failed += 1
     return EXIT_USAGE if failed else 0
+
+
+def _texture(args, styles: list[str]) -> int:
+    """Texture synthesis from noise (no content image): WCT's cascade or Gatys from a noise start."""
+    import torch
+
+    from . import api
+    from .image import check_output_path, save_image
+
+    if args.content:
+        raise BrushstreamError("--texture makes an image from noise; give no content image")
+    if args.method not in ("wct", "gatys"):
+        raise BrushstreamError(f"--texture works with --method wct or gatys, not {args.method}")
+    if not styles:
+        raise BrushstreamError("no style image given (--style FILE)")
+    try:
+        w, h = (int(v) for v in args.texture.lower().split("x"))
+    except ValueError:
+        raise BrushstreamError(f"--texture must be WIDTHxHEIGHT, e.g. 512x512, got {args.texture!r}") from None
+    out = check_output_path(args.output)
+    options = _method_options(args)
+    if args.method == "gatys":
+        options.update(init="noise", content_weight=0.0)  # pure Gram matching (Gatys et al. 2015 textures)
+    model = api.load(args.method, **options)
+    code = model.encode_style(api.prepare_styles(styles, args.style_size), _floats(args.style_weights) if args.style_weights else None)
+    if args.method == "wct":
+        image = model.synthesize(code, (h, w), seed=args.seed)
+    else:  # the "content" only sets the size: its weight is zero and the start is seeded noise
+        image = model.stylize(torch.full((1, 3, h, w), 0.5), code)
+    save_image(image, out)
+    return 0
 
 
 def cmd_weights(args) -> int:
@@ -151,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--patch-size", type=int, help="Style-Swap patch size (odd, default 3)")
     s.add_argument("--levels", help="WCT levels, e.g. relu3_1,relu2_1,relu1_1")
+    s.add_argument("--texture", metavar="WxH", help="no content: synthesize a WxH texture of the style (wct, gatys)")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_stylize)

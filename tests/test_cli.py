@@ -157,3 +157,17 @@ def test_console_script_demo_runs_on_bundled_samples(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "brushstream.core.cli", "stylize", str(tmp_path / "missing.jpg"),
                           "--style", STYLE, "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.jpg" in bad.stderr
+
+
+def test_texture_synthesis_from_noise_and_python_api(tmp_path, capsys):
+    out = tmp_path / "texture.png"
+    code, err = _run(["stylize", "--texture", "64x48", "--method", "wct", "--style", STYLE, "-o", str(out)], capsys)
+    assert code == 0, err
+    assert Image.open(out).size == (64, 48)
+    code, err = _run(["stylize", "--texture", "64x48", "--method", "adain", "--style", STYLE, "-o", str(out)], capsys)
+    assert code == 2 and "--texture works with --method wct or gatys" in err[0]
+
+    import brushstream
+    api_out = tmp_path / "api.png"
+    result = brushstream.stylize(str(PHOTO), STYLE, method="adain", strength=0.5, size=96, output=api_out)
+    assert tuple(result.shape) == (1, 3, 64, 96) and Image.open(api_out).size == (96, 64)
