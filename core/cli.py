@@ -33,6 +33,12 @@ def _method_options(args) -> dict:
             opts["scales"] = tuple(_floats(args.scales))
         if args.init:
             opts["init"] = args.init
+        for flag in ("style_layers", "content_layers"):
+            if getattr(args, flag):
+                opts[flag] = tuple(getattr(args, flag).split(","))
+        for flag in ("style_weight", "content_weight", "tv_weight", "lr"):
+            if getattr(args, flag) is not None:
+                opts[flag] = getattr(args, flag)
     if args.method == "swap" and args.patch_size:
         opts["patch_size"] = args.patch_size
     if args.method == "wct" and args.levels:
@@ -181,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], help="Gatys optimiser")
     s.add_argument("--init", choices=["content", "noise"], help="Gatys start image")
     s.add_argument("--scales", help="Gatys coarse-to-fine scales, e.g. 0.5,1")
+    s.add_argument("--style-layers", help="Gatys VGG16 style layers (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
+    s.add_argument("--content-layers", help="Gatys VGG16 content layers (default relu4_2)")
+    s.add_argument("--style-weight", type=float, help="Gatys style weight (default 1000)")
+    s.add_argument("--content-weight", type=float, help="Gatys content weight (default 1)")
+    s.add_argument("--tv-weight", type=float, help="Gatys total-variation weight (default 0)")
+    s.add_argument("--lr", type=float, help="Gatys Adam learning rate (default 0.02)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--patch-size", type=int, help="Style-Swap patch size (odd, default 3)")
     s.add_argument("--levels", help="WCT levels, e.g. relu3_1,relu2_1,relu1_1")

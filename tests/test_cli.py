@@ -171,3 +171,16 @@ def test_texture_synthesis_from_noise_and_python_api(tmp_path, capsys):
     api_out = tmp_path / "api.png"
     result = brushstream.stylize(str(PHOTO), STYLE, method="adain", strength=0.5, size=96, output=api_out)
     assert tuple(result.shape) == (1, 3, 64, 96) and Image.open(api_out).size == (96, 64)
+
+
+def test_gatys_options_reach_the_optimiser(tmp_path, capsys):
+    src = _small_photo(tmp_path, size=(40, 32))
+    out = tmp_path / "g.png"
+    args = ["stylize", str(src), "--style", STYLE, "--method", "gatys", "--steps", "3", "--optimizer", "adam",
+            "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_2", "--tv-weight", "0.1",
+            "--preserve-color", "-o", str(out), "-q"]
+    code, err = _run(args, capsys)
+    assert code == 0, err
+    assert Image.open(out).size == (40, 32)
+    code, err = _run(args[:-3] + ["--style-layers", "relu9_9", "-o", str(out)], capsys)
+    assert code == 2 and "unknown VGG16 layers ['relu9_9']" in err[0]

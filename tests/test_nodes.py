@@ -2,6 +2,7 @@
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -16,6 +17,20 @@ def test_importing_the_pack_loads_no_weights():
             "assert pretrained._cached.cache_info().currsize == 0; print(len(brushstream.NODE_CLASS_MAPPINGS))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr
+
+
+def test_loads_the_way_comfyui_loads_a_custom_node_folder():
+    """ComfyUI imports custom_nodes/<folder>/__init__.py under the folder's own name (often with a dash)."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('Brushstream-main', {str(root / '__init__.py')!r})\n"
+            "module = importlib.util.module_from_spec(spec)\n"
+            "sys.modules['Brushstream-main'] = module\n"
+            "spec.loader.exec_module(module)\n"
+            "print(sorted(module.NODE_CLASS_MAPPINGS))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert "BrushstreamArbitraryStyle" in proc.stdout
 
 
 def test_root_package_exposes_node_mappings_and_api_without_loading_weights():
