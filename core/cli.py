@@ -54,6 +54,16 @@ def _output_paths(contents: list[Path], out: Path, method: str) -> list[Path]:
     return [out / f"{c.stem}_{method}.png" for c in contents]
 
 
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BrushstreamError("--device cuda: no CUDA device is available to this PyTorch build")
+    return torch.device(name)
+
+
 def cmd_stylize(args) -> int:
     from . import api
     from .image import check_output_path
@@ -76,7 +86,7 @@ def cmd_stylize(args) -> int:
     outputs = _output_paths(contents, Path(args.output), args.method)
     for o in outputs:
         check_output_path(o)
-    model = api.load(args.method, **_method_options(args))
+    model = api.load(args.method, **_method_options(args)).to(_device(args.device))
     code = model.encode_style(api.prepare_styles(styles, args.style_size), weights)
     failed = 0
     for content, out in zip(contents, outputs):
@@ -114,7 +124,7 @@ def _texture(args, styles: list[str]) -> int:
     options = _method_options(args)
     if args.method == "gatys":
         options.update(init="noise", content_weight=0.0)  # pure Gram matching (Gatys et al. 2015 textures)
-    model = api.load(args.method, **options)
+    model = api.load(args.method, **options).to(_device(args.device))
     code = model.encode_style(api.prepare_styles(styles, args.style_size), _floats(args.style_weights) if args.style_weights else None)
     if args.method == "wct":
         image = model.synthesize(code, (h, w), seed=args.seed)
@@ -130,7 +140,8 @@ def cmd_weights(args) -> int:
     if args.action == "list":
         for entry in weights.load_manifest().values():
             where = "bundled" if entry.bundled else f"hub:{entry.hub_repo_id}/{entry.hub_filename}"
-            print(f"{entry.name}\t{entry.method}\t{entry.bytes / 1e6:.1f} MB\t{entry.licence}\t{where}")
+            size = f"{entry.bytes / 1e6:.1f} MB" if entry.bytes >= 1e5 else f"{entry.bytes / 1e3:.1f} kB"
+            print(f"{entry.name}\t{entry.method}\t{size}\t{entry.licence}\t{where}")
         return 0
     if args.action == "verify":
         rows = weights.verify(args.name)
@@ -197,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patch-size", type=int, help="Style-Swap patch size (odd, default 3)")
     s.add_argument("--levels", help="WCT levels, e.g. relu3_1,relu2_1,relu1_1")
     s.add_argument("--texture", metavar="WxH", help="no content: synthesize a WxH texture of the style (wct, gatys)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_stylize)
@@ -242,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("brushstream: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `brushstream weights list | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("brushstream: error: out of memory; use a smaller --size", file=sys.stderr)
         return EXIT_USAGE
