@@ -3,7 +3,7 @@
 Every method and the peer run in this one process on the same photos and style, interleaved round by
 round so that load from other work on the machine hits them alike; the ratio is the signal, single
 times on a shared 2-core machine are noise. Peak memory is measured per method in a child process
-(ru_maxrss after the warm runs, minus the process's RSS before the method was built).
+(the RSS high-water mark over building the method and one run, minus the RSS before it).
 
     python bench/speed_stills.py --size 512 --rounds 5
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,12 +28,13 @@ from brushstream.core.methods import build  # noqa: E402
 OPTIONS = {"adain": {}, "wct": {}, "swap": {}, "gatys": {"steps": 20, "progress": False}}
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """VmRSS / VmHWM from /proc (Linux). ru_maxrss is not used: it carries the parent's peak across exec."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    return 0.0
+    return float("nan")
 
 
 def _runner(method: str):
@@ -58,11 +58,13 @@ def _runner(method: str):
 def peak_memory(method: str, size: int) -> None:
     """Child-process entry: print JSON with the peak RSS growth of one method."""
     content, style = photo(eval_photos()[0], size), photo(STYLES / "starry_night.jpg", size)
-    base = _rss_mb()
+    base = _status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark to the current RSS
+        f.write("5")
     run = _runner(method)
     with torch.no_grad() if method != "gatys" else torch.enable_grad():
         run(content, style)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     print(json.dumps({"method": method, "peak_mb": peak, "growth_mb": peak - base}))
 
 
