@@ -72,7 +72,7 @@ def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, metho
 
 def stylize_with(model: StyleMethod, code, content: ImageLike, *, strength: float = 1.0,
                  preserve_color: bool = False, size: int | None = None, mask: ImageLike | None = None,
-                 output: str | os.PathLike | None = None, **options) -> torch.Tensor:
+                 output: str | os.PathLike | None = None, precision: str = "fp32", **options) -> torch.Tensor:
     """Stylize with an already encoded style (many contents, one style code)."""
     img = _as_loaded(content)
     _check_min_size(img)
@@ -88,7 +88,8 @@ def stylize_with(model: StyleMethod, code, content: ImageLike, *, strength: floa
     if mask is not None:
         mask_img = _as_loaded(mask)
         m = resize_to(mask_img.image.mean(dim=1, keepdim=True), x.shape[-2:])
-    y = model.stylize(x, code, strength=strength, preserve_color=preserve_color, mask=m, **options)
+    y = model.stylize(x, code, strength=strength, preserve_color=preserve_color, mask=m, precision=precision,
+                      **options)
     if output is not None:
         save_image(y, output, alpha=alpha, bit_depth=img.bit_depth)
     return y

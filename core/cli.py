@@ -92,7 +92,7 @@ def cmd_stylize(args) -> int:
     for content, out in zip(contents, outputs):
         try:
             api.stylize_with(model, code, content, strength=args.strength, preserve_color=args.preserve_color,
-                             size=args.size, mask=args.mask, output=out)
+                             size=args.size, mask=args.mask, output=out, precision=args.precision)
             if not args.quiet:
                 print(f"{content} -> {out}", file=sys.stderr)
         except BrushstreamError as exc:
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--levels", help="WCT levels, e.g. relu3_1,relu2_1,relu1_1")
     s.add_argument("--texture", metavar="WxH", help="no content: synthesize a WxH texture of the style (wct, gatys)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: bfloat16 autocast, faster on recent CPUs and GPUs (not for gatys)")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_stylize)

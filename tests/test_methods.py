@@ -165,3 +165,13 @@ def test_memory_budget_refuses_clearly(adain, styles):
     adain_small.max_pixels = 64 * 64
     with pytest.raises(BrushstreamError, match="memory budget"):
         adain_small.stylize(torch.rand(1, 3, 100, 100), adain.encode_style([styles[0]]))
+
+
+def test_bf16_precision_gives_the_same_picture(adain, content, styles):
+    code = adain.encode_style([styles[0]])
+    full = adain.stylize(content, code)
+    half = adain.stylize(content, code, precision="bf16")
+    assert half.dtype == torch.float32 and half.shape == full.shape
+    assert (half - full).abs().mean() < 0.01
+    with pytest.raises(BrushstreamError, match="precision must be"):
+        adain.stylize(content, code, precision="fp8")

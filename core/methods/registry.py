@@ -1,8 +1,6 @@
 """Method names -> classes; builders load their weights through core.weights (timm's registry idea)."""
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
 from ..errors import BrushstreamError
@@ -36,5 +34,3 @@ def build(name: str, **options) -> StyleMethod:
         model.to(memory_format=torch.channels_last)  # matches the NHWC input the base class feeds it
     return model
 
-
-MethodBuilder = Callable[..., StyleMethod]

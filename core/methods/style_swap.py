@@ -4,7 +4,6 @@ swapped features as in section 4), and matching is chunked over style patches to
 """
 from __future__ import annotations
 
-
 from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..ops.patch_swap import style_swap
 from .base import Capabilities, StyleCode, StyleMethod
