@@ -74,23 +74,31 @@ def evaluate(runners: dict[str, Runner], contents: Sequence[Path], styles: Seque
 
 def comparison_sheet(outputs: dict, contents: Sequence[Path], style_imgs: dict, methods: Sequence[str],
                      size: int, tile: int = 192) -> Image.Image:
-    label = 18
-    cols = 2 + len(methods)
-    pairs = [(c, s) for c in contents for s in style_imgs]
-    sheet = Image.new("RGB", (cols * tile, len(pairs) * (tile + label) + label), "white")
+    """One row per (content, style) pair: content, style, then each method; labels above each row."""
+    label = 16
+    rows = []
+    for c in contents:
+        content = resize_long_side(load_image(c).image, size)
+        for s in style_imgs:
+            cells = [content, style_imgs[s], *[outputs.get((c.name, s, m)) for m in methods]]
+            thumbs = []
+            for img in cells:
+                im = Image.fromarray(to_uint8(img)) if img is not None else Image.new("RGB", (tile, tile), "gray")
+                im.thumbnail((tile, tile))
+                thumbs.append(im)
+            rows.append((f"{c.stem} / {Path(s).stem}", thumbs))
+    height = sum(label + max(t.height for t in thumbs) for _, thumbs in rows) + label
+    sheet = Image.new("RGB", ((2 + len(methods)) * tile, height), "white")
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(["content", "style", *methods]):
         draw.text((i * tile + 4, 2), name, fill="black")
-    for r, (c, s) in enumerate(pairs):
-        y = label + r * (tile + label)
-        cells = [resize_long_side(load_image(c).image, size), style_imgs[s], *[outputs.get((c.name, s, m)) for m in methods]]
-        for i, img in enumerate(cells):
-            if img is None:
-                continue
-            im = Image.fromarray(to_uint8(img))
-            im.thumbnail((tile, tile))
+    y = label
+    for caption, thumbs in rows:
+        draw.text((4, y + 2), caption, fill="black")
+        y += label
+        for i, im in enumerate(thumbs):
             sheet.paste(im, (i * tile, y))
-        draw.text((4, y + tile + 2), f"{c.stem} / {Path(s).stem}", fill="black")
+        y += max(t.height for t in thumbs)
     return sheet
 
 

@@ -1,4 +1,5 @@
 """The CLI as users meet it: real files in, one clear line and exit 2 on bad input, atomic outputs."""
+import json
 import subprocess
 import sys
 
@@ -184,3 +185,14 @@ def test_gatys_options_reach_the_optimiser(tmp_path, capsys):
     assert Image.open(out).size == (40, 32)
     code, err = _run(args[:-3] + ["--style-layers", "relu9_9", "-o", str(out)], capsys)
     assert code == 2 and "unknown VGG16 layers ['relu9_9']" in err[0]
+
+
+def test_eval_writes_a_report_and_a_comparison_sheet(tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["eval", str(PHOTO), "--style", STYLE, "--methods", "adain,wct", "--size", "64", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "adain\tgram ratio" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["summary"]) == {"adain", "wct"}
+    assert all(0 < s["gram_ratio"] < 1 for s in report["summary"].values())  # both moved towards the style
+    assert Image.open(out / "sheet.png").width == 4 * 192
