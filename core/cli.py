@@ -46,8 +46,8 @@ def _method_options(args) -> dict:
     return opts
 
 
-def _output_paths(contents: list[Path], out: Path, method: str) -> list[Path]:
-    if len(contents) == 1 and not (out.exists() and out.is_dir()) and out.suffix:
+def _output_paths(contents: list[Path], out: Path, method: str, folder_input: bool = False) -> list[Path]:
+    if len(contents) == 1 and not folder_input and not (out.exists() and out.is_dir()) and out.suffix:
         return [out]
     if out.exists() and not out.is_dir():
         raise BrushstreamError(f"{out}: several inputs need an output directory, and this is a file")
@@ -68,7 +68,10 @@ def cmd_stylize(args) -> int:
     from . import api
     from .image import check_output_path
 
-    contents, styles = [Path(c) for c in args.content], list(args.style or [])
+    from .image import list_images
+
+    contents = [p for c in args.content for p in (list_images(c) if Path(c).is_dir() else [Path(c)])]
+    styles = list(args.style or [])
     if args.texture:
         return _texture(args, styles)
     if not contents and not styles:
@@ -82,8 +85,10 @@ def cmd_stylize(args) -> int:
     for s in styles:
         if not Path(s).exists():
             raise BrushstreamError(f"{s}: no such style file")
+    if args.size is not None and args.size < 16:
+        raise BrushstreamError(f"--size must be at least 16 px, got {args.size}")
     weights = _floats(args.style_weights) if args.style_weights else None
-    outputs = _output_paths(contents, Path(args.output), args.method)
+    outputs = _output_paths(contents, Path(args.output), args.method, any(Path(c).is_dir() for c in args.content))
     for o in outputs:
         check_output_path(o)
     model = api.load(args.method, **_method_options(args)).to(_device(args.device))

@@ -26,6 +26,20 @@ WRITE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
 
 
+READ_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly inside ``folder``, sorted; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BrushstreamError(f"{folder}: not a directory of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_SUFFIXES)
+    if not files:
+        raise BrushstreamError(f"{folder}: holds no images ({', '.join(sorted(READ_SUFFIXES))})")
+    return files
+
+
 @dataclass
 class LoadedImage:
     image: torch.Tensor              # (1, 3, H, W) float32 in [0, 1]

@@ -50,6 +50,17 @@ def test_size_option_blend_and_directory_output(tmp_path, capsys):
     assert Image.open(out_dir / "b_wct.png").size == (32, 48)
 
 
+def test_a_folder_of_photos_goes_to_a_folder_of_outputs(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _small_photo(photos, "one.jpg")
+    _small_photo(photos, "two.png")
+    (photos / "notes.txt").write_text("not an image")
+    code, _ = _run(["stylize", str(photos), "--style", STYLE, "-o", str(tmp_path / "styled"), "-q"], capsys)
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["one_adain.png", "two_adain.png"]
+
+
 def _corrupt_files(tmp_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")

@@ -8,19 +8,7 @@ import torch
 from PIL import Image
 
 from ..errors import BrushstreamError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BrushstreamError(f"{folder}: not a directory of training images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise BrushstreamError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
+from ..image import list_images
 
 class RandomCrops:
     """Random square crops (with horizontal flips) from images whose shorter side is resized to ``short_side``."""

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..image import load_image
+from ..image import list_images, load_image
 from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..nets.vgg_normalised import STRIDE, VGGDecoder
 from ..ops.resize import crop_to, pad_to_multiple
 from ..weights import load_state_dict, save_weights
-from .datasets import RandomCrops, list_images
+from .datasets import RandomCrops
 from .loop import train
 
 
