@@ -131,3 +131,13 @@ def test_non_safetensors_file_is_refused_in_one_line(tmp_path):
     with pytest.raises(BrushstreamError, match="not a valid safetensors file") as err:
         W.load_state_dict(fake)
     assert "\n" not in str(err.value)
+
+
+def test_cli_pull_downloads_the_backbone_from_the_hub_and_verify_reports_it(hub, capsys):
+    from brushstream.core.cli import main
+
+    assert main(["weights", "pull", "vgg16_imagenet_caffe"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert hub.downloads() == 1 and path.stat().st_size == W.load_manifest()["vgg16_imagenet_caffe"].bytes
+    assert main(["weights", "verify", "vgg16_imagenet_caffe"]) == 0
+    assert capsys.readouterr().out.split("\t")[1] == "ok"
