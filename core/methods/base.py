@@ -94,8 +94,8 @@ class StyleMethod(nn.Module):
                 **options) -> torch.Tensor:
         """Stylize (B, 3, H, W) content; returns the same size, in [0, 1].
 
-        ``precision="bf16"`` runs the networks under bfloat16 autocast (1.7x faster for AdaIN on this
-        CPU with the same style distance, see bench/speed_stills.py); statistics stay in float32/64.
+        ``precision="bf16"`` runs the networks under bfloat16 autocast (1.2-1.7x faster for AdaIN on this
+        CPU with the same style distance, see bench/speed_stills.py); WCT's statistics stay in float64.
         """
         if precision not in ("fp32", "bf16"):
             raise BrushstreamError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -112,9 +112,6 @@ class StyleMethod(nn.Module):
         outs = []
         for i in range(content.shape[0]):  # per image: statistics are per image by definition
             x, size = pad_to_multiple(content[i:i + 1], self.stride)
-            if not self.capabilities.optimisation:
-                # NHWC is ~1.8x faster for these convolutions on CPU (oneDNN); see bench/speed_stills.py
-                x = x.contiguous(memory_format=torch.channels_last)
             m = None if mask is None else pad_to_multiple(mask[i:i + 1], self.stride)[0]
             # Feed-forward methods need no autograd graph; optimisation methods manage their own.
             with torch.set_grad_enabled(self.capabilities.optimisation), \

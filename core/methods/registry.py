@@ -1,8 +1,6 @@
 """Method names -> classes; builders load their weights through core.weights (timm's registry idea)."""
 from __future__ import annotations
 
-import torch
-
 from ..errors import BrushstreamError
 from .base import StyleMethod
 
@@ -29,8 +27,5 @@ def build(name: str, **options) -> StyleMethod:
     methods = available()
     if name not in methods:
         raise BrushstreamError(f"unknown method {name!r}; available: {', '.join(methods)}")
-    model = methods[name](**options).eval()
-    if not model.capabilities.optimisation:
-        model.to(memory_format=torch.channels_last)  # matches the NHWC input the base class feeds it
-    return model
+    return methods[name](**options).eval()
 
