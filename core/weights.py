@@ -1,16 +1,18 @@
 """Weight files: manifest -> explicit path / bundled copy / $BRUSHSTREAM_WEIGHTS_DIR / HF cache / the Hub.
 
-The only module that talks to the Hugging Face Hub (through huggingface-hub). Every file is verified
-against the manifest's sha256 and size before it is used; a file that fails is an error, and a bad
-download is removed from the cache so nothing corrupt is left behind. safetensors only: never pickle.
+The only module that talks to the Hugging Face Hub (through huggingface-hub). Every file found by
+name is verified against the manifest's sha256 and size before it is used; a file that fails is an
+error, and a bad copy in the Hugging Face cache is deleted (snapshot link and blob) so nothing corrupt
+is left behind to be picked up next time. safetensors only: nothing here ever unpickles.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,12 +27,17 @@ MANIFEST_PATH = PACKAGE_ROOT / "weights_manifest.json"
 BUNDLED_DIR = PACKAGE_ROOT / "assets" / "weights"
 ENV_DIR = "BRUSHSTREAM_WEIGHTS_DIR"
 DEFAULT_HUB_REPO = "brushstream/brushstream-weights"
+SCHEMA = 1
+# Key order of a manifest entry on disk (stable diffs); anything else follows in its own order.
 _ENTRY_KEYS = ("name", "method", "file", "sha256", "bytes", "licence", "attribution", "convention",
                "description", "bundled", "hub")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WeightEntry:
+    """One manifest record: what the file is, how to check it, where to get it, and its terms."""
     name: str
     method: str
     file: str
@@ -46,30 +53,86 @@ class WeightEntry:
     description: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def to_json(self) -> dict:
+        """The manifest-file form of this entry (inverse of what load_manifest reads)."""
+        d = asdict(self)
+        extra = d.pop("extra")
+        hub = {"repo_id": d.pop("hub_repo_id"), "filename": d.pop("hub_filename"),
+               "revision": d.pop("hub_revision")}
+        return _canonical({**d, "hub": hub, **extra})
+
+
+# -- manifest ------------------------------------------------------------------------------------------
+
+def _entry_from_json(e: dict) -> WeightEntry:
+    hub = e.get("hub") or {}
+    return WeightEntry(
+        name=e["name"], method=e["method"], file=e["file"], sha256=e["sha256"].lower(),
+        bytes=int(e["bytes"]), licence=e["licence"], attribution=e["attribution"],
+        convention=e["convention"], hub_repo_id=hub.get("repo_id", DEFAULT_HUB_REPO),
+        hub_filename=hub.get("filename", e["file"]), hub_revision=hub.get("revision", "main"),
+        bundled=bool(e.get("bundled", False)), description=e.get("description", ""),
+        extra={k: v for k, v in e.items() if k not in _ENTRY_KEYS})
+
 
 def load_manifest(path: str | os.PathLike = MANIFEST_PATH) -> dict[str, WeightEntry]:
+    """Name -> entry. Read fresh each call (it is small), so register() is seen at once."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text())
-        entries = {}
-        for e in raw["weights"]:
-            hub = e.get("hub", {})
-            entries[e["name"]] = WeightEntry(
-                name=e["name"], method=e["method"], file=e["file"], sha256=e["sha256"].lower(),
-                bytes=int(e["bytes"]), licence=e["licence"], attribution=e["attribution"],
-                convention=e["convention"], hub_repo_id=hub.get("repo_id", DEFAULT_HUB_REPO),
-                hub_filename=hub.get("filename", e["file"]), hub_revision=hub.get("revision", "main"),
-                bundled=bool(e.get("bundled", False)), description=e.get("description", ""),
-                extra={k: v for k, v in e.items() if k not in _ENTRY_KEYS})
-        return entries
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if raw.get("schema") != SCHEMA:
+            raise ValueError(f"schema {raw.get('schema')!r}, expected {SCHEMA}")
+        entries = [_entry_from_json(e) for e in raw["weights"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BrushstreamError(f"{path}: unreadable weights manifest ({type(exc).__name__}: {exc})") from None
+    manifest = {e.name: e for e in entries}
+    if len(manifest) != len(entries):
+        raise BrushstreamError(f"{path}: weights manifest names an entry twice")
+    return manifest
 
 
-# -- hashing (cached per file state, so a 58 MB backbone is hashed once per process) --------------
+def _canonical(entry: dict) -> dict:
+    known = {k: entry[k] for k in _ENTRY_KEYS if k in entry}
+    return {**known, **{k: v for k, v in entry.items() if k not in known}}
+
+
+def manifest_entry_for_file(path: str | os.PathLike, *, name: str, method: str, licence: str, attribution: str,
+                            convention: str, description: str, hub_repo_id: str = DEFAULT_HUB_REPO,
+                            hub_filename: str | None = None, hub_revision: str = "main", bundled: bool = False,
+                            **extra) -> dict:
+    """A manifest entry (JSON form) whose sha256 and size are measured from ``path``."""
+    path = Path(path)
+    return _canonical({
+        "name": name, "method": method, "file": path.name, "sha256": sha256_file(path),
+        "bytes": path.stat().st_size, "licence": licence, "attribution": attribution,
+        "convention": convention, "description": description, "bundled": bundled,
+        "hub": {"repo_id": hub_repo_id, "filename": hub_filename or path.name, "revision": hub_revision},
+        **extra})
+
+
+def write_manifest(entries: dict | list, path: str | os.PathLike = MANIFEST_PATH) -> None:
+    """Write the manifest atomically, entries sorted by name and keys in a fixed order."""
+    items = entries.values() if isinstance(entries, dict) else entries
+    rows = [e.to_json() if isinstance(e, WeightEntry) else _canonical(dict(e)) for e in items]
+    text = json.dumps({"schema": SCHEMA, "weights": sorted(rows, key=lambda e: e["name"])},
+                      indent=2, ensure_ascii=False) + "\n"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def register(path: str | os.PathLike, manifest_path: str | os.PathLike = MANIFEST_PATH, **fields) -> dict:
+    """Add or replace (by name) the entry for ``path``; fields as manifest_entry_for_file takes them."""
+    entry = manifest_entry_for_file(path, **fields)
+    existing = load_manifest(manifest_path) if Path(manifest_path).exists() else {}
+    rows = [e.to_json() for n, e in existing.items() if n != entry["name"]] + [entry]
+    write_manifest(rows, manifest_path)
+    return entry
+
+
+# -- checking (hashes cached per file state, so a 58 MB backbone is hashed once per process) -------------
 
 @functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+def _sha256_cached(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -78,60 +141,98 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    st = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    real = Path(path).resolve()
+    st = real.stat()
+    return _sha256_cached(str(real), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _check(entry: WeightEntry, path: Path) -> Path:
+    """``path`` if its size and sha256 are the manifest's, else a one-line BrushstreamError."""
     size = path.stat().st_size
     if size != entry.bytes:
         raise BrushstreamError(f"{entry.name}: {path} is {size} bytes, expected {entry.bytes}; "
                                f"the file is truncated or corrupt")
     digest = sha256_file(path)
     if digest != entry.sha256:
-        raise BrushstreamError(f"{entry.name}: sha256 mismatch for {path} (expected {entry.sha256[:12]}..., "
-                               f"got {digest[:12]}...); the file is corrupt or tampered")
+        raise BrushstreamError(f"{entry.name}: sha256 mismatch for {path} (expected {entry.sha256[:12]}…, "
+                               f"got {digest[:12]}…); the file is corrupt or tampered")
     return path
 
 
-# -- resolution --------------------------------------------------------------------------------------
+def _check_safetensors(path: Path) -> Path:
+    """Cheap structural check (header only) of a file the manifest cannot vouch for."""
+    def bad(why: str) -> BrushstreamError:
+        return BrushstreamError(f"{path}: not a valid safetensors file ({why})")
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+        if not 2 <= n <= size - 8:
+            raise bad("no safetensors header")
+        try:
+            header = json.loads(f.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise bad("unreadable header") from None
+    if 8 + n + end != size:
+        raise bad(f"{size} bytes, the header describes {8 + n + end}; truncated or padded")
+    return path
+
+
+# -- the Hugging Face side ------------------------------------------------------------------------------
+
+class _Absent(Exception):
+    """Internal: the Hub side has no copy; the message says why (for the final error line)."""
+
 
 def _endpoint() -> str | None:
-    # Read at call time, so HF_ENDPOINT set after import (tests, hosts) is honoured.
+    # Read at call time, so HF_ENDPOINT set after import (tests, hosts, mirrors) is honoured.
     return os.environ.get("HF_ENDPOINT") or None
 
 
 def _cache_dir() -> str | None:
-    return os.environ.get("HF_HUB_CACHE") or None
+    # huggingface-hub reads these at import time; reading them per call lets a host redirect the cache later.
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return env or constants.HF_HUB_OFFLINE
 
 
 def _remove_from_cache(path: Path) -> None:
-    """Delete a cached snapshot file and the blob it links to (huggingface-hub's cache layout)."""
+    """Delete a cached snapshot entry and the blob it links to (huggingface-hub's cache layout)."""
     blob = path.resolve()
-    for p in {path, blob}:
+    for p in dict.fromkeys((path, blob)):
         try:
             os.unlink(p)
         except FileNotFoundError:
             pass
 
 
-def _from_hub(entry: WeightEntry, local_files_only: bool) -> Path | None:
+def _hub_file(entry: WeightEntry, local_only: bool) -> Path:
+    """A verified copy from the HF cache (local_only) or the Hub; raises _Absent if there is none."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
+    where = f"{entry.hub_repo_id}@{entry.hub_revision}:{entry.hub_filename}"
     try:
         got = Path(hf_hub_download(entry.hub_repo_id, entry.hub_filename, revision=entry.hub_revision,
-                                   local_files_only=local_files_only, endpoint=_endpoint(),
-                                   cache_dir=_cache_dir()))
-    except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError):
-        return None
-    except OSError as exc:  # connection refused, DNS, timeouts: huggingface-hub raises OSError subclasses
-        raise BrushstreamError(f"{entry.name}: download from the Hub failed ({type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:200]})") from None
+                                   local_files_only=local_only, endpoint=_endpoint(), cache_dir=_cache_dir()))
+    except LocalEntryNotFoundError:
+        # Offline: simply not cached. Online: huggingface-hub says this when the Hub could not be reached.
+        raise _Absent("not in the Hugging Face cache" if local_only else
+                      f"the Hub at {_endpoint() or 'huggingface.co'} could not be reached") from None
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise _Absent(f"{where} is not on the Hub ({type(exc).__name__})") from None
+    except Exception as exc:  # network / HTTP / disk errors: their types differ across huggingface-hub versions
+        raise BrushstreamError(f"{entry.name}: download of {where} failed ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:200]})") from exc
     try:
         return _check(entry, got)
     except BrushstreamError:
@@ -139,39 +240,66 @@ def _from_hub(entry: WeightEntry, local_files_only: bool) -> Path | None:
         raise
 
 
+def _from_hf(entry: WeightEntry, offline: bool) -> tuple[Path | None, str]:
+    """Cache first, then (online) the Hub. A corrupt cached copy is dropped and fetched again online."""
+    try:
+        return _hub_file(entry, local_only=True), ""
+    except _Absent:
+        pass
+    except BrushstreamError as exc:
+        if offline:
+            raise
+        log.warning("%s; fetching a fresh copy", exc)
+    if offline:
+        return None, "Hub not tried (offline: HF_HUB_OFFLINE or local_files_only)"
+    try:
+        return _hub_file(entry, local_only=False), ""
+    except _Absent as exc:
+        return None, str(exc)
+
+
+# -- resolution --------------------------------------------------------------------------------------------
+
+def _unknown(name: str, manifest: dict[str, WeightEntry]) -> BrushstreamError:
+    return BrushstreamError(f"unknown weights {name!r}; known: {', '.join(sorted(manifest))}")
+
+
+def _explicit(text: str) -> Path:
+    """A user's own file: it only has to be safetensors (a copy that matches the manifest is verified anyway)."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise BrushstreamError(f"{path}: no such weights file")
+    return _check_safetensors(path)
+
+
 def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry] | None = None,
             local_files_only: bool | None = None) -> Path:
-    """A verified local path for a manifest name, or a user's own safetensors file."""
+    """A local path to use: a manifest name is found and verified, a path must be a safetensors file."""
     manifest = manifest if manifest is not None else load_manifest()
-    text = str(name_or_path)
+    text = os.fspath(name_or_path)
     if text not in manifest:
-        path = Path(text).expanduser()
-        if path.suffix == ".safetensors" or path.exists() or os.sep in text:
-            if not path.is_file():
-                raise BrushstreamError(f"{path}: no such weights file")
-            # A copy of a file the manifest knows (same name) must match it; any other file is the
-            # user's own and is checked by safetensors parsing when loaded.
-            known = {e.file: e for e in manifest.values()}.get(path.name)
-            return _check(known, path) if known is not None else path
-        raise BrushstreamError(f"unknown weights {text!r}; known: {', '.join(sorted(manifest))}")
+        if isinstance(name_or_path, os.PathLike) or Path(text).suffix or os.sep in text or Path(text).exists():
+            return _explicit(text)
+        raise _unknown(text, manifest)
     entry = manifest[text]
     if entry.bundled and (BUNDLED_DIR / entry.file).is_file():
         return _check(entry, BUNDLED_DIR / entry.file)
     env_dir = os.environ.get(ENV_DIR)
     if env_dir and (Path(env_dir) / entry.file).is_file():
         return _check(entry, Path(env_dir) / entry.file)
-    offline = _offline() if local_files_only is None else local_files_only
-    for only_local in ((True,) if offline else (True, False)):
-        found = _from_hub(entry, only_local)
-        if found is not None:
-            return found
-    where = f"bundled assets, ${ENV_DIR}, the Hugging Face cache" + ("" if offline else f" and {entry.hub_repo_id} on the Hub")
-    raise BrushstreamError(f"{entry.name}: {entry.file} not found in {where}; set {ENV_DIR} to a folder "
-                           f"that holds it, or run `brushstream weights pull {entry.name}` online")
+    offline = _offline() if local_files_only is None else bool(local_files_only)
+    found, why = _from_hf(entry, offline)
+    if found is not None:
+        return found
+    cache = _cache_dir() or "the default Hugging Face cache"
+    raise BrushstreamError(
+        f"{entry.name}: {entry.file} not found (looked in: {'bundled assets, ' if entry.bundled else ''}"
+        f"${ENV_DIR}={env_dir or '(unset)'}, {cache}; {why}); set {ENV_DIR} to a folder that holds it, "
+        f"or go online and run `brushstream weights pull {entry.name}`")
 
 
 def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and string metadata of a verified safetensors file."""
+    """Tensors and string metadata of a verified safetensors file (never pickle)."""
     path = resolve(name_or_path, **kw)
     try:
         with safe_open(str(path), "pt") as f:
@@ -181,7 +309,7 @@ def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, to
         raise BrushstreamError(f"{path}: not a valid safetensors file ({' '.join(str(exc).split())[:120]})") from None
 
 
-# -- writing -------------------------------------------------------------------------------------------
+# -- writing -----------------------------------------------------------------------------------------------
 
 def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
     """Write safetensors atomically (temp file, then rename); metadata values become strings. Returns sha256."""
@@ -191,34 +319,7 @@ def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     return sha256_file(path)
 
 
-def manifest_entry_for_file(path: str | os.PathLike, *, name: str, method: str, licence: str, attribution: str,
-                            convention: str, description: str, hub_repo_id: str = DEFAULT_HUB_REPO,
-                            hub_filename: str | None = None, hub_revision: str = "main", bundled: bool = False,
-                            **extra) -> dict:
-    path = Path(path)
-    return {"name": name, "method": method, "file": path.name, "sha256": sha256_file(path),
-            "bytes": path.stat().st_size, "licence": licence, "attribution": attribution,
-            "convention": convention, "description": description, "bundled": bundled,
-            "hub": {"repo_id": hub_repo_id, "filename": hub_filename or path.name, "revision": hub_revision},
-            **extra}
-
-
-def write_manifest(entries: list[dict], path: str | os.PathLike = MANIFEST_PATH) -> None:
-    text = json.dumps({"schema": 1, "weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n"
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
-def register(path: str | os.PathLike, manifest_path: str | os.PathLike = MANIFEST_PATH, **fields) -> dict:
-    """Add or replace one manifest entry computed from ``path``."""
-    entry = manifest_entry_for_file(path, **fields)
-    raw = json.loads(Path(manifest_path).read_text()) if Path(manifest_path).exists() else {"weights": []}
-    entries = [e for e in raw["weights"] if e["name"] != entry["name"]] + [entry]
-    write_manifest(entries, manifest_path)
-    return entry
-
-
-# -- maintenance (CLI: brushstream weights verify|pull) -------------------------------------------------
+# -- maintenance (CLI: brushstream weights verify|pull) ---------------------------------------------------
 
 def _local_copies(entry: WeightEntry) -> list[Path]:
     copies = []
@@ -239,13 +340,12 @@ def _local_copies(entry: WeightEntry) -> list[Path]:
 
 
 def verify(name: str | None = None, manifest: dict[str, WeightEntry] | None = None) -> list[tuple[str, str, str]]:
-    """(name, 'ok' | 'MISMATCH' | 'missing', where) for every local copy; downloads nothing."""
+    """(name, 'ok' | 'MISMATCH' | 'missing', where) for every local copy; downloads nothing, deletes nothing."""
     manifest = manifest if manifest is not None else load_manifest()
-    names = [name] if name else sorted(manifest)
+    if name is not None and name not in manifest:
+        raise _unknown(name, manifest)
     rows = []
-    for n in names:
-        if n not in manifest:
-            raise BrushstreamError(f"unknown weights {n!r}; known: {', '.join(sorted(manifest))}")
+    for n in [name] if name else sorted(manifest):
         copies = _local_copies(manifest[n])
         if not copies:
             rows.append((n, "missing", "-"))
@@ -261,4 +361,6 @@ def verify(name: str | None = None, manifest: dict[str, WeightEntry] | None = No
 def pull(name: str | None = None, manifest: dict[str, WeightEntry] | None = None) -> list[Path]:
     """Find or download, and verify, one or every manifest file."""
     manifest = manifest if manifest is not None else load_manifest()
+    if name is not None and name not in manifest:
+        raise _unknown(name, manifest)
     return [resolve(n, manifest=manifest) for n in ([name] if name else sorted(manifest))]
