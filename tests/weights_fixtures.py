@@ -14,7 +14,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
 SHARED_WEIGHTS = SHARED / "weights"
 
-__all__ = ["SHARED", "SHARED_DATA", "SHARED_WEIGHTS", "_offline_weights", "hub_server", "hf_env", "hub"]
+__all__ = ["SHARED", "SHARED_DATA", "SHARED_WEIGHTS", "_offline_weights", "hf_env", "hub", "hub_server"]
 
 
 @pytest.fixture(autouse=True, scope="session")
