@@ -269,7 +269,8 @@ def _unknown(name: str, manifest: dict[str, WeightEntry]) -> BrushstreamError:
 
 
 def _explicit(text: str) -> Path:
-    """A user's own file: it only has to be safetensors (a copy that matches the manifest is verified anyway)."""
+    """A user's own file (say a retrained decoder): the manifest vouches for names, not paths, so it only
+    has to be a whole safetensors file. Named copies are what gets hashed."""
     path = Path(text).expanduser()
     if not path.is_file():
         raise BrushstreamError(f"{path}: no such weights file")
