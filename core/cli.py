@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scales", help="Gatys coarse-to-fine scales, e.g. 0.5,1")
     s.add_argument("--style-layers", help="Gatys VGG16 style layers (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     s.add_argument("--content-layers", help="Gatys VGG16 content layers (default relu4_2)")
-    s.add_argument("--style-weight", type=float, help="Gatys style weight (default 1000)")
+    s.add_argument("--style-weight", type=float, help="Gatys style weight (default 5; higher washes out the content)")
     s.add_argument("--content-weight", type=float, help="Gatys content weight (default 1)")
     s.add_argument("--tv-weight", type=float, help="Gatys total-variation weight (default 0)")
     s.add_argument("--lr", type=float, help="Gatys Adam learning rate (default 0.02)")

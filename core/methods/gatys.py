@@ -31,7 +31,7 @@ class Gatys(StyleMethod):
     max_pixels = 1024 * 1024   # each step is a VGG16 forward and backward pass
 
     def __init__(self, weights: str = VGG16_WEIGHTS, style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS,
-                 content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS, style_weight: float = 1e3,
+                 content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS, style_weight: float = 5.0,
                  content_weight: float = 1.0, tv_weight: float = 0.0, steps: int = 300,
                  optimizer: str = "lbfgs", lr: float = 0.02, init: str = "content",
                  scales: tuple[float, ...] = (1.0,), seed: int = 0, progress: bool = True):
