@@ -23,10 +23,8 @@ DECODER_WEIGHTS = {
 VGG16_WEIGHTS = "vgg16_imagenet_caffe"
 
 
-def _load_into(module: torch.nn.Module, source: str, prefix: str = "") -> torch.nn.Module:
+def _load_into(module: torch.nn.Module, source: str) -> torch.nn.Module:
     tensors, _ = weight_store.load_state_dict(source)
-    if prefix:
-        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     wrong = sorted(k for k in expected if k in tensors and tensors[k].shape != expected[k].shape)

@@ -108,7 +108,6 @@ def reconstruction_psnr(decoder: torch.nn.Module, level: str, folder: str | Path
 
 
 def load_decoder_file(path: str | Path) -> VGGDecoder:
-    tensors, meta = load_state_dict(path)
-    dec = VGGDecoder(meta.get("level", "relu3_1"))
-    dec.load_state_dict(tensors)
-    return dec.eval()
+    """A trained decoder file rebuilt from its own metadata (the level it inverts)."""
+    _, meta = load_state_dict(path)
+    return vgg_decoder(meta.get("level", "relu3_1"), str(path))
