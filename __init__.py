@@ -2,11 +2,14 @@
 
 This folder is both the pip package ``brushstream`` and a ComfyUI custom node pack. Importing it
 loads no weights and starts nothing; ComfyUI reads NODE_CLASS_MAPPINGS, Python users call
-``brushstream.stylize(...)`` or ``brushstream.load(...)``.
+``brushstream.stylize(...)``, ``brushstream.load(...)`` and ``brushstream.load_image(...)``.
 """
 from .core.api import load, stylize
 from .core.errors import BrushstreamError
+from .core.image import load_image, save_image
+from .core.methods import StyleSpec, available
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 __version__ = "0.1.0"
-__all__ = ["load", "stylize", "BrushstreamError", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["load", "stylize", "load_image", "save_image", "available", "StyleSpec", "BrushstreamError",
+           "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,4 +1,7 @@
-"""The small Python API that mirrors the CLI: ``brushstream.load(...)`` and ``brushstream.stylize(...)``."""
+"""The small Python API that mirrors the CLI: ``brushstream.load(...)``, ``brushstream.stylize(...)`` and
+``brushstream.load_image(...)``. Inputs are checked (headers, sizes, budget, output path) before any
+weights are looked up, and no output ever replaces one of the inputs.
+"""
 from __future__ import annotations
 
 import os
@@ -8,8 +11,9 @@ from typing import Sequence, Union
 import torch
 
 from .errors import BrushstreamError
-from .image import LoadedImage, check_output_path, load_image, save_image
-from .methods import StyleMethod, build
+from .image import LoadedImage, check_output_path, image_size, load_image, save_image
+from .methods import StyleMethod, build, get
+from .methods.base import max_pixels_override
 from .ops.resize import resize_long_side, resize_to
 
 ImageLike = Union[str, os.PathLike, torch.Tensor]
@@ -18,18 +22,50 @@ SAMPLE_CONTENT = SAMPLES / "chelsea.jpg"
 SAMPLE_STYLE = SAMPLES / "starry_night.jpg"
 DEFAULT_STYLE_SIZE = 512
 MIN_SIDE = 16
+# A mask is resized to the content; a different aspect ratio would distort it, so it is refused.
+MASK_ASPECT_TOLERANCE = 0.02
 
 
 def load(method: str = "adain", **options) -> StyleMethod:
-    """Build a style method by name (``adain``, ``wct``, ``swap``, ``gatys``) with its verified weights."""
+    """Build a style method by name (see ``brushstream methods``) with its verified weights and options."""
     return build(method, **options)
 
 
-def _as_loaded(image: ImageLike) -> LoadedImage:
+def planned_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """(H, W) after scaling the longer side to ``long_side`` (same rounding as resize_long_side)."""
+    h, w = size
+    if not long_side:
+        return h, w
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def budget_of(method: str | StyleMethod) -> int:
+    """Pixels per image ``method`` may process, known before its weights are loaded."""
+    if isinstance(method, StyleMethod):
+        return method.budget
+    override = max_pixels_override()
+    return override if override is not None else get(method).default_max_pixels
+
+
+def check_content(path: str | os.PathLike, size: int | None, budget: int) -> tuple[int, int]:
+    """Header-only check of a content file against the minimum size and the budget; returns the planned (H, W)."""
+    h, w = planned_size(image_size(path), size)
+    if min(h, w) < MIN_SIDE:
+        raise BrushstreamError(f"{path}: image would be {w}x{h} px; at least {MIN_SIDE} px per side is needed")
+    if h * w > budget:
+        raise BrushstreamError(f"{path}: {w}x{h} px is over the memory budget of {budget / 1e6:.1f} MP; "
+                               f"use a smaller --size or raise BRUSHSTREAM_MAX_PIXELS")
+    return h, w
+
+
+def _as_loaded(image: ImageLike, long_side: int | None = None, max_pixels: int | None = None) -> LoadedImage:
     if isinstance(image, torch.Tensor):
         t = image if image.dim() == 4 else image.unsqueeze(0)
+        if long_side:
+            t = resize_long_side(t.float(), long_side)
         return LoadedImage(t.float(), None, Path("<tensor>"), 8, "tensor")
-    return load_image(image)
+    return load_image(image, long_side=long_side, max_pixels=max_pixels)
 
 
 def _check_min_size(img: LoadedImage) -> None:
@@ -44,7 +80,11 @@ def prepare_styles(styles: ImageLike | Sequence[ImageLike], style_size: int | No
         styles = [styles]
     out = []
     for s in styles:
-        img = _as_loaded(s)
+        if isinstance(s, torch.Tensor):
+            img = _as_loaded(s)
+        else:
+            long_side = style_size if style_size and max(image_size(s)) > style_size else None
+            img = _as_loaded(s, long_side)
         _check_min_size(img)
         x = img.image
         if style_size and max(x.shape[-2:]) > style_size:
@@ -53,43 +93,75 @@ def prepare_styles(styles: ImageLike | Sequence[ImageLike], style_size: int | No
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs: Sequence[str | os.PathLike], inputs: Sequence[ImageLike | None]) -> None:
+    """Never write over an input, and never let two outputs of one run share a path."""
+    files = [Path(i) for i in inputs if isinstance(i, (str, os.PathLike))]
+    seen: list[Path] = []
+    for out in map(Path, outputs):
+        for f in files:
+            if _same_file(out, f):
+                raise BrushstreamError(f"{out}: is one of the inputs; refusing to write over it (choose another -o)")
+        for other in seen:
+            if _same_file(out, other):
+                raise BrushstreamError(f"{out}: two outputs of this run would share this path")
+        seen.append(out)
+
+
+def load_mask(mask: ImageLike, size: tuple[int, int]) -> torch.Tensor:
+    """A mask image (white = first style) as (1, 1, H, W) at the content's size; the aspect ratio must match."""
+    img = _as_loaded(mask)
+    mh, mw = img.size
+    h, w = size
+    if abs((mw / mh) / (w / h) - 1) > MASK_ASPECT_TOLERANCE:
+        raise BrushstreamError(f"{img.path}: mask is {mw}x{mh} px but the content is {w}x{h} px; "
+                               f"the mask must have the content's aspect ratio (it is then resized to fit)")
+    return resize_to(img.image.mean(dim=1, keepdim=True), size).clamp(0, 1)
+
+
 def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, method: str | StyleMethod = "adain",
             style_weights: Sequence[float] | None = None, strength: float = 1.0, preserve_color: bool = False,
             size: int | None = None, style_size: int | None = DEFAULT_STYLE_SIZE, mask: ImageLike | None = None,
-            output: str | os.PathLike | None = None, **options) -> torch.Tensor:
+            output: str | os.PathLike | None = None, precision: str = "fp32", **options) -> torch.Tensor:
     """Stylize one image; returns (1, 3, H, W) in [0, 1] and writes ``output`` atomically if given.
 
     ``size`` is the longer side to work and write at (default: the content's own size). ``options``
-    go to the method's ``stylize`` (e.g. ``steps`` for Gatys).
+    are the method's own (``brushstream methods`` lists them, e.g. ``steps`` for Gatys).
     """
     if output is not None:
         check_output_path(output)
-    model = method if isinstance(method, StyleMethod) else load(method)
-    code = model.encode_style(prepare_styles(style, style_size), style_weights)
+        refuse_overwriting_inputs([output], [content, *(style if isinstance(style, (list, tuple)) else [style]), mask])
+    if isinstance(method, StyleMethod) and options:
+        raise BrushstreamError(f"options {sorted(options)} are set when a method is built; pass them to load()")
+    if not isinstance(content, torch.Tensor):
+        check_content(content, size, budget_of(method))
+    styles = prepare_styles(style, style_size)
+    model = method if isinstance(method, StyleMethod) else load(method, **options)
+    code = model.encode_style(styles, style_weights)
     return stylize_with(model, code, content, strength=strength, preserve_color=preserve_color, size=size,
-                        mask=mask, output=output, **options)
+                        mask=mask, output=output, precision=precision)
 
 
 def stylize_with(model: StyleMethod, code, content: ImageLike, *, strength: float = 1.0,
                  preserve_color: bool = False, size: int | None = None, mask: ImageLike | None = None,
-                 output: str | os.PathLike | None = None, precision: str = "fp32", **options) -> torch.Tensor:
+                 output: str | os.PathLike | None = None, precision: str = "fp32") -> torch.Tensor:
     """Stylize with an already encoded style (many contents, one style code)."""
-    img = _as_loaded(content)
+    if output is not None:
+        check_output_path(output)
+    img = _as_loaded(content, size, model.budget)
     _check_min_size(img)
-    x, alpha = img.image, img.alpha
-    if size:
-        x = resize_long_side(x, size)
-        alpha = None if alpha is None else resize_to(alpha, x.shape[-2:]).clamp(0, 1)
     try:
-        model.check_budget(x.shape[-2:])
+        model.check_budget(img.size)
     except BrushstreamError as exc:
         raise BrushstreamError(f"{img.path}: {exc}") from None
-    m = None
-    if mask is not None:
-        mask_img = _as_loaded(mask)
-        m = resize_to(mask_img.image.mean(dim=1, keepdim=True), x.shape[-2:])
-    y = model.stylize(x, code, strength=strength, preserve_color=preserve_color, mask=m, precision=precision,
-                      **options)
+    m = None if mask is None else load_mask(mask, img.size)
+    y = model.stylize(img.image, code, strength=strength, preserve_color=preserve_color, mask=m, precision=precision)
     if output is not None:
-        save_image(y, output, alpha=alpha, bit_depth=img.bit_depth)
+        save_image(y, output, alpha=img.alpha, bit_depth=img.bit_depth)
     return y

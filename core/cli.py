@@ -16,42 +16,43 @@ class _Parser(argparse.ArgumentParser):
         raise BrushstreamError(f"{self.prog}: {message}")
 
 
-def _floats(text: str) -> list[float]:
+def _floats(text: str, flag: str = "--style-weights") -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise BrushstreamError(f"--style-weights must be numbers separated by commas, got {text!r}") from None
+        raise BrushstreamError(f"{flag} must be numbers separated by commas, got {text!r}") from None
 
 
-def _method_options(args) -> dict:
-    opts = {}
-    if args.method == "gatys":
-        opts.update(steps=args.steps or 300, seed=args.seed, progress=not args.quiet)
-        if args.optimizer:
-            opts["optimizer"] = args.optimizer
-        if args.scales:
-            opts["scales"] = tuple(_floats(args.scales))
-        if args.init:
-            opts["init"] = args.init
-        for flag in ("style_layers", "content_layers"):
-            if getattr(args, flag):
-                opts[flag] = tuple(getattr(args, flag).split(","))
-        for flag in ("style_weight", "content_weight", "tv_weight", "lr"):
-            if getattr(args, flag) is not None:
-                opts[flag] = getattr(args, flag)
-    if args.method == "swap" and args.patch_size:
-        opts["patch_size"] = args.patch_size
-    if args.method == "wct" and args.levels:
-        opts["levels"] = tuple(args.levels.split(","))
-    return opts
+def _is_folder_name(text: str) -> bool:
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
 
 
-def _output_paths(contents: list[Path], out: Path, method: str, folder_input: bool = False) -> list[Path]:
-    if len(contents) == 1 and not folder_input and not (out.exists() and out.is_dir()) and out.suffix:
+def _output_paths(contents: list[Path], out_text: str, method: str, folder_input: bool = False) -> list[Path]:
+    """One output per input: ``-o`` is the file for a single photo, else a folder of ``<stem>_<method>.png``.
+
+    Inputs that would share a name (``cat.jpg`` and ``cat.png``, or two folders' ``cat.jpg``) get their
+    extension, then a number, so no output of one run replaces another.
+    """
+    if out_text.strip() == "-":
+        raise BrushstreamError("-o -: writing to standard output is not supported; give a file or folder name")
+    out = Path(out_text)
+    if len(contents) == 1 and not folder_input and not _is_folder_name(out_text):
+        if not out.suffix:
+            raise BrushstreamError(f"-o {out_text}: give a file name with an image extension (.png, .jpg, ...) "
+                                   f"or a folder name ending in /")
         return [out]
     if out.exists() and not out.is_dir():
         raise BrushstreamError(f"{out}: several inputs need an output directory, and this is a file")
-    return [out / f"{c.stem}_{method}.png" for c in contents]
+    stems = [c.stem for c in contents]
+    names: list[str] = []
+    for c in contents:
+        base = c.stem if stems.count(c.stem) == 1 else f"{c.stem}_{c.suffix.lstrip('.').lower()}"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return [out / f"{n}_{method}.png" for n in names]
 
 
 def _device(name: str):
@@ -64,16 +65,36 @@ def _device(name: str):
     return torch.device(name)
 
 
+def _stylize_settings(args) -> dict:
+    """The common stylize options, checked before anything is loaded."""
+    from .methods import STYLIZE_OPTIONS
+
+    values = {"strength": args.strength, "preserve_color": args.preserve_color, "precision": args.precision}
+    return {o.name: o.parse(values[o.name]) for o in STYLIZE_OPTIONS}
+
+
+def _check_sizes(args) -> None:
+    for flag in ("size", "style_size"):
+        value = getattr(args, flag)
+        if value is not None and not 16 <= value <= 16384:
+            raise BrushstreamError(f"--{flag.replace('_', '-')} must be between 16 and 16384 px, got {value}")
+
+
 def cmd_stylize(args) -> int:
     from . import api
-    from .image import check_output_path
+    from .cli_options import given_options, method_options
+    from .image import check_output_path, image_size, list_images
+    from .methods import get
 
-    from .image import list_images
-
-    contents = [p for c in args.content for p in (list_images(c) if Path(c).is_dir() else [Path(c)])]
+    cls = get(args.method)
+    options = method_options(cls, given_options(args))
+    settings = _stylize_settings(args)
+    _check_sizes(args)
+    weights = _floats(args.style_weights) if args.style_weights else None
     styles = list(args.style or [])
     if args.texture:
-        return _texture(args, styles)
+        return _texture(args, cls, options, styles, weights)
+    contents = [p for c in args.content for p in (list_images(c) if Path(c).is_dir() else [Path(c)])]
     if not contents and not styles:
         contents, styles = [api.SAMPLE_CONTENT], [api.SAMPLE_STYLE]
         print(f"brushstream: no input given; stylizing the bundled sample {contents[0].name} "
@@ -82,22 +103,30 @@ def cmd_stylize(args) -> int:
         raise BrushstreamError("no content image given")
     if not styles:
         raise BrushstreamError("no style image given (--style FILE)")
-    for s in styles:
-        if not Path(s).exists():
-            raise BrushstreamError(f"{s}: no such style file")
-    if args.size is not None and args.size < 16:
-        raise BrushstreamError(f"--size must be at least 16 px, got {args.size}")
-    weights = _floats(args.style_weights) if args.style_weights else None
-    outputs = _output_paths(contents, Path(args.output), args.method, any(Path(c).is_dir() for c in args.content))
+    # Everything the user gave is checked before any weights are looked up or any work is done.
+    outputs = _output_paths(contents, args.output, args.method, any(Path(c).is_dir() for c in args.content))
     for o in outputs:
         check_output_path(o)
-    model = api.load(args.method, **_method_options(args)).to(_device(args.device))
-    code = model.encode_style(api.prepare_styles(styles, args.style_size), weights)
-    failed = 0
+    api.refuse_overwriting_inputs(outputs, [*contents, *styles, args.mask])
+    if args.mask:
+        image_size(args.mask)
+    budget = api.budget_of(args.method)
+    todo, failed = [], 0
     for content, out in zip(contents, outputs):
         try:
-            api.stylize_with(model, code, content, strength=args.strength, preserve_color=args.preserve_color,
-                             size=args.size, mask=args.mask, output=out, precision=args.precision)
+            api.check_content(content, args.size, budget)
+            todo.append((content, out))
+        except BrushstreamError as exc:
+            if len(contents) == 1:
+                raise
+            print(f"brushstream: error: {exc}", file=sys.stderr)
+            failed += 1
+    style_images = api.prepare_styles(styles, args.style_size)
+    model = api.load(args.method, progress=not args.quiet, **options).to(_device(args.device))
+    code = model.encode_style(style_images, weights)
+    for content, out in todo:
+        try:
+            api.stylize_with(model, code, content, size=args.size, mask=args.mask, output=out, **settings)
             if not args.quiet:
                 print(f"{content} -> {out}", file=sys.stderr)
         except BrushstreamError as exc:
@@ -108,34 +137,51 @@ def cmd_stylize(args) -> int:
     return EXIT_USAGE if failed else 0
 
 
-def _texture(args, styles: list[str]) -> int:
-    """Texture synthesis from noise (no content image): WCT's cascade or Gatys from a noise start."""
-    import torch
-
+def _texture(args, cls, options: dict, styles: list[str], weights) -> int:
+    """Texture synthesis from noise (no content image), for methods that declare the capability."""
     from . import api
     from .image import check_output_path, save_image
+    from .methods import available
 
     if args.content:
         raise BrushstreamError("--texture makes an image from noise; give no content image")
-    if args.method not in ("wct", "gatys"):
-        raise BrushstreamError(f"--texture works with --method wct or gatys, not {args.method}")
+    if not cls.capabilities.texture_synthesis:
+        able = [n for n, c in available().items() if c.capabilities.texture_synthesis]
+        raise BrushstreamError(f"--texture works with --method {' or '.join(able)}, not {args.method}")
     if not styles:
         raise BrushstreamError("no style image given (--style FILE)")
     try:
         w, h = (int(v) for v in args.texture.lower().split("x"))
     except ValueError:
         raise BrushstreamError(f"--texture must be WIDTHxHEIGHT, e.g. 512x512, got {args.texture!r}") from None
+    if min(w, h) < 16:
+        raise BrushstreamError(f"--texture {args.texture}: each side must be at least 16 px")
+    budget = api.budget_of(args.method)
+    if w * h > budget:
+        raise BrushstreamError(f"--texture {args.texture} is over the memory budget of {budget / 1e6:.1f} MP for "
+                               f"{args.method}; make it smaller or raise BRUSHSTREAM_MAX_PIXELS")
     out = check_output_path(args.output)
-    options = _method_options(args)
-    if args.method == "gatys":
-        options.update(init="noise", content_weight=0.0)  # pure Gram matching (Gatys et al. 2015 textures)
-    model = api.load(args.method, **options).to(_device(args.device))
-    code = model.encode_style(api.prepare_styles(styles, args.style_size), _floats(args.style_weights) if args.style_weights else None)
-    if args.method == "wct":
-        image = model.synthesize(code, (h, w), seed=args.seed)
-    else:  # the "content" only sets the size: its weight is zero and the start is seeded noise
-        image = model.stylize(torch.full((1, 3, h, w), 0.5), code)
-    save_image(image, out)
+    api.refuse_overwriting_inputs([out], styles)
+    style_images = api.prepare_styles(styles, args.style_size)
+    model = api.load(args.method, progress=not args.quiet, **options).to(_device(args.device))
+    code = model.encode_style(style_images, weights)
+    save_image(model.synthesize(code, (h, w)), out)
+    return 0
+
+
+def cmd_methods(args) -> int:
+    """Every registered method, what it can do and its options: the same data the hosts build from."""
+    from .methods import STYLIZE_OPTIONS, available
+
+    for name, cls in available().items():
+        caps = cls.capabilities
+        flags = [f for f in ("arbitrary_style", "video_native", "realtime", "trainable", "spatial_mask",
+                             "texture_synthesis", "optimisation") if getattr(caps, f)]
+        print(f"{name}\t{cls.summary}")
+        print(f"    can: {', '.join(flags)}" + (f"; styles: {', '.join(caps.fixed_styles)}" if caps.fixed_styles else ""))
+        for opt in cls.options:
+            print(f"    {opt.flag}: {opt.describe()}")
+    print("every method: " + "; ".join(f"{o.flag}: {o.describe()}" for o in STYLIZE_OPTIONS))
     return 0
 
 
@@ -168,65 +214,82 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .cli_options import given_options, method_options
     from .evaluate import run_eval
+    from .image import image_size
+    from .methods import get
 
-    contents = [Path(c) for c in args.content]
-    for f in [*contents, *[Path(s) for s in args.style]]:
-        if not f.is_file():
-            raise BrushstreamError(f"{f}: no such file")
-    opts = {"gatys": {"steps": args.steps, "scales": (0.5, 1.0), "progress": False}}
-    report = run_eval(contents, [Path(s) for s in args.style], args.methods.split(","), Path(args.output),
-                      size=args.size, method_options=opts)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    classes = {m: get(m) for m in methods}
+    given = given_options(args)
+    # A method option applies to the listed methods that declare it; one that none declares is an error.
+    for name in given:
+        if not any(name in {o.name for o in c.options} for c in classes.values()):
+            raise BrushstreamError(f"--{name.replace('_', '-')} does not apply to any of --methods {','.join(methods)}")
+    opts = {m: method_options(c, {k: v for k, v in given.items() if k in {o.name for o in c.options}})
+            for m, c in classes.items()}
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise BrushstreamError(f"{out}: the report goes in a directory, and this is a file")
+    if not 16 <= args.size <= 4096:
+        raise BrushstreamError(f"--size must be between 16 and 4096 px, got {args.size}")
+    contents, styles = [Path(c) for c in args.content], [Path(s) for s in args.style]
+    for f in [*contents, *styles]:
+        image_size(f)
+    report = run_eval(contents, styles, methods, out, size=args.size, method_options=opts)
     for name, summary in report["summary"].items():
         print(f"{name}\tgram ratio {summary['gram_ratio']:.3f}\tmean/std ratio {summary['meanstd_ratio']:.3f}"
               f"\tcontent {summary['content']:.3f}\ts/img {summary['seconds']:.2f}")
-    print(f"report: {Path(args.output) / 'report.json'}, sheet: {Path(args.output) / 'sheet.png'}")
+    print(f"report: {out / 'report.json'}, sheet: {out / 'sheet.png'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_options import add_method_options
+    from .methods import STYLIZE_OPTIONS, available
+
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("stylize", help="stylize photos with one or more style images")
-    s.add_argument("content", nargs="*", help="content images (none: the bundled sample)")
+    methods = available()
+    s = sub.add_parser("stylize", help="stylize photos with one or more style images",
+                       description="Stylize photos. Method options below are generated from each method's "
+                                   "declared options (`brushstream methods` lists them).")
+    s.add_argument("content", nargs="*", help="content images or folders (none: the bundled sample)")
     s.add_argument("--style", action="append", help="style image; repeat to blend several")
     s.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
-    s.add_argument("--method", default="adain", choices=["adain", "wct", "swap", "gatys"])
-    s.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
-    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    s.add_argument("--method", default="adain", choices=list(methods),
+                   help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
+    for opt in STYLIZE_OPTIONS:
+        kwargs = dict(help=opt.describe())
+        if opt.kind == "bool":
+            kwargs["action"] = "store_true"
+        elif opt.kind == "choice":
+            kwargs.update(default=opt.default, choices=list(opt.choices))
+        else:
+            kwargs.update(default=opt.default, type=str)
+        s.add_argument(opt.flag, **kwargs)
     s.add_argument("--size", type=int, help="longer side in px to work and write at (default: the content's)")
-    s.add_argument("--style-size", type=int, default=512, help="longer side the style is reduced to")
-    s.add_argument("--mask", help="AdaIN with two styles: white takes the first, black the second")
-    s.add_argument("--steps", type=int, help="Gatys: optimisation steps (default 300)")
-    s.add_argument("--optimizer", choices=["lbfgs", "adam"], help="Gatys optimiser")
-    s.add_argument("--init", choices=["content", "noise"], help="Gatys start image")
-    s.add_argument("--scales", help="Gatys coarse-to-fine scales, e.g. 0.5,1")
-    s.add_argument("--style-layers", help="Gatys VGG16 style layers (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
-    s.add_argument("--content-layers", help="Gatys VGG16 content layers (default relu4_2)")
-    s.add_argument("--style-weight", type=float, help="Gatys style weight (default 5; higher washes out the content)")
-    s.add_argument("--content-weight", type=float, help="Gatys content weight (default 1)")
-    s.add_argument("--tv-weight", type=float, help="Gatys total-variation weight (default 0)")
-    s.add_argument("--lr", type=float, help="Gatys Adam learning rate (default 0.02)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--patch-size", type=int, help="Style-Swap patch size (odd, default 3)")
-    s.add_argument("--levels", help="WCT levels, e.g. relu3_1,relu2_1,relu1_1")
-    s.add_argument("--texture", metavar="WxH", help="no content: synthesize a WxH texture of the style (wct, gatys)")
+    s.add_argument("--style-size", type=int, default=512, help="longer side the style is reduced to (default 512)")
+    s.add_argument("--mask", help="two styles: white takes the first, black the second (same aspect as the content)")
+    s.add_argument("--texture", metavar="WxH", help="no content: synthesize a WxH texture of the style")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: bfloat16 autocast, faster on recent CPUs and GPUs (not for gatys)")
-    s.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
+    s.add_argument("-o", "--output", required=True, help="output file (one input) or directory (ends in /)")
     s.add_argument("-q", "--quiet", action="store_true")
+    add_method_options(s, methods)
     s.set_defaults(func=cmd_stylize)
+
+    m = sub.add_parser("methods", help="list the methods, what they can do and their options")
+    m.set_defaults(func=cmd_methods)
 
     e = sub.add_parser("eval", help="measure style/content distances and write a report + comparison sheet")
     e.add_argument("content", nargs="+")
     e.add_argument("--style", action="append", required=True)
-    e.add_argument("--methods", default="adain,wct,swap")
+    e.add_argument("--methods", default="adain,wct,swap", help=f"comma-separated, from {', '.join(methods)}")
     e.add_argument("--size", type=int, default=384)
-    e.add_argument("--steps", type=int, default=60, help="Gatys steps")
     e.add_argument("-o", "--output", required=True, help="report directory")
+    add_method_options(e, methods)
     e.set_defaults(func=cmd_eval)
 
     w = sub.add_parser("weights", help="list, verify or download weight files")
@@ -252,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get("BRUSHSTREAM_DEBUG") == "1"
+    from .atomic import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()  # SIGTERM unwinds like Ctrl-C: no temporary file is left behind
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

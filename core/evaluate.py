@@ -110,7 +110,7 @@ def write_report(report: dict, path: Path) -> None:
 def run_eval(contents: Sequence[Path], styles: Sequence[Path], methods: Sequence[str], out_dir: Path,
              size: int = 384, method_options: dict[str, dict] | None = None) -> dict:
     method_options = method_options or {}
-    runners = {m: method_runner(build(m, **method_options.get(m, {}))) for m in methods}
+    runners = {m: method_runner(build(m, progress=False, **method_options.get(m, {}))) for m in methods}
     report_path = out_dir / "report.json"
     report = {"size": size, "contents": [c.name for c in contents], "styles": [s.name for s in styles]}
     report, outputs, style_imgs = evaluate(runners, contents, styles, size, report,

@@ -7,7 +7,10 @@ files that cannot be decoded completely are refused with one line naming the fil
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import BrushstreamError
+from .ops.resize import resize_long_side, resize_to
 
 # Decoding more than this would need gigabytes before any network runs; refuse before decoding.
 MAX_DECODE_PIXELS = 250_000_000
@@ -27,6 +31,10 @@ ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
 
 
 READ_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+# Formats whose extra frames are animation; a multi-page TIFF or an MPO (phone JPEG with a depth
+# map) is a still image whose first frame is the picture.
+ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
+_ORIENTATION = 0x0112  # EXIF tag
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -34,7 +42,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise BrushstreamError(f"{folder}: not a directory of images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_SUFFIXES)
+    # Hidden files include macOS "._name.jpg" AppleDouble files, which are metadata, not images.
+    files = sorted(p for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in READ_SUFFIXES)
     if not files:
         raise BrushstreamError(f"{folder}: holds no images ({', '.join(sorted(READ_SUFFIXES))})")
     return files
@@ -47,6 +57,7 @@ class LoadedImage:
     path: Path
     bit_depth: int                   # 8 or 16: what the file held
     source_mode: str                 # the file's own pixel mode, e.g. "RGB", "L", "P", "I;16"
+    file_size: tuple[int, int] | None = None  # the file's own (H, W) after EXIF orientation, before long_side
 
     @property
     def size(self) -> tuple[int, int]:
@@ -98,53 +109,205 @@ def _quiet_bomb_warning():
         yield
 
 
-def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Decode a still image file completely, or raise one line naming the file and the problem."""
-    path = Path(path)
-    if not path.exists():
-        raise BrushstreamError(f"{path}: no such file")
-    if path.is_dir():
-        raise BrushstreamError(f"{path}: is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise BrushstreamError(f"{path}: empty file (0 bytes)")
+def _check_file(path: Path) -> None:
     try:
-        with _quiet_bomb_warning(), Image.open(path) as im:
-            fmt = im.format
-            if im.width * im.height > MAX_DECODE_PIXELS:
-                raise BrushstreamError(
-                    f"{path}: {im.width}x{im.height} px is too large to decode (limit {MAX_DECODE_PIXELS / 1e6:.0f} MP)")
-            im.load()  # decode everything now: a truncated file fails here, not half-way through a model
-            source_mode = im.mode
-            im = ImageOps.exif_transpose(im)
-            if fmt == "PNG" and _png_bit_depth(path) == 16:
-                arr, depth = _decode_16bit_png(path), 16
-            else:
-                arr, depth = _pil_to_float(im), 16 if im.mode.startswith("I") else 8
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise BrushstreamError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BrushstreamError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BrushstreamError(f"{path}: is a directory, not an image")
+    if st.st_size == 0:
+        raise BrushstreamError(f"{path}: empty file (0 bytes)")
+
+
+@contextlib.contextmanager
+def _image_errors(path: Path):
+    """Turn Pillow's many failure types into one line naming the file."""
+    try:
+        with _quiet_bomb_warning():
+            yield
     except BrushstreamError:
         raise
     except UnidentifiedImageError:
         raise BrushstreamError(f"{path}: not a readable image (unknown format or corrupt header)") from None
-    except Image.DecompressionBombError:
-        raise BrushstreamError(f"{path}: image too large to decode safely") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except PermissionError as exc:
+        raise BrushstreamError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise BrushstreamError(f"{path}: image too large to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise BrushstreamError(f"{path}: truncated or corrupt image data ({exc})") from None
+
+
+def _png_late_exif(path: Path) -> bytes | None:
+    """An eXIf chunk after the pixel data, found by skipping chunks (Pillow reads it only by decoding)."""
+    with open(path, "rb") as f:
+        f.seek(8)
+        while len(head := f.read(8)) == 8:
+            length, cid = struct.unpack(">I4s", head)
+            if cid == b"eXIf":
+                return f.read(length)
+            if cid == b"IEND":
+                break
+            f.seek(length + 4, os.SEEK_CUR)  # data + CRC
+    return None
+
+
+def _orientation(im: Image.Image, path: Path) -> int:
+    """The EXIF orientation (1-8) without decoding pixels."""
+    if im.format == "PNG" and "exif" not in im.info:
+        data = _png_late_exif(path)  # PngImageFile.getexif() would decode the whole image here
+        if data is None:
+            return 1
+        exif = Image.Exif()
+        exif.load(b"Exif\x00\x00" + data)
+    else:
+        exif = im.getexif()
+    orientation = exif.get(_ORIENTATION, 1)
+    return orientation if orientation in range(1, 9) else 1
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to HxWxC data (views, no copy); matches ImageOps.exif_transpose."""
+    if orientation in (5, 7):
+        arr = arr.swapaxes(0, 1) if orientation == 5 else arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 6:
+        arr = np.rot90(arr, -1)
+    elif orientation == 8:
+        arr = np.rot90(arr, 1)
+    elif orientation in (2, 3, 4):
+        arr = arr[:, ::-1] if orientation == 2 else arr[::-1, ::-1] if orientation == 3 else arr[::-1]
+    return arr
+
+
+def _positive_int(value, path: Path) -> int:
+    try:
+        number = operator.index(value)  # ints, numpy ints; not floats or strings
+    except TypeError:
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise BrushstreamError(f"{path}: the long side must be a positive whole number of pixels, not {value!r}")
+    return number
+
+
+def _long_side_size(h: int, w: int, long_side: int) -> tuple[int, int]:
+    """The size resize_long_side gives (same rounding)."""
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+@dataclass
+class _Plan:
+    file_size: tuple[int, int]  # (H, W) after orientation
+    target: tuple[int, int]     # (H, W) to hand back
+    orientation: int
+
+
+def _plan(im: Image.Image, path: Path, long_side: int | None, max_pixels: int | None) -> _Plan:
+    """Every check that needs only the header; for JPEG also picks a reduced decode scale (im.draft)."""
+    if im.format in ANIMATED_FORMATS and getattr(im, "n_frames", 1) > 1:
+        raise BrushstreamError(f"{path}: animated image with {im.n_frames} frames; give a single still frame")
+    orientation = _orientation(im, path)
+    w, h = im.size
+    if orientation >= 5:  # stored sideways
+        w, h = h, w
+    target = (h, w) if long_side is None else _long_side_size(h, w, _positive_int(long_side, path))
+    if max_pixels is not None and target[0] * target[1] > max_pixels:
+        raise BrushstreamError(
+            f"{path}: {target[1]}x{target[0]} px is over the memory budget of {max_pixels / 1e6:.1f} MP; "
+            "use a smaller --size or raise BRUSHSTREAM_MAX_PIXELS")
+    if target[0] < h or target[1] < w:
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale, never below the size asked for (in file orientation).
+        th, tw = target if orientation < 5 else target[::-1]
+        im.draft(None, (tw, th))
+    if im.width * im.height > MAX_DECODE_PIXELS:
+        raise BrushstreamError(
+            f"{path}: {im.width}x{im.height} px is too large to decode (limit {MAX_DECODE_PIXELS / 1e6:.0f} MP)")
+    return _Plan((h, w), target, orientation)
+
+
+def image_size(path: str | os.PathLike, *, long_side: int | None = None,
+               max_pixels: int | None = None) -> tuple[int, int]:
+    """The file's (H, W) after EXIF orientation, read from the header only.
+
+    Runs every check load_image(path, long_side=..., max_pixels=...) can make without decoding
+    (missing, directory, empty, unknown format, animated, too large, over the budget), so hosts
+    can validate all inputs before loading any weights.
+    """
+    path = Path(path)
+    _check_file(path)
+    with _image_errors(path), Image.open(path) as im:
+        return _plan(im, path, long_side, max_pixels).file_size
+
+
+def load_image(path: str | os.PathLike, *, long_side: int | None = None,
+               max_pixels: int | None = None) -> LoadedImage:
+    """Decode a still image file completely, or raise one line naming the file and the problem.
+
+    ``long_side`` resizes (antialiased) so the longer side has that many pixels, exactly as
+    resize_long_side would; a JPEG is decoded at a reduced scale first when that is enough.
+    ``max_pixels`` refuses, before decoding, an image whose final H*W is larger.
+    """
+    path = Path(path)
+    _check_file(path)
+    with _image_errors(path), Image.open(path) as im:
+        plan = _plan(im, path, long_side, max_pixels)
+        fmt, source_mode = im.format, im.mode
+        if fmt == "PNG":
+            with Image.open(path) as check:
+                check.verify()  # chunk CRCs: decoding alone does not check them
+        im.load()  # decode everything now: a truncated file fails here, not half-way through a model
+        if fmt == "PNG" and _png_bit_depth(path) == 16:
+            arr, depth = _decode_16bit_png(path), 16
+        else:
+            arr, depth = _pil_to_float(im), 16 if im.mode.startswith("I") else 8
+    arr = _orient(arr, plan.orientation)
     channels = arr.shape[2]
     rgb = arr[..., :3] if channels >= 3 else np.repeat(arr[..., :1], 3, axis=2)
     alpha = arr[..., -1:] if channels in (2, 4) else None
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).clamp(0, 1)
     alpha_t = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha)).permute(2, 0, 1).unsqueeze(0)
-    return LoadedImage(image.clamp(0, 1), alpha_t, path, depth, source_mode)
+    if long_side is not None:
+        image, alpha_t = (_resize(t, plan, long_side) for t in (image, alpha_t))
+    return LoadedImage(image, alpha_t, path, depth, source_mode, file_size=plan.file_size)
+
+
+def _resize(x: torch.Tensor | None, plan: _Plan, long_side: int) -> torch.Tensor | None:
+    if x is None:
+        return None
+    if tuple(x.shape[-2:]) == plan.file_size:
+        return resize_long_side(x, long_side)  # bit-identical to resizing a full load
+    return resize_to(x, plan.target).clamp(0, 1)  # from a reduced JPEG decode
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """Refuse an output name we cannot write before any work is done."""
+    """Refuse an output name we cannot write before any work is done; creates nothing."""
+    if str(path) == "-":
+        raise BrushstreamError("-: writing to standard output is not supported; give a file name")
     path = Path(path)
     if path.suffix.lower() not in WRITE_SUFFIXES:
         raise BrushstreamError(
             f"{path}: cannot write {path.suffix or 'a file without extension'}; use one of {', '.join(sorted(WRITE_SUFFIXES))}")
-    if path.exists() and path.is_dir():
+    if os.path.isdir(path):  # os.path: False rather than an error under an unreadable folder
         raise BrushstreamError(f"{path}: is a directory")
+    problem = _unwritable_reason(path)
+    if problem:
+        raise BrushstreamError(f"{path}: cannot write here ({problem})")
     return path
+
+
+def _unwritable_reason(path: Path) -> str | None:
+    """Why the file could not be created (the writer makes missing folders), or None."""
+    folder = path.absolute().parent
+    while not os.path.exists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not os.path.isdir(folder):
+        return f"{folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        readonly = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1)
+        return f"{folder} is on a read-only file system" if readonly else f"no permission to write in {folder}"
+    return None
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -1,11 +1,15 @@
-"""Arbitrary-style nodes: a style IMAGE input stylizes a content IMAGE batch with AdaIN, WCT or Style-Swap."""
+"""Stylize nodes made from the registry: one node per method (its declared options become node inputs),
+plus the generic "Arbitrary Style" node with a method menu. A new method appears here with no node code.
+"""
 from __future__ import annotations
 
 import torch
 
-from ..core.methods import build
+from ..core.methods import STYLIZE_OPTIONS, available, build
+from ..core.methods.options import Option
 
-ARBITRARY_METHODS = ["adain", "wct", "swap"]
+CATEGORY = "Brushstream"
+COMFY_INT_LIMIT = 0xFFFFFFFFFFFFFFFF   # ComfyUI's own bound for INT widgets (seeds)
 
 
 def to_core(image: torch.Tensor) -> torch.Tensor:
@@ -14,7 +18,28 @@ def to_core(image: torch.Tensor) -> torch.Tensor:
 
 
 def to_comfy(image: torch.Tensor) -> torch.Tensor:
-    return image.permute(0, 2, 3, 1).contiguous().cpu()
+    return image.permute(0, 2, 3, 1).contiguous().float().cpu()
+
+
+def comfy_input(opt: Option) -> tuple:
+    """A declared option as a ComfyUI input spec (widget type, default, range, tooltip)."""
+    spec: dict = {"default": opt.default, "tooltip": opt.describe()}
+    if opt.kind in ("int", "float"):
+        if opt.minimum is not None:
+            spec["min"] = opt.minimum
+        spec["max"] = opt.maximum if opt.maximum is not None else COMFY_INT_LIMIT
+        if opt.kind == "int":
+            spec.update(min=int(spec.get("min", 0)), max=int(min(spec["max"], COMFY_INT_LIMIT)),
+                        step=2 if opt.odd else 1)
+            return "INT", spec
+        spec["step"] = 0.01 if (opt.maximum or 0) <= 1 else 0.1
+        return "FLOAT", spec
+    if opt.kind == "bool":
+        return "BOOLEAN", spec
+    if opt.kind == "choice":
+        return list(opt.choices), spec
+    spec["default"] = ",".join(map(str, opt.default))   # floats / names: typed as "a,b"
+    return "STRING", spec
 
 
 def _progress(total: int):
@@ -34,37 +59,77 @@ def _check_interrupt() -> None:
         pass
 
 
-class BrushstreamArbitraryStyle:
-    """Stylize every frame of ``image`` with the style of ``style`` (its first frame, or all blended)."""
+def _stylize_frames(model, image: torch.Tensor, style, settings: dict) -> torch.Tensor:
+    """Every frame of ``image`` with ``style``: an IMAGE (all its frames blended equally) or a fixed style's name."""
+    code = model.encode_style(style if isinstance(style, str) else to_core(style))
+    content = to_core(image)
+    bar = _progress(content.shape[0])
+    out = []
+    for i in range(content.shape[0]):
+        _check_interrupt()
+        out.append(model.stylize(content[i:i + 1], code, **settings))
+        if bar is not None:
+            bar.update(1)
+    return to_comfy(torch.cat(out))
 
-    CATEGORY = "Brushstream"
+
+def _common_inputs(cls) -> dict:
+    return {o.name: comfy_input(o) for o in STYLIZE_OPTIONS if o.name != "strength" or cls.capabilities.strength}
+
+
+def make_method_node(method: str) -> type:
+    """A node class for one registered method, its inputs generated from the method's declared options."""
+    cls = available()[method]
+    option_names = tuple(o.name for o in cls.options)
+    common_names = tuple(_common_inputs(cls))
+
+    def input_types(_node):
+        style = ("IMAGE",) if cls.capabilities.arbitrary_style else (list(cls.capabilities.fixed_styles),)
+        required = {"image": ("IMAGE",), "style": style, **_common_inputs(cls)}
+        required.update({o.name: comfy_input(o) for o in cls.options})
+        return {"required": required}
+
+    def stylize(self, image, style, **inputs):
+        model = build(method, progress=False, **{k: inputs[k] for k in option_names if k in inputs})
+        settings = {k: inputs[k] for k in common_names if k in inputs}
+        return (_stylize_frames(model, image, style, settings),)
+
+    return type(f"BrushstreamStylize_{method}", (), {
+        "CATEGORY": CATEGORY, "RETURN_TYPES": ("IMAGE",), "FUNCTION": "stylize", "DESCRIPTION": cls.summary,
+        "INPUT_TYPES": classmethod(input_types), "stylize": stylize, "method": method})
+
+
+class BrushstreamArbitraryStyle:
+    """Stylize every frame of ``image`` with the style of ``style``; the method is a menu of the registry."""
+
+    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "stylize"
 
     @classmethod
     def INPUT_TYPES(cls):
+        methods = [n for n, c in available().items() if c.capabilities.arbitrary_style]
         return {"required": {
             "image": ("IMAGE",),
             "style": ("IMAGE",),
-            "method": (ARBITRARY_METHODS, {"default": "adain"}),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
-            "preserve_color": ("BOOLEAN", {"default": False}),
+            "method": (methods, {"default": "adain"}),
+            **{o.name: comfy_input(o) for o in STYLIZE_OPTIONS if o.name in ("strength", "preserve_color")},
         }}
 
     def stylize(self, image, style, method, strength, preserve_color):
-        model = build(method)
-        styles = to_core(style)
-        code = model.encode_style([styles[i:i + 1] for i in range(styles.shape[0])])
-        content = to_core(image)
-        bar = _progress(content.shape[0])
-        out = []
-        for i in range(content.shape[0]):
-            _check_interrupt()
-            out.append(model.stylize(content[i:i + 1], code, strength=strength, preserve_color=preserve_color))
-            if bar is not None:
-                bar.update(1)
-        return (to_comfy(torch.cat(out)),)
+        model = build(method, progress=False)
+        return (_stylize_frames(model, image, style, {"strength": strength, "preserve_color": preserve_color}),)
 
 
-NODE_CLASS_MAPPINGS = {"BrushstreamArbitraryStyle": BrushstreamArbitraryStyle}
-NODE_DISPLAY_NAME_MAPPINGS = {"BrushstreamArbitraryStyle": "Brushstream: Arbitrary Style (AdaIN / WCT / Style-Swap)"}
+def _mappings() -> tuple[dict, dict]:
+    classes = {"BrushstreamArbitraryStyle": BrushstreamArbitraryStyle}
+    names = {"BrushstreamArbitraryStyle": "Brushstream: Arbitrary Style"}
+    for method, cls in available().items():
+        if cls.capabilities.arbitrary_style or cls.capabilities.fixed_styles:
+            node = make_method_node(method)
+            classes[node.__name__] = node
+            names[node.__name__] = f"Brushstream: Stylize ({method})"
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _mappings()

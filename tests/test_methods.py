@@ -173,5 +173,5 @@ def test_bf16_precision_gives_the_same_picture(adain, content, styles):
     half = adain.stylize(content, code, precision="bf16")
     assert half.dtype == torch.float32 and half.shape == full.shape
     assert (half - full).abs().mean() < 0.01
-    with pytest.raises(BrushstreamError, match="precision must be"):
+    with pytest.raises(BrushstreamError, match=r"precision \(--precision\) must be one of fp32, bf16"):
         adain.stylize(content, code, precision="fp8")

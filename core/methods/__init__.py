@@ -1,5 +1,14 @@
-"""One file per style method, all behind :class:`base.StyleMethod`; ``registry.build(name)`` makes one."""
-from .base import Capabilities, StyleCode, StyleMethod
-from .registry import available, build
+"""One file per style method, all behind :class:`base.StyleMethod`; ``build(name)`` makes one.
 
-__all__ = ["Capabilities", "StyleCode", "StyleMethod", "available", "build"]
+Importing this package imports every method module (timm's pattern): their ``@register`` fills the
+registry, so hosts that list ``available()`` see every method and the registry imports none of them.
+A new method is one new file here plus its line below.
+"""
+from . import adain, gatys, style_swap, wct  # noqa: F401  (registration)
+from .base import STYLIZE_OPTIONS, Capabilities, StyleCode, StyleMethod, blend_strength
+from .options import Option
+from .registry import available, build, get, register
+from .style_spec import StyleSpec
+
+__all__ = ["Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec", "available",
+           "blend_strength", "build", "get", "register"]

@@ -8,29 +8,30 @@ import torch
 from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..ops.adain import adain
 from ..ops.stats import mean_std
-from .base import Capabilities, StyleCode, StyleMethod
+from .base import Capabilities, StyleCode, StyleMethod, blend_strength
 from .registry import register
 
 
 @register
 class AdaIN(StyleMethod):
     name = "adain"
+    summary = "AdaIN, Huang & Belongie 2017: fast arbitrary style"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, spatial_mask=True)
     stride = 4
+    batches = True   # instance statistics are per image inside the batch
 
     def __init__(self, encoder: str = ENCODER_WEIGHTS, decoder: str | None = None):
         super().__init__()
         self.encoder = normalised_vgg_encoder(encoder)
         self.decoder = vgg_decoder("relu3_1", decoder)
 
-    def _encode_style(self, styles, weights):
+    def _encode_style(self, *, images, refs, weights):
         # AdaIN is affine in the style statistics, so the paper's weighted sum of AdaIN outputs
         # (section 7.3, style interpolation) equals AdaIN with the weighted statistics. Keep the
         # per-style statistics too: a spatial mask composites two styles instead of blending them.
-        stats = [mean_std(self.encoder(s)["relu3_1"]) for s in styles]
-        return stats
+        return [mean_std(self.encoder(s)["relu3_1"]) for s in images]
 
-    def _stylize(self, content, code: StyleCode, strength, mask, **_):
+    def _stylize(self, *, content, code, strength, mask, state):
         return self.decoder(self.transfer(self.encoder(content)["relu3_1"], code, strength, mask))
 
     def transfer(self, fc: torch.Tensor, code: StyleCode, strength: float = 1.0,
@@ -45,4 +46,4 @@ class AdaIN(StyleMethod):
             m = torch.nn.functional.interpolate(mask, size=fc.shape[-2:], mode="bilinear", align_corners=False)
             (fg_mean, fg_std), (bg_mean, bg_std) = code.data
             t = m * adain(fc, fg_mean, fg_std, m) + (1 - m) * adain(fc, bg_mean, bg_std, 1 - m)
-        return strength * t + (1 - strength) * fc   # eq. 14: content-style trade-off
+        return blend_strength(t, fc, strength)

@@ -1,16 +1,19 @@
 """The one interface every style method implements.
 
-A method turns one or more styles into a reusable :class:`StyleCode` once (``encode_style``), then
-stylizes any number of content images with it (``stylize``). Images are float (B, 3, H, W) in [0, 1].
-The base class owns what is common: weight normalisation, padding to the network stride and cropping
-back, the memory budget, strength clamping and colour preservation, so each method file holds only
-its paper's maths.
+A method turns a style (:class:`StyleSpec`: images with blend weights, or indices/names of its fixed
+styles) into a reusable :class:`StyleCode` once (``encode_style``), then stylizes any number of content
+images or stream frames with it (``stylize``). Images are float (B, 3, H, W) in [0, 1]. The base class
+owns what is common: style checks, padding to the network stride and cropping back, the memory budget,
+the batching policy, the stream state, strength checks and colour preservation, so each method file
+holds only its paper's maths. Options are declared as data (options.py) and checked once, in build().
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -18,18 +21,46 @@ from torch import nn
 from ..errors import BrushstreamError
 from ..ops.colour import preserve_colour
 from ..ops.resize import crop_to, pad_to_multiple
+from ..temporal import StreamState
+from .options import Option
+from .style_spec import StyleSpec, resolve_refs
 
-# Pixels one stylize call may process at once on this method's networks; beyond it we refuse
-# clearly instead of exhausting memory. Overridable per process for bigger machines.
-DEFAULT_MAX_PIXELS = int(os.environ.get("BRUSHSTREAM_MAX_PIXELS", 2048 * 2048))
+MAX_PIXELS_ENV = "BRUSHSTREAM_MAX_PIXELS"
+# Pixels one stylize call may process per image on the feed-forward networks; beyond it we refuse
+# clearly instead of exhausting memory. $BRUSHSTREAM_MAX_PIXELS overrides it for every method.
+DEFAULT_MAX_PIXELS = 2048 * 2048
+
+# Options every method's stylize() takes; hosts build their common controls from these.
+STRENGTH = Option("strength", "float", 1.0, "0 keeps the content, 1 is full style", source="paper",
+                  minimum=0.0, maximum=1.0)
+PRESERVE_COLOR = Option("preserve_color", "bool", False, "keep the content's colours, take luminance from the style",
+                        source="paper")
+PRECISION = Option("precision", "choice", "fp32", "bf16: bfloat16 autocast, faster on recent CPUs and GPUs",
+                   choices=("fp32", "bf16"))
+STYLIZE_OPTIONS = (STRENGTH, PRESERVE_COLOR, PRECISION)
+
+
+def max_pixels_override() -> int | None:
+    """$BRUSHSTREAM_MAX_PIXELS, read at call time so hosts can change it; a bad value is a clear error."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 1 or not value.is_integer():
+        raise BrushstreamError(f"{MAX_PIXELS_ENV} must be a whole number of pixels, e.g. 4194304, got {text!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
 class Capabilities:
     """What a method can do, so hosts can build the right UI without special cases."""
     arbitrary_style: bool                 # any style image, no training
-    fixed_styles: tuple[str, ...] = ()    # names of built-in styles for fixed-set methods
-    video_native: bool = False
+    fixed_styles: tuple[str, ...] = ()    # names of built-in styles for fixed-set methods (index = position)
+    style_blend: bool = True              # several styles blended with weights
+    video_native: bool = False            # carries its own temporal mechanism through the stream state
     realtime: bool = False                # interactive frame rates on a GPU
     trainable: bool = False
     strength: bool = True                 # honours strength/alpha
@@ -38,40 +69,58 @@ class Capabilities:
     optimisation: bool = False            # iterative per image (steps matter)
 
 
+def _tree_to(obj: Any, device, dtype) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device=device, dtype=dtype if dtype is not None and obj.is_floating_point() else None)
+    if isinstance(obj, dict):
+        return {k: _tree_to(v, device, dtype) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tree_to(v, device, dtype) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _tree_to(getattr(obj, f.name), device, dtype)
+                                           for f in dataclasses.fields(obj) if f.init})
+    return obj
+
+
 @dataclass
 class StyleCode:
     """A style turned into what the method needs, computed once and reused for every frame."""
     method: str
     weights: tuple[float, ...]
     data: Any = field(repr=False)
+    refs: tuple[int, ...] = ()            # fixed-style indices (empty for style images)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "StyleCode":
+        """A copy whose tensors live on ``device`` (floating ones in ``dtype``); the original is untouched."""
+        return dataclasses.replace(self, data=_tree_to(self.data, device, dtype))
 
 
-def normalise_weights(weights: Sequence[float] | None, count: int) -> tuple[float, ...]:
-    if count < 1:
-        raise BrushstreamError("at least one style image is needed")
-    if weights is None:
-        return tuple([1.0 / count] * count)
-    if len(weights) != count:
-        raise BrushstreamError(f"{len(weights)} style weights given for {count} styles")
-    w = [float(x) for x in weights]
-    if any(x < 0 for x in w) or sum(w) <= 0:
-        raise BrushstreamError(f"style weights must be non-negative and not all zero, got {w}")
-    total = sum(w)
-    return tuple(x / total for x in w)
+def blend_strength(stylized: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
+    """The content/style trade-off of the feature-space methods (AdaIN eq. 14, WCT eq. 5): one place."""
+    return stylized if strength == 1.0 else strength * stylized + (1.0 - strength) * content
 
 
 class StyleMethod(nn.Module):
     name: ClassVar[str]
+    summary: ClassVar[str] = ""          # one line for menus and --help: paper and what it is good for
     capabilities: ClassVar[Capabilities]
+    options: ClassVar[tuple[Option, ...]] = ()   # construction options, checked by registry.build
     stride: ClassVar[int] = 4            # content is padded to a multiple of this and cropped back
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    default_max_pixels: ClassVar[int] = DEFAULT_MAX_PIXELS
+    # Feed-forward networks whose statistics are computed per image inside the batch run a whole batch at
+    # once; methods with per-image matrices or optimisation loop over the images.
+    batches: ClassVar[bool] = False
+    # The dtype style codes are kept in: None follows the method's dtype; WCT keeps float64 statistics.
+    code_dtype: ClassVar[torch.dtype | None] = None
+    max_pixels: int | None = None        # per-instance override of the budget (hosts, tests)
 
     # -- to implement -------------------------------------------------------------------
-    def _encode_style(self, styles: list[torch.Tensor], weights: tuple[float, ...]) -> Any:
+    def _encode_style(self, *, images: list[torch.Tensor], refs: tuple[int, ...],
+                      weights: tuple[float, ...]) -> Any:
         raise NotImplementedError
 
-    def _stylize(self, content: torch.Tensor, code: StyleCode, strength: float,
-                 mask: torch.Tensor | None, **options) -> torch.Tensor:
+    def _stylize(self, *, content: torch.Tensor, code: StyleCode, strength: float,
+                 mask: torch.Tensor | None, state: StreamState | None) -> torch.Tensor:
         raise NotImplementedError
 
     # -- shared behaviour ---------------------------------------------------------------
@@ -80,44 +129,79 @@ class StyleMethod(nn.Module):
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next((p for p in self.parameters() if p.is_floating_point()), None)
+        return p.dtype if p is not None else torch.float32
+
+    @property
+    def budget(self) -> int:
+        """Pixels per image this method may process: instance override, then the env variable, then the default."""
+        if self.max_pixels is not None:
+            return int(self.max_pixels)
+        override = max_pixels_override()
+        return override if override is not None else self.default_max_pixels
+
+    def new_state(self) -> StreamState:
+        """A fresh per-stream state; pass it to every ``stylize`` call of one stream, frames in order."""
+        return StreamState(self.name)
+
     @torch.no_grad()
-    def encode_style(self, styles: Sequence[torch.Tensor] | torch.Tensor,
-                     weights: Sequence[float] | None = None) -> StyleCode:
-        if isinstance(styles, torch.Tensor):
-            styles = [styles[i:i + 1] for i in range(styles.shape[0])] if styles.dim() == 4 else [styles]
-        styles = [self._check_image(s.to(self.device), "style") for s in styles]
-        w = normalise_weights(weights, len(styles))
-        return StyleCode(self.name, w, self._encode_style(styles, w))
+    def encode_style(self, style: Any, weights: list[float] | tuple[float, ...] | None = None) -> StyleCode:
+        """``style``: a :class:`StyleSpec`, style image tensor(s), or a fixed style's index/name (or a
+        ``{style: weight}`` blend). ``weights`` blend several styles (normalised to sum to 1)."""
+        spec = StyleSpec.coerce(style, weights)
+        w = spec.normalised_weights()
+        caps = self.capabilities
+        if len(w) > 1 and not caps.style_blend:
+            raise BrushstreamError(f"{self.name} takes one style at a time, got {len(w)}")
+        if spec.images:
+            if not caps.arbitrary_style:
+                raise BrushstreamError(f"{self.name} has fixed styles ({', '.join(caps.fixed_styles)}); "
+                                       f"give a style index or name, not an image")
+            images = [self._check_image(s, "style") for s in spec.images]
+            return StyleCode(self.name, w, self._encode_style(images=images, refs=(), weights=w))
+        if not caps.fixed_styles:
+            raise BrushstreamError(f"{self.name} takes style images, not style indices or names")
+        refs = resolve_refs(spec.refs, caps.fixed_styles, self.name)
+        return StyleCode(self.name, w, self._encode_style(images=[], refs=refs, weights=w), refs)
 
     def stylize(self, content: torch.Tensor, code: StyleCode, *, strength: float = 1.0,
                 preserve_color: bool = False, mask: torch.Tensor | None = None, precision: str = "fp32",
-                **options) -> torch.Tensor:
-        """Stylize (B, 3, H, W) content; returns the same size, in [0, 1].
+                state: StreamState | None = None) -> torch.Tensor:
+        """Stylize (B, 3, H, W) content; returns the same size, in [0, 1], in the method's dtype.
 
-        ``precision="bf16"`` runs the networks under bfloat16 autocast (1.2-1.7x faster for AdaIN on this
-        CPU with the same style distance, see bench/speed_stills.py); WCT's statistics stay in float64.
+        With ``state`` the B images are consecutive frames of one stream and go through one at a time.
+        ``precision="bf16"`` runs the networks under bfloat16 autocast (see bench/speed_stills.py).
         """
-        if precision not in ("fp32", "bf16"):
-            raise BrushstreamError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        strength = STRENGTH.parse(strength)
+        preserve_color = PRESERVE_COLOR.parse(preserve_color)
+        precision = PRECISION.parse(precision)
         if precision == "bf16" and self.capabilities.optimisation:
             raise BrushstreamError(f"{self.name} optimises pixels and runs in fp32 only")
         if code.method != self.name:
             raise BrushstreamError(f"style code was made by {code.method!r}, not {self.name!r}")
-        if not 0.0 <= strength <= 1.0:
-            raise BrushstreamError(f"strength must be between 0 and 1, got {strength}")
-        content = self._check_image(content.to(self.device), "content")
+        if state is not None and state.method != self.name:
+            raise BrushstreamError(f"stream state was made by {state.method!r}, not {self.name!r}")
+        content = self._check_image(content, "content")
         self.check_budget(content.shape[-2:])
+        code = code.to(self.device, self.code_dtype or self.dtype)  # a method moved after encoding keeps working
         if mask is not None:
-            mask = self._check_mask(mask.to(self.device), content, code)
+            mask = self._check_mask(mask.to(self.device, self.dtype), content, code)
+        step = content.shape[0] if self.batches and state is None else 1
         outs = []
-        for i in range(content.shape[0]):  # per image: statistics are per image by definition
-            x, size = pad_to_multiple(content[i:i + 1], self.stride)
-            m = None if mask is None else pad_to_multiple(mask[i:i + 1], self.stride)[0]
+        for i in range(0, content.shape[0], step):
+            x, size = pad_to_multiple(content[i:i + step], self.stride)
+            m = None if mask is None else pad_to_multiple(mask[i:i + step], self.stride)[0]
+            if state is not None:
+                state.begin_frame(size)
             # Feed-forward methods need no autograd graph; optimisation methods manage their own.
             with torch.set_grad_enabled(self.capabilities.optimisation), \
                     torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                y = self._stylize(x, code, strength, m, **options).float()
-            outs.append(crop_to(y, size).clamp(0, 1))
+                y = self._stylize(content=x, code=code, strength=strength, mask=m, state=state)
+            if state is not None:
+                state.end_frame()
+            outs.append(crop_to(y.to(content.dtype), size).clamp(0, 1))
         out = torch.cat(outs)
         if preserve_color:
             out = preserve_colour(out, content)
@@ -125,12 +209,14 @@ class StyleMethod(nn.Module):
 
     def check_budget(self, size: tuple[int, int]) -> None:
         h, w = int(size[0]), int(size[1])
-        if h * w > self.max_pixels:
+        if h * w > self.budget:
             raise BrushstreamError(
-                f"{w}x{h} px is over the memory budget of {self.max_pixels / 1e6:.1f} MP for {self.name}; "
-                f"downscale it (--size) or raise BRUSHSTREAM_MAX_PIXELS")
+                f"{w}x{h} px is over the memory budget of {self.budget / 1e6:.1f} MP for {self.name}; "
+                f"downscale it (--size) or raise {MAX_PIXELS_ENV}")
 
     def _check_image(self, x: torch.Tensor, role: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise BrushstreamError(f"{role} must be an image tensor, got {type(x).__name__}")
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != 3:
@@ -140,7 +226,7 @@ class StyleMethod(nn.Module):
                 f"{role} image is {x.shape[-1]}x{x.shape[-2]} px; at least {2 * self.stride} px per side is needed")
         if not torch.isfinite(x).all():
             raise BrushstreamError(f"{role} image contains NaN or infinite values")
-        return x.float().clamp(0, 1)
+        return x.to(self.device, self.dtype).clamp(0, 1)
 
     def _check_mask(self, mask: torch.Tensor, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
         if not self.capabilities.spatial_mask:
@@ -152,4 +238,6 @@ class StyleMethod(nn.Module):
         if mask.shape[0] not in (1, content.shape[0]) or mask.shape[-2:] != content.shape[-2:]:
             raise BrushstreamError(
                 f"mask is {tuple(mask.shape[-2:])} but content is {tuple(content.shape[-2:])}; they must match")
-        return mask[:, :1].float().clamp(0, 1).expand(content.shape[0], 1, *content.shape[-2:])
+        if not torch.isfinite(mask).all():
+            raise BrushstreamError("mask contains NaN or infinite values")
+        return mask[:, :1].clamp(0, 1).expand(content.shape[0], 1, *content.shape[-2:])

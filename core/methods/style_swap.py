@@ -1,37 +1,51 @@
-"""Style-Swap: Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style", 2016.
+"""Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style", 2016.
 Deviation: the inverse network is the pretrained relu3_1 decoder (trained on reconstruction, not on
 swapped features as in section 4), and matching is chunked over style patches to bound memory.
 """
 from __future__ import annotations
 
+from ..errors import BrushstreamError
 from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..ops.patch_swap import style_swap
-from .base import Capabilities, StyleCode, StyleMethod
+from .base import Capabilities, StyleMethod, blend_strength
+from .options import Option
 from .registry import register
 
 
 @register
 class StyleSwap(StyleMethod):
     name = "swap"
+    summary = "Style-Swap, Chen & Schmidt 2016: swaps feature patches"
     capabilities = Capabilities(arbitrary_style=True)
     stride = 4
+    options = (
+        Option("patch_size", "int", 3, "patch size in relu3_1 feature pixels (odd)", source="paper",
+               minimum=1, maximum=9, odd=True),
+    )
 
     def __init__(self, patch_size: int = 3, chunk: int = 1024,
                  encoder: str = ENCODER_WEIGHTS, decoder: str | None = None):
         super().__init__()
-        if patch_size < 1 or patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be a positive odd number, got {patch_size}")
         self.patch_size, self.chunk = patch_size, chunk
         self.encoder = normalised_vgg_encoder(encoder)
         self.decoder = vgg_decoder("relu3_1", decoder)
 
-    def _encode_style(self, styles, weights):
+    def _encode_style(self, *, images, refs, weights):
         # The code is the style feature map; patches are cut band by band while matching (bounded memory).
-        return [self.encoder(s)["relu3_1"] for s in styles]
+        feats = [self.encoder(s)["relu3_1"] for s in images]
+        self._check_fits(feats, "style")
+        return feats
 
-    def _stylize(self, content, code: StyleCode, strength, mask, **_):
+    def _check_fits(self, feats, role: str) -> None:
+        side = min(min(f.shape[-2:]) for f in feats)
+        if side < self.patch_size:
+            px = self.patch_size * self.stride
+            raise BrushstreamError(f"the {role} image is too small for {self.patch_size}x{self.patch_size} patches: "
+                                   f"at least {px} px per side is needed")
+
+    def _stylize(self, *, content, code, strength, mask, state):
         fc = self.encoder(content)["relu3_1"]
+        self._check_fits([fc], "content")
         # Several styles: a weighted sum of the swapped feature maps (the paper swaps with one style).
         t = sum(w * style_swap(fc, fs, self.patch_size, self.chunk) for w, fs in zip(code.weights, code.data))
-        t = strength * t + (1 - strength) * fc
-        return self.decoder(t)
+        return self.decoder(blend_strength(t, fc, strength))

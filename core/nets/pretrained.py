@@ -1,11 +1,15 @@
 """Builders that assemble a network and load its verified weights (torchvision's `weights=` idea).
 
 Each builder takes a manifest name or a file path and nothing else; core.weights does the finding
-and verifying, so a tampered or missing file fails here with one clear line.
+and verifying, so a tampered or missing file fails here with one clear line. What is cached is the
+verified CPU state dict (hashed once per file per process), never a module: every call returns a new
+network, so moving, training or wrapping one instance never reaches another.
 """
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
+from typing import Mapping
 
 import torch
 
@@ -23,8 +27,26 @@ DECODER_WEIGHTS = {
 VGG16_WEIGHTS = "vgg16_imagenet_caffe"
 
 
-def _load_into(module: torch.nn.Module, source: str) -> torch.nn.Module:
-    tensors, _ = weight_store.load_state_dict(source)
+@functools.lru_cache(maxsize=16)
+def _read(path: str, size: int, mtime_ns: int) -> Mapping[str, torch.Tensor]:
+    tensors, _ = weight_store.load_state_dict(path)
+    return MappingProxyType(tensors)
+
+
+def verified_state_dict(source: str) -> Mapping[str, torch.Tensor]:
+    """The tensors of a verified weights file, read once per file state and shared read-only.
+
+    ``load_state_dict`` copies them into each new module's own parameters, so nothing live is shared.
+    The key includes size and mtime, so a file replaced on disk (a retrained decoder) is read again.
+    """
+    path = weight_store.resolve(source)
+    st = path.stat()
+    return _read(str(path), st.st_size, st.st_mtime_ns)
+
+
+def load_verified(module: torch.nn.Module, source: str) -> torch.nn.Module:
+    """Copy the verified weights of ``source`` into ``module`` (frozen, eval mode) and return it."""
+    tensors = verified_state_dict(str(source))
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     wrong = sorted(k for k in expected if k in tensors and tensors[k].shape != expected[k].shape)
@@ -35,26 +57,18 @@ def _load_into(module: torch.nn.Module, source: str) -> torch.nn.Module:
     return module.eval().requires_grad_(False)
 
 
-@functools.lru_cache(maxsize=8)
-def _cached(kind: str, source: str, level: str) -> torch.nn.Module:
-    if kind == "encoder":
-        return _load_into(NormalisedVGGEncoder("relu3_1"), source)
-    if kind == "decoder":
-        return _load_into(VGGDecoder(level), source)
-    return _load_into(VGG16Features(), source)
-
-
 def normalised_vgg_encoder(weights: str = ENCODER_WEIGHTS) -> NormalisedVGGEncoder:
-    """The relu3_1 VGG19 encoder (frozen). Shared between methods: never train it in place."""
-    return _cached("encoder", str(weights), "relu3_1")
+    """A new frozen relu3_1 VGG19 encoder."""
+    return load_verified(NormalisedVGGEncoder("relu3_1"), weights)
 
 
 def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecoder:
+    """A new frozen decoder for ``level`` (manifest default or an explicit file)."""
     if level not in DECODER_WEIGHTS:
         raise BrushstreamError(f"no decoder for {level!r}; levels: {', '.join(DECODER_WEIGHTS)}")
-    return _cached("decoder", str(weights or DECODER_WEIGHTS[level]), level)
+    return load_verified(VGGDecoder(level), str(weights or DECODER_WEIGHTS[level]))
 
 
 def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
-    """VGG16 ImageNet convolution base, Caffe convention handled inside (see vgg16.py)."""
-    return _cached("vgg16", str(weights), "")
+    """A new frozen VGG16 ImageNet convolution base, Caffe convention handled inside (see vgg16.py)."""
+    return load_verified(VGG16Features(), weights)

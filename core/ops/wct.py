@@ -47,5 +47,6 @@ def whiten_colour(content_feat: torch.Tensor, style: ColouringStats, floor: floa
     _, c, h, w = content_feat.shape
     fc, _ = _centred(content_feat)
     whitening = _sym_power(_covariance(fc), -0.5, floor)
-    out = style.cov_sqrt @ (whitening @ fc) + style.mean
+    # The style side may arrive in another dtype (a code moved with its method): compute in float64.
+    out = style.cov_sqrt.double() @ (whitening @ fc) + style.mean.double()
     return out.reshape(1, c, h, w).to(content_feat.dtype)
