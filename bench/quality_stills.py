@@ -20,8 +20,6 @@ from common import EVAL_STYLES, STYLES, eval_photos  # noqa: E402
 from brushstream.core.evaluate import evaluate, method_runner, write_report  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 
-# CPU recipe for Gatys: coarse-to-fine with a small L-BFGS budget (300 steps at 384 px is ~10 min a pair here).
-OPTIONS = {"gatys": {"steps": 60, "scales": (0.5, 1.0), "progress": False}}
 
 
 def main() -> None:
@@ -30,10 +28,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--limit", type=int, help="only the first N photos")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="feed-forward methods only")
-    ap.add_argument("--gatys-steps", type=int, default=OPTIONS["gatys"]["steps"])
     ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "quality_stills.json"))
     args = ap.parse_args()
-    OPTIONS["gatys"]["steps"] = args.gatys_steps
     path = Path(args.report)
     report = json.loads(path.read_text()) if path.exists() else {"size": args.size}
     photos = eval_photos()[: args.limit] if args.limit else eval_photos()
@@ -45,7 +41,8 @@ def main() -> None:
                 continue
             run = peer.Peer().stylize
         else:
-            run = method_runner(build(m, **OPTIONS.get(m, {})), "fp32" if m == "gatys" else args.precision)
+            # Every method at its declared defaults (`brushstream methods` lists them).
+            run = method_runner(build(m, progress=False), "fp32" if m == "gatys" else args.precision)
         report, _, _ = evaluate({m: run}, photos, styles, args.size, report, keep_outputs=False,
                                 on_pair=lambda r: write_report(r, path))
         write_report(report, path)

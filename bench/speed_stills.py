@@ -25,7 +25,6 @@ from common import STYLES, eval_photos, photo, spread  # noqa: E402
 
 from brushstream.core.methods import build  # noqa: E402
 
-OPTIONS = {"adain": {}, "wct": {}, "swap": {}, "gatys": {"steps": 20, "progress": False}}
 
 
 def _status_mb(field: str) -> float:
@@ -43,15 +42,12 @@ def _runner(method: str):
         engine = peer.Peer(threads=torch.get_num_threads())
         return lambda c, s: engine.stylize(c, s)
     base, _, variant = method.partition("+")
-    model = build(base, **OPTIONS[base])
+    model = build(base, progress=False)   # declared defaults, as users get them
     if variant == "cached-style":   # a style code made once and reused, as a video or batch would
         codes = {}
         return lambda c, s: model.stylize(c, codes.setdefault(id(s), model.encode_style([s])))
     if variant == "bf16":           # bfloat16 autocast on the CPU: what lower precision would buy
-        def run(c, s):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model.stylize(c, model.encode_style([s])).float()
-        return run
+        return lambda c, s: model.stylize(c, model.encode_style([s]), precision="bf16")
     return lambda c, s: model.stylize(c, model.encode_style([s]))
 
 

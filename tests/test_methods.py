@@ -175,3 +175,58 @@ def test_bf16_precision_gives_the_same_picture(adain, content, styles):
     assert (half - full).abs().mean() < 0.01
     with pytest.raises(BrushstreamError, match=r"precision \(--precision\) must be one of fp32, bf16"):
         adain.stylize(content, code, precision="fp8")
+
+
+# -- behaviours that once could vanish with the suite still green (each test names what it guards) -------
+
+def _content_gap(out, content):
+    return float((out - content).abs().mean())
+
+
+@pytest.mark.parametrize("method, options", [("wct", {"levels": ("relu3_1",)}), ("swap", {})])
+def test_strength_moves_the_output_between_content_and_style(method, options, content, styles):
+    """Guards: WCT ignores strength; Style-Swap ignores strength."""
+    model = build(method, **options)
+    code = model.encode_style([styles[0]])
+    outs = {s: model.stylize(content, code, strength=s) for s in (0.0, 0.5, 1.0)}
+    gaps = [_content_gap(outs[s], content) for s in (0.0, 0.5, 1.0)]
+    styled = [_gram_dist(model, outs[s], styles[0]) for s in (0.0, 0.5, 1.0)]
+    assert gaps[0] < gaps[1] < gaps[2], gaps
+    assert styled[0] > styled[1] > styled[2], styled
+
+
+@pytest.mark.parametrize("method, options", [("wct", {"levels": ("relu3_1",)}), ("swap", {})])
+def test_blend_weights_select_and_mix_the_styles(method, options, content, styles):
+    """Guards: WCT ignores blend weights; Style-Swap uses only the first style."""
+    model = build(method, **options)
+    first = model.stylize(content, model.encode_style([styles[0]]))
+    second = model.stylize(content, model.encode_style([styles[1]]))
+    assert _content_gap(first, second) > 0.02
+    torch.testing.assert_close(model.stylize(content, model.encode_style(styles, [0.0, 1.0])), second,
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(model.stylize(content, model.encode_style(styles, [1.0, 0.0])), first,
+                               atol=1e-4, rtol=1e-4)
+    mixed = model.stylize(content, model.encode_style(styles, [0.5, 0.5]))
+    assert _content_gap(mixed, first) > 0.005 and _content_gap(mixed, second) > 0.005
+
+
+def test_gatys_adam_lowers_the_loss(styles):
+    """Guards: Gatys' Adam path never calls opt.step()."""
+    content = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2)) * 0.5 + 0.25
+    gatys = build("gatys", steps=12, optimizer="adam", lr=0.05, scales=(1.0,), progress=False,
+                  style_layers=("relu1_1", "relu2_1"))
+    out = gatys.stylize(content, gatys.encode_style([resize_long_side(styles[0], 64)]))
+    losses = gatys.loss_history
+    assert len(losses) == 12 and losses[-1] < 0.7 * losses[0], losses
+    assert _content_gap(out, content) > 0.01
+
+
+def test_gatys_lbfgs_honours_steps(styles):
+    code_style = [resize_long_side(styles[0], 64)]
+    content = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(3))
+    runs = {}
+    for steps in (2, 10):
+        model = build("gatys", steps=steps, scales=(1.0,), progress=False, style_layers=("relu1_1", "relu2_1"))
+        model.stylize(content, model.encode_style(code_style))
+        runs[steps] = model.loss_history
+    assert len(runs[10]) > len(runs[2]) and min(runs[10]) < min(runs[2])

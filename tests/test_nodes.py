@@ -55,3 +55,49 @@ def test_arbitrary_style_node_keeps_comfy_layout_and_batch():
     assert (out - batch).abs().mean() > 0.05             # it was stylized
     (alone,) = BrushstreamArbitraryStyle().stylize(batch[1:], style.permute(0, 2, 3, 1), "adain", 1.0, False)
     torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=0)  # each frame is stylized on its own
+
+
+def _node_inputs():
+    photo = resize_long_side(load_image(SHARED_DATA / "content_eval" / "skimage_rocket.jpg").image, 64)
+    style = resize_long_side(load_image(SHARED_DATA / "styles" / "mosaic.jpg").image, 64)
+    return photo.permute(0, 2, 3, 1), style.permute(0, 2, 3, 1)
+
+
+def test_node_honours_strength_and_preserve_color():
+    """Guards: the node ignores strength and preserve_color."""
+    from brushstream.nodes.stylize_nodes import BrushstreamArbitraryStyle
+
+    photo, style = _node_inputs()
+    node = BrushstreamArbitraryStyle()
+    (full,) = node.stylize(photo, style, "adain", 1.0, False)
+    (light,) = node.stylize(photo, style, "adain", 0.2, False)
+    assert (light - photo).abs().mean() < 0.7 * (full - photo).abs().mean()
+    (kept,) = node.stylize(photo, style, "adain", 1.0, True)
+    colour = lambda x: x.mean(dim=(1, 2))  # noqa: E731
+    assert (colour(kept) - colour(photo)).norm() < 0.5 * (colour(full) - colour(photo)).norm()
+
+
+def test_method_nodes_are_generated_from_declared_options():
+    from brushstream.core.methods import STYLIZE_OPTIONS, available
+    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+
+    for name, cls in available().items():
+        node = NODE_CLASS_MAPPINGS[f"BrushstreamStylize_{name}"]
+        spec = node.INPUT_TYPES()["required"]
+        for opt in (*cls.options, *STYLIZE_OPTIONS):
+            assert opt.name in spec, (name, opt.name)
+            default = spec[opt.name][1]["default"]
+            assert default == (",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default)
+    swap = NODE_CLASS_MAPPINGS["BrushstreamStylize_swap"].INPUT_TYPES()["required"]["patch_size"]
+    assert swap[0] == "INT" and swap[1]["step"] == 2 and (swap[1]["min"], swap[1]["max"]) == (1, 9)
+
+
+def test_method_node_passes_its_options_to_the_method():
+    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+
+    photo, style = _node_inputs()
+    node = NODE_CLASS_MAPPINGS["BrushstreamStylize_wct"]()
+    common = dict(strength=1.0, preserve_color=False, precision="fp32", seed=0)
+    (one,) = node.stylize(photo, style, levels="relu3_1", **common)
+    (three,) = node.stylize(photo, style, levels="relu3_1,relu2_1,relu1_1", **common)
+    assert (one - three).abs().mean() > 0.005

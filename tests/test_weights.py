@@ -2,6 +2,9 @@
 and refusal of tampered, truncated, missing and non-safetensors files (leaving nothing bad cached)."""
 import json
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -260,6 +263,136 @@ def test_cli_pull_downloads_the_backbone_from_the_hub_and_verify_reports_it(hub,
     assert hub.downloads() == 1 and path.stat().st_size == W.load_manifest()["vgg16_imagenet_caffe"].bytes
     assert main(["weights", "verify", "vgg16_imagenet_caffe"]) == 0
     assert capsys.readouterr().out.split("\t")[1] == "ok"
+
+
+# -- an unreachable or silent Hub: bounded wait, one retry, one line, quiet stderr -------------------------------
+
+class _SilentEndpoint:
+    """A loopback port that accepts connections and never answers (a hung Hub, a black-holing proxy)."""
+
+    def __init__(self):
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+        self._thread.start()
+
+    def _hold(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # closed by close()
+                return
+            self.accepted.append(conn)
+
+    def close(self):
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent_endpoint():
+    endpoint = _SilentEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens: connection refused
+
+
+def _hf_settings() -> dict:
+    from huggingface_hub import constants
+    from huggingface_hub import file_download as fd
+
+    return {name: getattr(mod, name) for mod, names in [
+        (constants, ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_TELEMETRY")),
+        (fd, ("_ETAG_RETRY_TIMEOUT", "_DEFAULT_RETRY_ON_EXCEPTIONS", "_DEFAULT_RETRY_ON_STATUS_CODES", "http_get"))]
+        for name in names}
+
+
+def _quiet(capfd, caplog) -> None:
+    """Nothing from huggingface-hub / httpx reached stderr or the log handlers (no retry or warning lines)."""
+    err = capfd.readouterr().err
+    assert "Retry" not in err and "thrown while requesting" not in err and err.strip() == ""
+    assert [r.getMessage() for r in caplog.records if r.name.startswith(("huggingface_hub", "httpx"))] == []
+
+
+def test_unreachable_hub_fails_fast_in_one_quiet_line(hf_env, monkeypatch, capfd, caplog):
+    """The user report: the VGG16 backbone missing and the Hub refusing connections took 25 s and 12 lines."""
+    monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
+    before = _hf_settings()
+    start = time.monotonic()
+    with pytest.raises(BrushstreamError, match=r"vgg16_imagenet_caffe: .* not found .*could not be reached") as err:
+        W.resolve("vgg16_imagenet_caffe")
+    assert time.monotonic() - start < 8
+    text = _one_line(err)
+    assert "set BRUSHSTREAM_WEIGHTS_DIR" in text and "retried once" in text and "weights pull" in text
+    _quiet(capfd, caplog)
+    assert _hf_settings() == before  # huggingface-hub's settings are its own again
+    assert _cached_files(hf_env) == []
+
+
+def test_silent_hub_times_out_after_one_retry(hf_env, monkeypatch, silent_endpoint, capfd, caplog):
+    monkeypatch.setenv("HF_ENDPOINT", silent_endpoint.url)
+    monkeypatch.setenv("BRUSHSTREAM_HUB_TIMEOUT", "1")
+    start = time.monotonic()
+    with pytest.raises(BrushstreamError, match=r"could not be reached \(timed out: no answer within 1 s") as err:
+        W.resolve("vgg16_imagenet_caffe")
+    assert time.monotonic() - start < 5  # 1 s, a 1 s pause, 1 s (it was 10 + 6 x 60 + 23 s)
+    assert "BRUSHSTREAM_WEIGHTS_DIR" in _one_line(err) and "BRUSHSTREAM_HUB_TIMEOUT" in str(err.value)
+    assert len(silent_endpoint.accepted) == 2  # the request and its one retry
+    _quiet(capfd, caplog)
+
+
+def test_download_that_stalls_after_the_metadata_is_bounded_too(hub, hf_env, tmp_path, monkeypatch, silent_endpoint,
+                                                                 capfd, caplog):
+    """The Hub answers the HEAD and redirects to a CDN that never answers: one retry of the GET, then one line."""
+    manifest = _hub_only_manifest(tmp_path)
+    hub.cdn_url = silent_endpoint.url
+    monkeypatch.setenv("BRUSHSTREAM_HUB_TIMEOUT", "1")
+    start = time.monotonic()
+    with pytest.raises(BrushstreamError, match=r"not found .*download of .* failed \(timed out") as err:
+        W.resolve("remote_decoder", manifest=manifest)
+    assert time.monotonic() - start < 5
+    assert "BRUSHSTREAM_WEIGHTS_DIR" in _one_line(err)
+    assert len(silent_endpoint.accepted) == 2 and hub.downloads() == 0
+    assert _cached_files(hf_env) == [] and not [p for p in hf_env.rglob("*.incomplete")]
+    _quiet(capfd, caplog)
+
+
+def test_a_bad_hub_timeout_is_one_line_naming_the_variable(hub, tmp_path, monkeypatch):
+    manifest = _hub_only_manifest(tmp_path)
+    for value in ["abc", "0", "-5", "nan", "inf", "10s"]:
+        monkeypatch.setenv("BRUSHSTREAM_HUB_TIMEOUT", value)
+        with pytest.raises(BrushstreamError, match=f"^BRUSHSTREAM_HUB_TIMEOUT='{value}' is not a number of seconds"
+                           ) as err:
+            W.resolve("remote_decoder", manifest=manifest)
+        _one_line(err)
+    assert hub.requests == []
+
+
+def test_hub_timeout_is_read_at_call_time_and_defaults_to_10_s_connect_30_s_read(monkeypatch):
+    monkeypatch.delenv("BRUSHSTREAM_HUB_TIMEOUT", raising=False)
+    assert W.hub_timeouts() == (10, 30)
+    monkeypatch.setenv("BRUSHSTREAM_HUB_TIMEOUT", " 2.5 ")
+    assert W.hub_timeouts() == (2.5, 2.5)
+
+
+def test_a_cached_file_needs_no_valid_hub_timeout(hub, hf_env, tmp_path, monkeypatch):
+    manifest = _hub_only_manifest(tmp_path)
+    path = W.resolve("remote_decoder", manifest=manifest)
+    monkeypatch.setenv("BRUSHSTREAM_HUB_TIMEOUT", "soon")
+    assert W.resolve("remote_decoder", manifest=manifest) == path and hub.downloads() == 1
 
 
 # -- hashing and writing ----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class Gatys(StyleMethod):
     stride = 1
     default_max_pixels = 1024 * 1024   # each step is a VGG16 forward and backward pass
     options = (
-        Option("steps", "int", 40, "optimiser steps, split over the scales", minimum=1, maximum=100_000,
+        Option("steps", "int", 60, "optimiser steps, split over the scales", minimum=1, maximum=100_000,
                paper="hundreds of L-BFGS iterations per image"),
         Option("optimizer", "choice", "lbfgs", "optimiser", source="paper", choices=("lbfgs", "adam")),
         Option("lr", "float", 0.02, "Adam learning rate (L-BFGS uses its line search)",
@@ -52,7 +52,7 @@ class Gatys(StyleMethod):
 
     def __init__(self, weights: str = VGG16_WEIGHTS, style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS,
                  content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS, style_weight: float = 5.0,
-                 content_weight: float = 1.0, tv_weight: float = 0.0, steps: int = 40,
+                 content_weight: float = 1.0, tv_weight: float = 0.0, steps: int = 60,
                  optimizer: str = "lbfgs", lr: float = 0.02, init: str = "content",
                  scales: tuple[float, ...] = (0.5, 1.0), seed: int = 0, progress: bool = True):
         super().__init__()
