@@ -52,6 +52,9 @@ def test_style_code_follows_a_device_and_dtype_move(content, style):
     out64 = adain.stylize(content, code)
     assert out64.dtype == torch.float64
     torch.testing.assert_close(out64.float(), out32, atol=1e-4, rtol=1e-4)
+    code64 = adain.encode_style(style)            # encoded in float64, then the method goes back to float32
+    adain.to(torch.float32)
+    torch.testing.assert_close(adain.stylize(content, code64), out32, atol=1e-4, rtol=1e-4)
     wct = build("wct", levels=("relu3_1",))
     wcode = wct.encode_style(style)
     wct.to(torch.float64)
