@@ -73,6 +73,17 @@ def _stylize_frames(model, image: torch.Tensor, style, settings: dict) -> torch.
     return to_comfy(torch.cat(out))
 
 
+def _run(cls, method: str, options: dict, image, style, settings: dict) -> torch.Tensor:
+    """Build and run ``method``. ComfyUI runs nodes under inference_mode; a method that optimises pixels needs
+    autograd, and neither its parameters nor its inputs may be inference tensors, so it leaves that mode
+    and works on clones of the inputs."""
+    if not cls.capabilities.optimisation:
+        return _stylize_frames(build(method, progress=False, **options), image, style, settings)
+    with torch.inference_mode(False):
+        style = style if isinstance(style, str) else style.clone()
+        return _stylize_frames(build(method, progress=False, **options), image.clone(), style, settings)
+
+
 def _common_inputs(cls) -> dict:
     return {o.name: comfy_input(o) for o in STYLIZE_OPTIONS if o.name != "strength" or cls.capabilities.strength}
 
@@ -90,9 +101,8 @@ def make_method_node(method: str) -> type:
         return {"required": required}
 
     def stylize(self, image, style, **inputs):
-        model = build(method, progress=False, **{k: inputs[k] for k in option_names if k in inputs})
         settings = {k: inputs[k] for k in common_names if k in inputs}
-        return (_stylize_frames(model, image, style, settings),)
+        return (_run(cls, method, {k: inputs[k] for k in option_names if k in inputs}, image, style, settings),)
 
     return type(f"BrushstreamStylize_{method}", (), {
         "CATEGORY": CATEGORY, "RETURN_TYPES": ("IMAGE",), "FUNCTION": "stylize", "DESCRIPTION": cls.summary,
@@ -117,8 +127,8 @@ class BrushstreamArbitraryStyle:
         }}
 
     def stylize(self, image, style, method, strength, preserve_color):
-        model = build(method, progress=False)
-        return (_stylize_frames(model, image, style, {"strength": strength, "preserve_color": preserve_color}),)
+        settings = {"strength": strength, "preserve_color": preserve_color}
+        return (_run(available()[method], method, {}, image, style, settings),)
 
 
 def _mappings() -> tuple[dict, dict]:

@@ -101,3 +101,18 @@ def test_method_node_passes_its_options_to_the_method():
     (one,) = node.stylize(photo, style, levels="relu3_1", **common)
     (three,) = node.stylize(photo, style, levels="relu3_1,relu2_1,relu1_1", **common)
     assert (one - three).abs().mean() > 0.005
+
+
+def test_gatys_node_runs_under_comfyuis_inference_mode():
+    """ComfyUI executes nodes under torch.inference_mode(); the optimising method must still optimise."""
+    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+
+    photo, style = _node_inputs()
+    node = NODE_CLASS_MAPPINGS["BrushstreamStylize_gatys"]()
+    inputs = {o: v for o, v in dict(strength=1.0, preserve_color=False, precision="fp32", steps=3, optimizer="lbfgs",
+                                    lr=0.02, init="content", scales="1.0", style_layers="relu1_1,relu2_1",
+                                    content_layers="relu2_2", style_weight=5.0, content_weight=1.0, tv_weight=0.0,
+                                    seed=0).items()}
+    with torch.inference_mode():
+        (out,) = node.stylize(photo[:, :32, :32].clone(), style, **inputs)
+    assert out.shape == (1, 32, 32, 3) and (out - photo[:, :32, :32]).abs().mean() > 0.005
