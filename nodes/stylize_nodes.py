@@ -85,19 +85,28 @@ def _run(cls, method: str, options: dict, image, style, settings: dict) -> torch
 
 
 def _common_inputs(cls) -> dict:
-    return {o.name: comfy_input(o) for o in STYLIZE_OPTIONS if o.name != "strength" or cls.capabilities.strength}
+    caps = cls.capabilities
+    skip = {"strength"} if not caps.strength else set()
+    if caps.optimisation:
+        skip.add("precision")   # optimising methods run in fp32 only
+    return {o.name: comfy_input(o) for o in STYLIZE_OPTIONS if o.name not in skip}
+
+
+def _node_options(cls) -> tuple:
+    """The method's options a stylize node shows (texture-synthesis settings stay in the CLI)."""
+    return tuple(o for o in cls.options if not o.texture_only)
 
 
 def make_method_node(method: str) -> type:
     """A node class for one registered method, its inputs generated from the method's declared options."""
     cls = available()[method]
-    option_names = tuple(o.name for o in cls.options)
+    option_names = tuple(o.name for o in _node_options(cls))
     common_names = tuple(_common_inputs(cls))
 
     def input_types(_node):
         style = ("IMAGE",) if cls.capabilities.arbitrary_style else (list(cls.capabilities.fixed_styles),)
         required = {"image": ("IMAGE",), "style": style, **_common_inputs(cls)}
-        required.update({o.name: comfy_input(o) for o in cls.options})
+        required.update({o.name: comfy_input(o) for o in _node_options(cls)})
         return {"required": required}
 
     def stylize(self, image, style, **inputs):

@@ -35,6 +35,7 @@ class Option:
     choices: tuple = ()
     odd: bool = False                 # ints that must be odd (patch sizes)
     paper: str = ""                   # the paper's value, when the default deviates from it
+    texture_only: bool = False        # matters only for texture synthesis (no content image)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -25,7 +25,8 @@ class WCT(StyleMethod):
     options = (
         Option("levels", "names", CASCADE, "encoder levels of the coarse-to-fine cascade",
                choices=LEVELS, paper="relu5_1,relu4_1,relu3_1,relu2_1,relu1_1"),
-        Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1),
+        Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1,
+               texture_only=True),
     )
 
     def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, encoder: str = ENCODER_WEIGHTS,
