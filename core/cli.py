@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("brushstream: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code == 143:  # SIGTERM (see exit_cleanly_on_sigterm): cleaned up, say so in one line
+            print("brushstream: terminated", file=sys.stderr)
+        raise
     except BrokenPipeError:  # `brushstream weights list | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
