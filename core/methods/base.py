@@ -35,7 +35,8 @@ STRENGTH = Option("strength", "float", 1.0, "0 keeps the content, 1 is full styl
                   minimum=0.0, maximum=1.0)
 PRESERVE_COLOR = Option("preserve_color", "bool", False, "keep the content's colours, take luminance from the style",
                         source="paper")
-PRECISION = Option("precision", "choice", "fp32", "bf16: bfloat16 autocast, faster on recent CPUs and GPUs",
+PRECISION = Option("precision", "choice", "fp32", "bf16: bfloat16 autocast; faster on GPUs and CPUs with bfloat16 instructions, "
+                   "much slower on AVX2-only CPUs",
                    choices=("fp32", "bf16"))
 STYLIZE_OPTIONS = (STRENGTH, PRESERVE_COLOR, PRECISION)
 
