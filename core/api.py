@@ -14,7 +14,7 @@ from .errors import BrushstreamError
 from .image import LoadedImage, check_output_path, image_size, load_image, save_image
 from .methods import StyleMethod, build, get
 from .methods.base import max_pixels_override
-from .ops.resize import resize_long_side, resize_to
+from .ops.resize import long_side_size, resize_long_side, resize_to
 
 ImageLike = Union[str, os.PathLike, torch.Tensor]
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
@@ -31,15 +31,6 @@ def load(method: str = "adain", **options) -> StyleMethod:
     return build(method, **options)
 
 
-def planned_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
-    """(H, W) after scaling the longer side to ``long_side`` (same rounding as resize_long_side)."""
-    h, w = size
-    if not long_side:
-        return h, w
-    scale = long_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def budget_of(method: str | StyleMethod) -> int:
     """Pixels per image ``method`` may process, known before its weights are loaded."""
     if isinstance(method, StyleMethod):
@@ -49,13 +40,11 @@ def budget_of(method: str | StyleMethod) -> int:
 
 
 def check_content(path: str | os.PathLike, size: int | None, budget: int) -> tuple[int, int]:
-    """Header-only check of a content file against the minimum size and the budget; returns the planned (H, W)."""
-    h, w = planned_size(image_size(path), size)
+    """Header-only check of a content file (image.py's checks, the budget included) and the minimum size;
+    returns the (H, W) it will be stylized at."""
+    h, w = long_side_size(*image_size(path, long_side=size, max_pixels=budget), size)
     if min(h, w) < MIN_SIDE:
         raise BrushstreamError(f"{path}: image would be {w}x{h} px; at least {MIN_SIDE} px per side is needed")
-    if h * w > budget:
-        raise BrushstreamError(f"{path}: {w}x{h} px is over the memory budget of {budget / 1e6:.1f} MP; "
-                               f"use a smaller --size or raise BRUSHSTREAM_MAX_PIXELS")
     return h, w
 
 
@@ -154,12 +143,8 @@ def stylize_with(model: StyleMethod, code, content: ImageLike, *, strength: floa
     """Stylize with an already encoded style (many contents, one style code)."""
     if output is not None:
         check_output_path(output)
-    img = _as_loaded(content, size, model.budget)
+    img = _as_loaded(content, size, model.budget)   # a file over the budget is refused before decoding
     _check_min_size(img)
-    try:
-        model.check_budget(img.size)
-    except BrushstreamError as exc:
-        raise BrushstreamError(f"{img.path}: {exc}") from None
     m = None if mask is None else load_mask(mask, img.size)
     y = model.stylize(img.image, code, strength=strength, preserve_color=preserve_color, mask=m, precision=precision)
     if output is not None:

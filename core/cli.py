@@ -16,11 +16,11 @@ class _Parser(argparse.ArgumentParser):
         raise BrushstreamError(f"{self.prog}: {message}")
 
 
-def _floats(text: str, flag: str = "--style-weights") -> list[float]:
+def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise BrushstreamError(f"{flag} must be numbers separated by commas, got {text!r}") from None
+        raise BrushstreamError(f"--style-weights must be numbers separated by commas, got {text!r}") from None
 
 
 def _is_folder_name(text: str) -> bool:
@@ -142,6 +142,7 @@ def _texture(args, cls, options: dict, styles: list[str], weights) -> int:
     from . import api
     from .image import check_output_path, save_image
     from .methods import available
+    from .methods.base import check_pixels
 
     if args.content:
         raise BrushstreamError("--texture makes an image from noise; give no content image")
@@ -156,10 +157,7 @@ def _texture(args, cls, options: dict, styles: list[str], weights) -> int:
         raise BrushstreamError(f"--texture must be WIDTHxHEIGHT, e.g. 512x512, got {args.texture!r}") from None
     if min(w, h) < 16:
         raise BrushstreamError(f"--texture {args.texture}: each side must be at least 16 px")
-    budget = api.budget_of(args.method)
-    if w * h > budget:
-        raise BrushstreamError(f"--texture {args.texture} is over the memory budget of {budget / 1e6:.1f} MP for "
-                               f"{args.method}; make it smaller or raise BRUSHSTREAM_MAX_PIXELS")
+    check_pixels((h, w), api.budget_of(args.method), args.method)
     out = check_output_path(args.output)
     api.refuse_overwriting_inputs([out], styles)
     style_images = api.prepare_styles(styles, args.style_size)
@@ -245,7 +243,7 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli_options import add_method_options
+    from .cli_options import add_method_options, argparse_kwargs
     from .methods import STYLIZE_OPTIONS, available
 
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")
@@ -262,14 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="adain", choices=list(methods),
                    help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
     for opt in STYLIZE_OPTIONS:
-        kwargs = dict(help=opt.describe())
-        if opt.kind == "bool":
-            kwargs["action"] = "store_true"
-        elif opt.kind == "choice":
-            kwargs.update(default=opt.default, choices=list(opt.choices))
-        else:
-            kwargs.update(default=opt.default, type=str)
-        s.add_argument(opt.flag, **kwargs)
+        s.add_argument(opt.flag, **argparse_kwargs(opt, default=opt.default))
     s.add_argument("--size", type=int, help="longer side in px to work and write at (default: the content's)")
     s.add_argument("--style-size", type=int, default=512, help="longer side the style is reduced to (default 512)")
     s.add_argument("--mask", help="two styles: white takes the first, black the second (same aspect as the content)")

@@ -31,12 +31,20 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Mapping[str, ty
     for name, owners in by_name.items():
         first = owners[0][1]
         help_text = "; ".join(f"{m}: {o.describe()}" for m, o in owners)
-        kwargs = dict(dest=DEST_PREFIX + name, default=None, help=help_text.replace("%", "%%"))
-        if first.kind == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["metavar"] = _metavar(first) or "{" + ",".join(map(str, first.choices)) + "}"
-        group.add_argument(first.flag, **kwargs)
+        group.add_argument(first.flag, **argparse_kwargs(first, dest=DEST_PREFIX + name, default=None,
+                                                         help_text=help_text))
+
+
+def argparse_kwargs(opt: Option, *, dest: str | None = None, default=None, help_text: str | None = None) -> dict:
+    """The add_argument keywords for one declared option; values stay text for ``Option.parse``."""
+    kwargs = dict(default=default, help=(help_text or opt.describe()).replace("%", "%%"))
+    if dest:
+        kwargs["dest"] = dest
+    if opt.kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["metavar"] = _metavar(opt) or "{" + ",".join(map(str, opt.choices)) + "}"
+    return kwargs
 
 
 def given_options(args: argparse.Namespace) -> dict[str, object]:

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import BrushstreamError
-from .ops.resize import resize_long_side, resize_to
+from .ops.resize import long_side_size, resize_long_side, resize_to
 
 # Decoding more than this would need gigabytes before any network runs; refuse before decoding.
 MAX_DECODE_PIXELS = 250_000_000
@@ -192,12 +192,6 @@ def _positive_int(value, path: Path) -> int:
     return number
 
 
-def _long_side_size(h: int, w: int, long_side: int) -> tuple[int, int]:
-    """The size resize_long_side gives (same rounding)."""
-    scale = long_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 @dataclass
 class _Plan:
     file_size: tuple[int, int]  # (H, W) after orientation
@@ -213,7 +207,7 @@ def _plan(im: Image.Image, path: Path, long_side: int | None, max_pixels: int | 
     w, h = im.size
     if orientation >= 5:  # stored sideways
         w, h = h, w
-    target = (h, w) if long_side is None else _long_side_size(h, w, _positive_int(long_side, path))
+    target = (h, w) if long_side is None else long_side_size(h, w, _positive_int(long_side, path))
     if max_pixels is not None and target[0] * target[1] > max_pixels:
         raise BrushstreamError(
             f"{path}: {target[1]}x{target[0]} px is over the memory budget of {max_pixels / 1e6:.1f} MP; "

@@ -55,6 +55,14 @@ def max_pixels_override() -> int | None:
     return int(value)
 
 
+def check_pixels(size: tuple[int, int], budget: int, method: str) -> None:
+    """Refuse an (H, W) over ``budget`` pixels, in one line naming ``method`` and how to get under it."""
+    h, w = int(size[0]), int(size[1])
+    if h * w > budget:
+        raise BrushstreamError(f"{w}x{h} px is over the memory budget of {budget / 1e6:.1f} MP for {method}; "
+                               f"make it smaller (--size) or raise {MAX_PIXELS_ENV}")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a method can do, so hosts can build the right UI without special cases."""
@@ -209,11 +217,7 @@ class StyleMethod(nn.Module):
         return out
 
     def check_budget(self, size: tuple[int, int]) -> None:
-        h, w = int(size[0]), int(size[1])
-        if h * w > self.budget:
-            raise BrushstreamError(
-                f"{w}x{h} px is over the memory budget of {self.budget / 1e6:.1f} MP for {self.name}; "
-                f"downscale it (--size) or raise {MAX_PIXELS_ENV}")
+        check_pixels(size, self.budget, self.name)
 
     def _check_image(self, x: torch.Tensor, role: str) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):

@@ -19,14 +19,21 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., : size[0], : size[1]]
 
 
+def long_side_size(h: int, w: int, long_side: int | None) -> tuple[int, int]:
+    """(H, W) with the longer side scaled to ``long_side`` (None: unchanged); the one place this rounding lives."""
+    if not long_side:
+        return h, w
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_long_side(x: torch.Tensor, long_side: int) -> torch.Tensor:
     """Resize so the longer side is ``long_side`` px, keeping the aspect ratio (antialiased)."""
     h, w = x.shape[-2:]
-    scale = long_side / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    size = long_side_size(h, w, long_side)
     if size == (h, w):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=long_side < max(h, w)).clamp(0, 1)
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
