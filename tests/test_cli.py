@@ -222,3 +222,28 @@ def test_readme_python_snippet_runs(tmp_path, monkeypatch):
     exec(compile(snippet, "README.md", "exec"), {})
     assert max(Image.open(tmp_path / "out.png").size) == 384
     assert max(Image.open(tmp_path / "out_adain.png").size) == 256
+
+
+def test_methods_command_lists_the_registry(capsys):
+    from brushstream.core.methods import available
+
+    assert main(["methods"]) == 0
+    printed = capsys.readouterr().out
+    for name, cls in available().items():
+        assert f"{name}\t{cls.summary}" in printed
+        for opt in cls.options:
+            assert f"{opt.flag}: {opt.describe()}" in printed
+
+
+def test_cli_turns_sigterm_into_a_clean_exit(capsys):
+    import signal
+
+    from brushstream.core import atomic
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        main(["methods"])
+        assert signal.getsignal(signal.SIGTERM) is atomic._exit_on_sigterm   # finally-blocks run on SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -8,16 +8,8 @@ from PIL import Image
 
 from brushstream.core.cli import main
 
-from .conftest import SHARED_DATA
-
-STYLE = str(SHARED_DATA / "styles" / "starry_night.jpg")
-PHOTO = SHARED_DATA / "content_eval" / "skimage_chelsea.jpg"
-
-
-def _run(args, capsys):
-    code = main(args)
-    err = capsys.readouterr().err.strip().splitlines()
-    return code, err
+from .conftest import SHARED_DATA  # noqa: F401  (marks the module as needing ../shared, see conftest.py)
+from .test_cli import PHOTO, STYLE, _run  # noqa: F401  (one CLI runner for both files)
 
 
 def _photo(tmp_path, name="photo.jpg", size=(48, 40)):

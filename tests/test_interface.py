@@ -55,10 +55,27 @@ def test_style_code_follows_a_device_and_dtype_move(content, style):
     code64 = adain.encode_style(style)            # encoded in float64, then the method goes back to float32
     adain.to(torch.float32)
     torch.testing.assert_close(adain.stylize(content, code64), out32, atol=1e-4, rtol=1e-4)
+    assert code.to("cpu", torch.float32) is code                 # nothing to move: the per-frame call is free
     wct = build("wct", levels=("relu3_1",))
     wcode = wct.encode_style(style)
     wct.to(torch.float64)
     assert wct.stylize(content, wcode).dtype == torch.float64
+
+
+def test_wct_keeps_its_style_statistics_in_float64(content, style, monkeypatch):
+    from brushstream.core.methods import wct as wct_module
+
+    seen = []
+    real = wct_module.whiten_colour
+    monkeypatch.setattr(wct_module, "whiten_colour", lambda fc, st, floor: seen.append(st.cov_sqrt.dtype) or real(fc, st, floor))
+    wct = build("wct", levels=("relu3_1",))
+    wct.stylize(content, wct.encode_style(style))
+    assert seen == [torch.float64]                              # a float32 method does not round its covariances
+
+
+def test_build_passes_progress_only_to_methods_that_show_it():
+    assert build("gatys", progress=False).progress is False and build("gatys").progress is True
+    assert not hasattr(build("adain", progress=False), "progress")
 
 
 # -- 2. style spec, stream state, batching ----------------------------------------------------------------

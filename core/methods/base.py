@@ -79,15 +79,19 @@ class Capabilities:
 
 
 def _tree_to(obj: Any, device, dtype) -> Any:
+    """``obj`` with its tensors moved; containers are rebuilt only where something moved, so the per-frame
+    call in ``stylize`` costs nothing once a code already lives where its method does."""
     if isinstance(obj, torch.Tensor):
         return obj.to(device=device, dtype=dtype if dtype is not None and obj.is_floating_point() else None)
     if isinstance(obj, dict):
-        return {k: _tree_to(v, device, dtype) for k, v in obj.items()}
+        items = {k: _tree_to(v, device, dtype) for k, v in obj.items()}
+        return obj if all(items[k] is obj[k] for k in obj) else items
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_tree_to(v, device, dtype) for v in obj)
+        items = [_tree_to(v, device, dtype) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else type(obj)(items)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _tree_to(getattr(obj, f.name), device, dtype)
-                                           for f in dataclasses.fields(obj) if f.init})
+        moved = {f.name: _tree_to(getattr(obj, f.name), device, dtype) for f in dataclasses.fields(obj) if f.init}
+        return obj if all(v is getattr(obj, k) for k, v in moved.items()) else dataclasses.replace(obj, **moved)
     return obj
 
 
@@ -100,8 +104,10 @@ class StyleCode:
     refs: tuple[int, ...] = ()            # fixed-style indices (empty for style images)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "StyleCode":
-        """A copy whose tensors live on ``device`` (floating ones in ``dtype``); the original is untouched."""
-        return dataclasses.replace(self, data=_tree_to(self.data, device, dtype))
+        """This code with its tensors on ``device`` (floating ones in ``dtype``): ``self`` when nothing moves,
+        else a copy (the original is untouched)."""
+        data = _tree_to(self.data, device, dtype)
+        return self if data is self.data else dataclasses.replace(self, data=data)
 
 
 def blend_strength(stylized: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
