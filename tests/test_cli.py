@@ -231,6 +231,10 @@ def test_methods_command_lists_the_registry(capsys):
     printed = capsys.readouterr().out
     for name, cls in available().items():
         assert f"{name}\t{cls.summary}" in printed
+        block = printed.split(f"{name}\t", 1)[1].splitlines()
+        assert block[1].startswith("    can: ")
+        assert all(c in block[1] for c in ("arbitrary_style", "texture_synthesis", "optimisation")
+                   if getattr(cls.capabilities, c))
         for opt in cls.options:
             assert f"{opt.flag}: {opt.describe()}" in printed
 
