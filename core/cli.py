@@ -167,6 +167,38 @@ def _texture(args, cls, options: dict, styles: list[str], weights) -> int:
     return 0
 
 
+def cmd_video(args) -> int:
+    from .cli_options import given_options, method_options
+    from .methods import get
+    from .video_stylize import stylize_video
+
+    options = method_options(get(args.method), given_options(args))
+    settings = _stylize_settings(args)
+    if args.size is not None and not 16 <= args.size <= 8192:
+        raise BrushstreamError(f"--size is the output height and must be between 16 and 8192 px, got {args.size}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise BrushstreamError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if not 0.0 <= args.temporal_strength <= 1.0:
+        raise BrushstreamError(f"--temporal-strength must be between 0 and 1, got {args.temporal_strength}")
+    flow_options = {"preset": args.flow_preset, "scale": args.flow_scale} if args.flow == "dis" else {}
+    result = stylize_video(args.input, args.style, args.output, method=args.method,
+                           style_weights=_floats(args.style_weights) if args.style_weights else None,
+                           temporal=args.temporal, temporal_strength=args.temporal_strength, flow=args.flow,
+                           flow_options=flow_options, size=args.size, start=args.start, max_frames=args.max_frames,
+                           style_size=args.style_size, device=_device(args.device), measure=args.measure,
+                           progress=not args.quiet, **settings, **options)
+    if result.scene_cuts and not args.quiet:
+        print(f"scene cuts at frames {', '.join(map(str, result.scene_cuts))}: the temporal state restarted there",
+              file=sys.stderr)
+    print(f"{result.output}")
+    if result.warping:
+        w = result.warping
+        print(f"warping error {w['warping_error']:.3e} (the input's own {w['input_warping_error']:.3e}, "
+              f"excess {w['excess']:.3e}; flow: {args.measure})")
+    print(f"done: {result.frames} frames, {result.seconds:.1f} s, {result.fps:.2f} fps")
+    return 0
+
+
 def cmd_methods(args) -> int:
     """Every registered method, what it can do and its options: the same data the hosts build from."""
     from .methods import STYLIZE_OPTIONS, available
@@ -243,8 +275,11 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli_options import add_method_options, argparse_kwargs
+    from .cli_options import DEST_PREFIX, add_method_options, argparse_kwargs
+    from .flow import flow_backends
+    from .flow.dis import DEFAULTS as DIS_DEFAULTS, PRESETS as DIS_PRESETS
     from .methods import STYLIZE_OPTIONS, available
+    from .temporal import DEFAULT_TEMPORAL_STRENGTH
 
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -270,6 +305,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     add_method_options(s, methods)
     s.set_defaults(func=cmd_stylize)
+
+    v = sub.add_parser("video", help="stylize a video clip (file, GIF or folder of frames), keeping timing and audio",
+                       description="Stylize a clip frame by frame through one stream state: the previous output, "
+                                   "warped by optical flow, is blended in where the flow is reliable, so the "
+                                   "result does not flicker. The last line printed is 'done: N frames, T s, F fps' "
+                                   "(T counts processing only).")
+    v.add_argument("input", help="video file (mp4, mov, mkv, webm, avi), animated GIF or folder of frames")
+    v.add_argument("--style", action="append", required=True, help="style image; repeat to blend several")
+    v.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
+    v.add_argument("--method", default="adain", choices=list(methods),
+                   help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
+    v.add_argument("--model", dest=DEST_PREFIX + "model", metavar="NAME",
+                   help="trained model of the method (file, manifest name or Hub id), for methods that have them")
+    v.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                   help="carry a stream state from frame to frame (default on); --no-temporal: each frame alone")
+    v.add_argument("--temporal-strength", type=float, default=DEFAULT_TEMPORAL_STRENGTH, metavar="A",
+                   help=f"how much of the warped previous output is kept where the flow is reliable, 0..1 "
+                        f"(default {DEFAULT_TEMPORAL_STRENGTH})")
+    v.add_argument("--flow", default="dis", choices=flow_backends(), help="optical flow backend (default dis)")
+    v.add_argument("--flow-preset", default=DIS_DEFAULTS["preset"], choices=list(DIS_PRESETS),
+                   help=f"DIS preset (default {DIS_DEFAULTS['preset']})")
+    v.add_argument("--flow-scale", type=float, default=DIS_DEFAULTS["scale"], metavar="S",
+                   help=f"DIS works at this fraction of the frame size, 0.1..1 (default {DIS_DEFAULTS['scale']})")
+    for opt in STYLIZE_OPTIONS:
+        v.add_argument(opt.flag, **argparse_kwargs(opt, default=opt.default))
+    v.add_argument("--size", type=int, help="output height in px (default: the input's); the width keeps the aspect")
+    v.add_argument("--style-size", type=int, default=512, help="longer side the style is reduced to (default 512)")
+    v.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="skip to this time in the clip")
+    v.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    v.add_argument("--measure", nargs="?", const="farneback", choices=flow_backends(), metavar="FLOW",
+                   help="also print the output's warping error beside the input's own, graded with this flow "
+                        "backend (default farneback, so the grade does not reuse the blend's DIS flow)")
+    v.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    v.add_argument("-o", "--output", required=True,
+                   help="output video (.mp4, .mov, .mkv: H.264) or PNG frames as a pattern, e.g. frames/f_%%05d.png")
+    v.add_argument("-q", "--quiet", action="store_true")
+    add_method_options(v, methods)
+    v.set_defaults(func=cmd_video)
 
     m = sub.add_parser("methods", help="list the methods, what they can do and their options")
     m.set_defaults(func=cmd_methods)

@@ -30,6 +30,8 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Mapping[str, ty
     group = parser.add_argument_group("method options (from each method's declared options)")
     for name, owners in by_name.items():
         first = owners[0][1]
+        if first.flag in parser._option_string_actions:   # the command declares it itself (e.g. --model)
+            continue
         help_text = "; ".join(f"{m}: {o.describe()}" for m, o in owners)
         group.add_argument(first.flag, **argparse_kwargs(first, dest=DEST_PREFIX + name, default=None,
                                                          help_text=help_text))

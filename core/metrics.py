@@ -66,3 +66,53 @@ class QualityMetrics:
         return {"gram": out_d["gram"], "gram_content": base_d["gram"], "gram_ratio": out_d["gram"] / base_d["gram"],
                 "meanstd": out_d["meanstd"], "meanstd_ratio": out_d["meanstd"] / base_d["meanstd"],
                 "content": self.content_distance(output, content)}
+
+
+class WarpingError:
+    """Temporal stability: warping error as Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018.
+
+    For each consecutive pair, E_t = sum(M_t * (O_t - warp(O_{t-1}))^2) / (3 * sum(M_t)): output t-1 warped
+    to t by the flow of the *input* frames, compared where that flow is reliable (M_t: Ruder et al.'s
+    forward-backward and motion-boundary mask). The clip's figure is the mean over pairs. The same flow
+    and mask give the input clip's own warping error, the floor that flow errors and lighting set.
+    Stream frames in with ``update``; the flow backend defaults to DIS "medium" at full size and may
+    differ from the one the method used (so a method is not graded by its own flow).
+    """
+
+    def __init__(self, flow=None):
+        if flow is None:
+            from .flow import get_flow
+            flow = get_flow("dis", preset="medium", scale=1.0)
+        self.flow = flow
+        self.output_errors: list[float] = []
+        self.input_errors: list[float] = []
+        self._prev: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+        return float((mask * (a - b) ** 2).sum() / (3 * mask.sum()).clamp_min(1.0))
+
+    @torch.no_grad()
+    def update(self, frame: torch.Tensor, output: torch.Tensor) -> tuple[float, float] | None:
+        """Add frame t (input and output, (1, 3, H, W)); returns (output error, input error) of pair t-1 -> t."""
+        from .ops.warp import backward_warp, reliable_flow_mask
+
+        frame, output = frame.detach().float().cpu(), output.detach().float().cpu()
+        if output.shape != frame.shape:
+            raise ValueError(f"output {tuple(output.shape)} and input {tuple(frame.shape)} differ in size")
+        prev, self._prev = self._prev, (frame, output)
+        if prev is None or prev[0].shape != frame.shape:
+            return None
+        backward, forward = self.flow(frame, prev[0]), self.flow(prev[0], frame)
+        mask = reliable_flow_mask(backward, forward)
+        out_e = self._masked_mse(output, backward_warp(prev[1], backward), mask)
+        in_e = self._masked_mse(frame, backward_warp(prev[0], backward), mask)
+        self.output_errors.append(out_e)
+        self.input_errors.append(in_e)
+        return out_e, in_e
+
+    def summary(self) -> dict[str, float]:
+        """Clip means: output, input (the floor), and the output's excess over the floor."""
+        n = max(len(self.output_errors), 1)
+        out, inp = sum(self.output_errors) / n, sum(self.input_errors) / n
+        return {"warping_error": out, "input_warping_error": inp, "excess": max(out - inp, 0.0), "pairs": len(self.output_errors)}

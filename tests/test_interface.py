@@ -116,15 +116,15 @@ def counter():
 
 def test_stream_state_carries_frames_and_resets_on_size_change(counter):
     code = counter.encode_style("red")
-    state = counter.new_state()
-    frames = torch.rand(3, 3, 8, 8)
+    state = counter.new_state(temporal_strength=0)   # the blend is tested in test_temporal.py
+    frames = 0.5 + 0.01 * torch.rand(3, 3, 8, 8)             # one shot: no scene cut
     out = counter.stylize(frames, code, state=state)
     assert state.frame_index == 3 and state.data["frames"] == 3
     assert counter.batch_sizes == [1, 1, 1]                       # a stream goes frame by frame
     assert [round(float(o[1].mean()), 3) for o in out] == [0.0, 0.1, 0.2]      # green grows with the frame count
     counter.stylize(frames[:1], code, state=state)
     assert state.data["frames"] == 4                             # carried across calls
-    counter.stylize(torch.rand(1, 3, 12, 8), code, state=state)   # a new size drops the history
+    counter.stylize(torch.full((1, 3, 12, 8), 0.5), code, state=state)   # a new size drops the history
     assert state.resets == 1 and state.data["frames"] == 1 and state.frame_index == 5
     other = counter.new_state()
     counter.stylize(frames[:1], code, state=other)

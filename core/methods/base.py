@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import BrushstreamError
 from ..ops.colour import preserve_colour
 from ..ops.resize import crop_to, pad_to_multiple
-from ..temporal import StreamState
+from ..temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_TEMPORAL_STRENGTH, StreamState
 from .options import Option
 from .style_spec import StyleSpec, resolve_refs
 
@@ -157,9 +157,17 @@ class StyleMethod(nn.Module):
         override = max_pixels_override()
         return override if override is not None else self.default_max_pixels
 
-    def new_state(self) -> StreamState:
-        """A fresh per-stream state; pass it to every ``stylize`` call of one stream, frames in order."""
-        return StreamState(self.name)
+    def new_state(self, *, temporal_strength: float | None = None, flow: Any = None,
+                  cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> StreamState:
+        """A fresh per-stream state; pass it to every ``stylize`` call of one stream, frames in order.
+
+        Image methods blend in their previous output, warped by the input frames' ``flow`` (a core.flow
+        backend, DIS by default), with ``temporal_strength`` (default 0.8; 0 keeps per-frame output but
+        still tracks scene cuts). Video-native methods carry their own mechanism and default to 0.
+        """
+        if temporal_strength is None:
+            temporal_strength = 0.0 if self.capabilities.video_native else DEFAULT_TEMPORAL_STRENGTH
+        return StreamState(self.name, strength=temporal_strength, flow=flow, cut_threshold=cut_threshold)
 
     @torch.no_grad()
     def encode_style(self, style: Any, weights: list[float] | tuple[float, ...] | None = None) -> StyleCode:
@@ -206,21 +214,24 @@ class StyleMethod(nn.Module):
         step = content.shape[0] if self.batches and state is None else 1
         outs = []
         for i in range(0, content.shape[0], step):
-            x, size = pad_to_multiple(content[i:i + step], self.stride)
+            frame = content[i:i + step]
+            x, size = pad_to_multiple(frame, self.stride)
             m = None if mask is None else pad_to_multiple(mask[i:i + step], self.stride)[0]
             if state is not None:
-                state.begin_frame(size)
+                state.begin_frame(frame)
             # Feed-forward methods need no autograd graph; optimisation methods manage their own.
             with torch.set_grad_enabled(self.capabilities.optimisation), \
                     torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 y = self._stylize(content=x, code=code, strength=strength, mask=m, state=state)
+            y = crop_to(y.to(content.dtype), size).clamp(0, 1)
+            if preserve_color:
+                y = preserve_colour(y, frame)
             if state is not None:
-                state.end_frame()
-            outs.append(crop_to(y.to(content.dtype), size).clamp(0, 1))
-        out = torch.cat(outs)
-        if preserve_color:
-            out = preserve_colour(out, content)
-        return out
+                # The blend works on what the viewer sees, so the colour-preserved frame is what is carried on.
+                y = state.stabilise(y)
+                state.end_frame(y)
+            outs.append(y)
+        return torch.cat(outs)
 
     def check_budget(self, size: tuple[int, int]) -> None:
         check_pixels(size, self.budget, self.name)

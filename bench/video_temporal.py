@@ -1,0 +1,152 @@
+"""Temporal stability on every clip in ../shared/data/video: per-frame vs the flow-guided temporal state.
+
+    python bench/video_temporal.py [--frames 60] [--methods adain,wct,swap] [--strengths 0.8] [--judge farneback]
+
+For each clip (first N frames, at its own size: all are at most 640x360) and method, the style code is
+encoded once and each frame stylized once; the per-frame result is that output, and each temporal
+variant feeds the same outputs through the product's StreamState (begin_frame -> stabilise ->
+end_frame), which is exactly what ``StyleMethod.stylize(state=...)`` does for an image method. For AdaIN
+a second blend site is measured too: the warped previous AdaIN *features* (relu3_1, flow and mask
+downsampled to 1/4) blended before the decoder.
+
+Warping error (Lai et al. 2018, core/metrics.py) is graded with a flow backend *other* than the one the
+temporal state used (Farneback by default, the state uses DIS), beside the input clip's own warping
+error (the floor); "kept" is the share of the per-frame excess over the floor that remains. Style
+distance is the Gram distance to the style (VGG16, core/metrics.py) on every 4th frame.
+Results: printed, and bench/results/video_temporal.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from common import SHARED, STYLES, photo
+
+from brushstream.core.flow import get_flow
+from brushstream.core.methods import build
+from brushstream.core.metrics import QualityMetrics, WarpingError
+from brushstream.core.ops.resize import crop_to, pad_to_multiple
+from brushstream.core.ops.warp import backward_warp
+from brushstream.core.temporal import StreamState
+from brushstream.core.video import VideoReader
+
+VIDEO = SHARED / "data" / "video"
+RESULTS = Path(__file__).resolve().parent / "results" / "video_temporal.json"
+
+
+def clips() -> list[Path]:
+    return sorted(VIDEO.glob("*.mp4"))
+
+
+def output_blend(frames, raw, strength: float, flow_options: dict) -> list[torch.Tensor]:
+    state = StreamState("bench", strength=strength, flow=get_flow("dis", **flow_options))
+    outs = []
+    for f, y in zip(frames, raw):
+        state.begin_frame(f)
+        y = state.stabilise(y)
+        state.end_frame(y)
+        outs.append(y)
+    return outs
+
+
+@torch.inference_mode()
+def feature_blend(model, code, frames, strength: float, flow_options: dict) -> list[torch.Tensor]:
+    """AdaIN with the blend on relu3_1 target features instead of output pixels (the alternative site)."""
+    state = StreamState("bench", strength=strength, flow=get_flow("dis", **flow_options))
+    outs, prev_t = [], None
+    for f in frames:
+        state.begin_frame(f)
+        x, size = pad_to_multiple(f, model.stride)
+        t = model.transfer(model.encoder(x)["relu3_1"], code)
+        m = state.motion()
+        if m is not None and prev_t is not None:
+            h, w = t.shape[-2:]
+            flow, rel = pad_to_multiple(m.flow, model.stride)[0], pad_to_multiple(m.reliable, model.stride)[0]
+            scale = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]]).view(1, 2, 1, 1)
+            small = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) * scale
+            rel = F.interpolate(rel, size=(h, w), mode="area")
+            t = t + strength * rel * (backward_warp(prev_t, small) - t)
+        prev_t = t
+        y = crop_to(model.decoder(t), size).clamp(0, 1)
+        state.end_frame(y)
+        outs.append(y)
+    return outs
+
+
+def warping(frames, outs, judge: str) -> dict:
+    metric = WarpingError(get_flow(judge))
+    for f, o in zip(frames, outs):
+        metric.update(f, o)
+    return metric.summary()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--methods", default="adain,wct,swap")
+    ap.add_argument("--strengths", default="0.8")
+    ap.add_argument("--flow-preset", default="medium")
+    ap.add_argument("--flow-scale", type=float, default=1.0)
+    ap.add_argument("--judge", default="farneback")
+    ap.add_argument("--style", default="starry_night.jpg")
+    ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
+    ap.add_argument("--no-feature-site", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    flow_options = {"preset": args.flow_preset, "scale": args.flow_scale}
+    style = photo(STYLES / args.style, 512)
+    qm = QualityMetrics()
+    targets = qm.style_targets(style)
+    gram = lambda outs: statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::4])  # noqa: E731
+    # Content distance to the current input frame reveals lag and ghosting a blend could add.
+    content = lambda outs, frames: statistics.mean(qm.content_distance(o, f) for o, f in zip(outs[::4], frames[::4]))  # noqa: E731
+    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    chosen = [c for c in clips() if not args.clips or c.stem in args.clips.split(",")]
+    for clip in chosen:
+        with VideoReader(clip, max_frames=args.frames) as reader:
+            frames = [fr.image for fr in reader]
+        floor = None
+        for name in args.methods.split(","):
+            model = build(name)
+            code = model.encode_style(style)
+            began = time.perf_counter()
+            with torch.inference_mode():
+                raw = [model.stylize(f, code) for f in frames]
+            seconds = (time.perf_counter() - began) / len(frames)
+            variants = {"per_frame": raw}
+            for s in strengths:
+                variants[f"output_{s:g}"] = output_blend(frames, raw, s, flow_options)
+                if name == "adain" and not args.no_feature_site:
+                    variants[f"features_{s:g}"] = feature_blend(model, code, frames, s, flow_options)
+            base = None
+            for label, outs in variants.items():
+                w = warping(frames, outs, args.judge)
+                g, c = gram(outs), content(outs, frames)
+                if base is None:
+                    base = (w, g)
+                floor = w["input_warping_error"]
+                excess0 = max(base[0]["warping_error"] - floor, 1e-12)
+                row = {"clip": clip.stem, "method": name, "variant": label, "frames": len(frames),
+                       "size": list(frames[0].shape[-2:]), "warping_error": w["warping_error"], "floor": floor,
+                       "excess": w["warping_error"] - floor, "kept": (w["warping_error"] - floor) / excess0,
+                       "per_frame_over_floor": base[0]["warping_error"] / floor, "gram": g,
+                       "gram_change": g / base[1] - 1, "content": c, "s_per_frame": seconds, "judge": args.judge,
+                       "flow": flow_options}
+                rows[f"{clip.stem}/{name}/{label}"] = row
+                print(f"{clip.stem:18s} {name:6s} {label:13s} warp {row['warping_error'] * 1e4:7.2f}e-4 "
+                      f"floor {floor * 1e4:6.2f}e-4 per-frame/floor {row['per_frame_over_floor']:5.2f} "
+                      f"excess kept {row['kept'] * 100:6.1f}% gram {g:.4f} ({row['gram_change'] * 100:+.1f}%) content {c:.3f}",
+                      flush=True)
+            RESULTS.parent.mkdir(exist_ok=True)
+            RESULTS.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
