@@ -1,5 +1,4 @@
 """Flow, warping, reliability masks, scene cuts, the flow-guided blend and the warping-error metric."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +8,6 @@ from brushstream.core.flow import flow_backends, get_flow
 from brushstream.core.image import list_images, load_image
 from brushstream.core.methods import build
 from brushstream.core.metrics import QualityMetrics, WarpingError
-from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.ops.warp import backward_warp, reliable_flow_mask
 from brushstream.core.temporal import StreamState
 

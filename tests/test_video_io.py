@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from av.video.reformatter import Interpolation
-from brushstream.core import video
+from brushstream.core import video_writer
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.video import (
     AudioSource,
@@ -489,9 +489,9 @@ def test_disk_full_leaves_nothing(tmp_path, monkeypatch, name, how):
     if how == "dev_full":
         if not os.path.exists("/dev/full"):
             pytest.skip("needs /dev/full")
-        monkeypatch.setattr(video, "_create_temp", temp_on_dev_full)
-    monkeypatch.setattr(video, "_mux", lambda container, packet: full())
-    monkeypatch.setattr(video, "_save_png", lambda rgb, path: full())
+        monkeypatch.setattr(video_writer, "_create_temp", temp_on_dev_full)
+    monkeypatch.setattr(video_writer, "_mux", lambda container, packet: full())
+    monkeypatch.setattr(video_writer, "_save_png", lambda rgb, path: full())
     target = tmp_path / name
     with pytest.raises(BrushstreamError, match=r"could not write the video \(No space left on device\)"), \
             VideoWriter(target, size=(W, H), fps=Fraction(30), preset="ultrafast") as writer:
