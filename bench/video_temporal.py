@@ -12,7 +12,8 @@ downsampled to 1/4) blended before the decoder.
 Warping error (Lai et al. 2018, core/metrics.py) is graded with a flow backend *other* than the one the
 temporal state used (Farneback by default, the state uses DIS), beside the input clip's own warping
 error (the floor); "kept" is the share of the per-frame excess over the floor that remains. Style
-distance is the Gram distance to the style (VGG16, core/metrics.py) on every 4th frame.
+distance is the Gram distance to the style (VGG16, core/metrics.py) and content distance the relu3_3
+distance to the input frame (lag or ghosting would raise it), both on every 6th frame (--sample-every).
 Results: printed, and bench/results/video_temporal.json.
 """
 from __future__ import annotations
@@ -97,6 +98,7 @@ def main() -> None:
     ap.add_argument("--style", default="starry_night.jpg")
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     ap.add_argument("--no-feature-site", action="store_true")
+    ap.add_argument("--sample-every", type=int, default=6, help="style/content distances on every Nth frame")
     args = ap.parse_args()
     torch.manual_seed(0)
     strengths = [float(s) for s in args.strengths.split(",")]
@@ -104,14 +106,19 @@ def main() -> None:
     style = photo(STYLES / args.style, 512)
     qm = QualityMetrics()
     targets = qm.style_targets(style)
-    gram = lambda outs: statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::4])  # noqa: E731
-    # Content distance to the current input frame reveals lag and ghosting a blend could add.
-    content = lambda outs, frames: statistics.mean(qm.content_distance(o, f) for o, f in zip(outs[::4], frames[::4]))  # noqa: E731
+    every = args.sample_every
+    gram = lambda outs: statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::every])  # noqa: E731
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     chosen = [c for c in clips() if not args.clips or c.stem in args.clips.split(",")]
     for clip in chosen:
         with VideoReader(clip, max_frames=args.frames) as reader:
             frames = [fr.image for fr in reader]
+        # Content distance to the current input frame reveals lag and ghosting a blend could add.
+        layer = qm.content_layer
+        with torch.inference_mode():
+            frame_feats = [qm.vgg(f, (layer,))[layer] for f in frames[::every]]
+        content = lambda outs: statistics.mean(   # noqa: E731
+            float((qm.vgg(o, (layer,))[layer] - ff).norm() / ff.norm()) for o, ff in zip(outs[::every], frame_feats))
         floor = None
         for name in args.methods.split(","):
             model = build(name)
@@ -128,7 +135,7 @@ def main() -> None:
             base = None
             for label, outs in variants.items():
                 w = warping(frames, outs, args.judge)
-                g, c = gram(outs), content(outs, frames)
+                g, c = gram(outs), content(outs)
                 if base is None:
                     base = (w, g)
                 floor = w["input_warping_error"]

@@ -105,8 +105,10 @@ class StreamState:
         if self.strength <= 0.0 or self.prev_output is None:
             return output
         m = self.motion()
-        warped = backward_warp(self.prev_output.to(output), m.flow.to(output))
-        return output + self.strength * m.reliable.to(output) * (warped - output)
+        # Bicubic, not bilinear: a pixel's history goes through several warps, and bilinear sampling blurs
+        # it a little each time (bench/video_temporal.py: +12.7% style distance at 0.8 vs +5.3% bicubic).
+        warped = backward_warp(self.prev_output.to(output), m.flow.to(output), mode="bicubic")
+        return (output + self.strength * m.reliable.to(output) * (warped - output)).clamp(0, 1)
 
     def end_frame(self, output: torch.Tensor) -> None:
         self.prev_input, self.prev_output = self._frame, output.detach()

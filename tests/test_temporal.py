@@ -154,7 +154,7 @@ def test_strength_zero_is_per_frame_and_the_blend_follows_the_reliability_mask(a
     backward, forward = state.flow(frames[2], frames[1]), state.flow(frames[1], frames[2])
     reliable = reliable_flow_mask(backward, forward).bool().expand_as(out)
     assert 0.5 < float(reliable.float().mean()) < 1.0
-    expected_kept = backward_warp(before, backward)
+    expected_kept = backward_warp(before, backward, mode="bicubic").clamp(0, 1)
     assert torch.allclose(out[reliable], expected_kept[reliable], atol=1e-5)      # strength 1: the warped past
     assert torch.allclose(out[~reliable], per_frame[2][~reliable], atol=1e-5)     # unreliable: the new frame
     assert state.frame_index == 3 and torch.equal(state.prev_output, out)
