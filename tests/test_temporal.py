@@ -109,6 +109,21 @@ def test_warping_error_is_zero_for_a_static_clip_and_grows_with_flicker():
     assert s["pairs"] == 1 and s["excess"] == pytest.approx(out_f - in_f)
 
 
+def test_warping_error_ignores_pixels_the_flow_cannot_explain():
+    a, b = _shifted_pair(12, 0)                      # b's left 12 columns are new: they come from outside a
+    new_stuff = b.clone()
+    new_stuff[..., :, :12] = torch.rand_like(new_stuff[..., :, :12])
+    metric = WarpingError()
+    metric.update(a, a)
+    out_e, in_e = metric.update(b, new_stuff)
+    assert out_e < 2 * in_e + 1e-4                   # disoccluded pixels are no flicker
+    changed = b.clone()
+    changed[..., :, 100:112] = torch.rand_like(changed[..., :, 100:112])
+    metric.update(a, a)                              # a new pair: a -> b again, now with visible pixels changed
+    out_e, _ = metric.update(b, changed)
+    assert out_e > 20 * in_e
+
+
 @pytest.fixture(scope="module")
 def adain_clip():
     model = build("adain")
