@@ -13,7 +13,7 @@ Warping error (Lai et al. 2018, core/metrics.py) is graded with a flow backend *
 temporal state used (Farneback by default, the state uses DIS), beside the input clip's own warping
 error (the floor); "kept" is the share of the per-frame excess over the floor that remains. Style
 distance is the Gram distance to the style (VGG16, core/metrics.py) and content distance the relu3_3
-distance to the input frame (lag or ghosting would raise it), both on every 6th frame (--sample-every).
+distance to the input frame (lag or ghosting would raise it), both on every 10th frame (--sample-every).
 Results: printed, and bench/results/video_temporal.json.
 """
 from __future__ import annotations
@@ -98,9 +98,14 @@ def main() -> None:
     ap.add_argument("--style", default="starry_night.jpg")
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     ap.add_argument("--no-feature-site", action="store_true")
-    ap.add_argument("--sample-every", type=int, default=6, help="style/content distances on every Nth frame")
+    ap.add_argument("--results", default=str(RESULTS), help="JSON file the rows are added to")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    ap.add_argument("--sample-every", type=int, default=10, help="style/content distances on every Nth frame")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = Path(args.results)
     strengths = [float(s) for s in args.strengths.split(",")]
     flow_options = {"preset": args.flow_preset, "scale": args.flow_scale}
     style = photo(STYLES / args.style, 512)
@@ -108,7 +113,7 @@ def main() -> None:
     targets = qm.style_targets(style)
     every = args.sample_every
     gram = lambda outs: statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::every])  # noqa: E731
-    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    rows = json.loads(results.read_text()) if results.exists() else {}
     chosen = [c for c in clips() if not args.clips or c.stem in args.clips.split(",")]
     for clip in chosen:
         with VideoReader(clip, max_frames=args.frames) as reader:
@@ -151,8 +156,8 @@ def main() -> None:
                       f"floor {floor * 1e4:6.2f}e-4 per-frame/floor {row['per_frame_over_floor']:5.2f} "
                       f"excess kept {row['kept'] * 100:6.1f}% gram {g:.4f} ({row['gram_change'] * 100:+.1f}%) content {c:.3f}",
                       flush=True)
-            RESULTS.parent.mkdir(exist_ok=True)
-            RESULTS.write_text(json.dumps(rows, indent=1))
+            results.parent.mkdir(exist_ok=True)
+            results.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
