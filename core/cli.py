@@ -178,7 +178,7 @@ def cmd_video(args) -> int:
         raise BrushstreamError(f"--size is the output height and must be between 16 and 8192 px, got {args.size}")
     if args.max_frames is not None and args.max_frames < 1:
         raise BrushstreamError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if not 0.0 <= args.temporal_strength <= 1.0:
+    if args.temporal_strength is not None and not 0.0 <= args.temporal_strength <= 1.0:
         raise BrushstreamError(f"--temporal-strength must be between 0 and 1, got {args.temporal_strength}")
     flow_options = {"preset": args.flow_preset, "scale": args.flow_scale} if args.flow == "dis" else {}
     result = stylize_video(args.input, args.style, args.output, method=args.method,
@@ -209,6 +209,8 @@ def cmd_methods(args) -> int:
                              "texture_synthesis", "optimisation") if getattr(caps, f)]
         print(f"{name}\t{cls.summary}")
         print(f"    can: {', '.join(flags)}" + (f"; styles: {', '.join(caps.fixed_styles)}" if caps.fixed_styles else ""))
+        if not caps.video_native:
+            print(f"    video: flow-guided temporal blend, default --temporal-strength {cls.temporal_strength:g}")
         for opt in cls.options:
             print(f"    {opt.flag}: {opt.describe()}")
     print("every method: " + "; ".join(f"{o.flag}: {o.describe()}" for o in STYLIZE_OPTIONS))
@@ -279,7 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .flow import flow_backends
     from .flow.dis import DEFAULTS as DIS_DEFAULTS, PRESETS as DIS_PRESETS
     from .methods import STYLIZE_OPTIONS, available
-    from .temporal import DEFAULT_TEMPORAL_STRENGTH
 
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -320,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained model of the method (file, manifest name or Hub id), for methods that have them")
     v.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
                    help="carry a stream state from frame to frame (default on); --no-temporal: each frame alone")
-    v.add_argument("--temporal-strength", type=float, default=DEFAULT_TEMPORAL_STRENGTH, metavar="A",
-                   help=f"how much of the warped previous output is kept where the flow is reliable, 0..1 "
-                        f"(default {DEFAULT_TEMPORAL_STRENGTH})")
+    v.add_argument("--temporal-strength", type=float, metavar="A",
+                   help="how much of the warped previous output is kept where the flow is reliable, 0..1 "
+                        "(default: the method's, " + ", ".join(f"{n} {c.temporal_strength:g}" for n, c in methods.items()
+                                                               if not c.capabilities.video_native) + ")")
     v.add_argument("--flow", default="dis", choices=flow_backends(), help="optical flow backend (default dis)")
     v.add_argument("--flow-preset", default=DIS_DEFAULTS["preset"], choices=list(DIS_PRESETS),
                    help=f"DIS preset (default {DIS_DEFAULTS['preset']})")

@@ -127,6 +127,8 @@ class StyleMethod(nn.Module):
     batches: ClassVar[bool] = False
     # The dtype style codes are kept in: None follows the method's dtype; WCT keeps float64 statistics.
     code_dtype: ClassVar[torch.dtype | None] = None
+    # The flow-guided blend's strength on video (core/temporal.py), set per method by bench/video_temporal.py.
+    temporal_strength: ClassVar[float] = DEFAULT_TEMPORAL_STRENGTH
     max_pixels: int | None = None        # per-instance override of the budget (hosts, tests)
 
     # -- to implement -------------------------------------------------------------------
@@ -162,11 +164,12 @@ class StyleMethod(nn.Module):
         """A fresh per-stream state; pass it to every ``stylize`` call of one stream, frames in order.
 
         Image methods blend in their previous output, warped by the input frames' ``flow`` (a core.flow
-        backend, DIS by default), with ``temporal_strength`` (default 0.8; 0 keeps per-frame output but
-        still tracks scene cuts). Video-native methods carry their own mechanism and default to 0.
+        backend, DIS by default), with ``temporal_strength`` (default: the method's ``temporal_strength``;
+        0 keeps per-frame output but still tracks scene cuts). Video-native methods carry their own
+        mechanism and default to 0.
         """
         if temporal_strength is None:
-            temporal_strength = 0.0 if self.capabilities.video_native else DEFAULT_TEMPORAL_STRENGTH
+            temporal_strength = 0.0 if self.capabilities.video_native else self.temporal_strength
         return StreamState(self.name, strength=temporal_strength, flow=flow, cut_threshold=cut_threshold)
 
     @torch.no_grad()
