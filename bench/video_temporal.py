@@ -87,6 +87,26 @@ def warping(frames, outs, judge: str) -> dict:
     return metric.summary()
 
 
+def report(files: list[Path]) -> None:
+    """A markdown table from one or more results files: per clip and method, per-frame vs each variant."""
+    rows = {}
+    for f in files:
+        rows.update(json.loads(Path(f).read_text()))
+    print("| clip | method | frames | input floor | per-frame (x floor) | variant | warping error | excess kept "
+          "| Gram (change) | content |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for key in sorted(rows):
+        r = rows[key]
+        if r["variant"] == "per_frame":
+            continue
+        base = rows[f"{r['clip']}/{r['method']}/per_frame"]
+        print(f"| {r['clip']} | {r['method']} | {r['frames']} | {r['floor'] * 1e4:.2f} | "
+              f"{base['warping_error'] * 1e4:.2f} ({r['per_frame_over_floor']:.2f}x) | {r['variant']} | "
+              f"{r['warping_error'] * 1e4:.2f} | {r['kept'] * 100:.0f}% | {r['gram']:.3f} ({r['gram_change'] * 100:+.1f}%) "
+              f"| {base['content']:.3f} -> {r['content']:.3f} |")
+    print("(warping errors x 1e-4)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=60)
@@ -101,7 +121,10 @@ def main() -> None:
     ap.add_argument("--results", default=str(RESULTS), help="JSON file the rows are added to")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     ap.add_argument("--sample-every", type=int, default=10, help="style/content distances on every Nth frame")
+    ap.add_argument("--report", nargs="*", metavar="JSON", help="print a table from results files and exit")
     args = ap.parse_args()
+    if args.report is not None:
+        return report(args.report or [RESULTS])
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
