@@ -11,3 +11,8 @@ class BrushstreamError(Exception):
     def __init__(self, message: str):
         # Keep it to one line whatever the caller passed in.
         super().__init__(" ".join(str(message).split()))
+
+
+def reason(exc: BaseException) -> str:
+    """The short cause inside an OS or FFmpeg error, for the one-line messages."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

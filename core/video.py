@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,8 +18,8 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from .errors import BrushstreamError
-from .image import image_size, list_images, load_image
+from .errors import BrushstreamError, reason
+from .image import _check_file, image_size, list_images, load_image
 from .video_audio import AudioSource
 from .video_writer import MIN_SIDE, VideoWriter, check_video_output
 
@@ -54,27 +53,13 @@ class VideoFrame:
     image: torch.Tensor       # (1, 3, H, W) float32 in [0, 1], at the requested size
 
 
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def _check_file(path: Path) -> None:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise BrushstreamError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise BrushstreamError(f"{path}: cannot read ({_reason(exc)})") from None
-    if st.st_size == 0 and stat.S_ISREG(st.st_mode):
-        raise BrushstreamError(f"{path}: empty file (0 bytes)")
-
 
 def _open(path: Path):
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
         raise BrushstreamError(
-            f"{path}: not a readable video (unknown format or corrupt header: {_reason(exc)})") from None
+            f"{path}: not a readable video (unknown format or corrupt header: {reason(exc)})") from None
 
 
 def _video_stream(container, path: Path):
@@ -138,7 +123,7 @@ def probe_video(path, *, folder_fps: float = 25.0) -> VideoInfo:
                 if first is not None and len(stamps) >= RATE_SAMPLE and not gif:  # GIFs are read whole
                     break
         except av.error.FFmpegError as exc:
-            raise BrushstreamError(f"{path}: cannot decode the first frame ({_reason(exc)})") from None
+            raise BrushstreamError(f"{path}: cannot decode the first frame ({reason(exc)})") from None
         if first is None:
             raise BrushstreamError(f"{path}: has no frames")
         w, h = _display_size(first)
@@ -294,7 +279,7 @@ class VideoReader:
                 yield VideoFrame(index, time, _to_tensor(rgb))
                 index += 1
         except av.error.FFmpegError as exc:
-            raise BrushstreamError(f"{path}: decoding failed at frame {index or 0} ({_reason(exc)}); "
+            raise BrushstreamError(f"{path}: decoding failed at frame {index or 0} ({reason(exc)}); "
                                    "the file is truncated or corrupt") from None
         expected, step = _expected_end(stream, container), 1 / float(info.fps)
         short = last is not None and expected and last + 2 * step < 0.98 * expected

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import BrushstreamError
+from .errors import BrushstreamError, reason
 
 # Audio codecs the MP4/QuickTime muxers take as they are; Matroska takes anything.
 COPY_CODECS = {
@@ -30,9 +30,6 @@ class AudioSource:
     start: float = 0.0          # source seconds where the output starts
     end: float | None = None    # source seconds where it ends (None: to the end)
 
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _video_origin(container) -> float:
@@ -59,7 +56,7 @@ class AudioCarrier:
         try:
             self._input = av.open(str(source.path))
         except (av.error.FFmpegError, OSError) as exc:
-            raise BrushstreamError(f"{source.path}: cannot read the audio ({_reason(exc)})") from None
+            raise BrushstreamError(f"{source.path}: cannot read the audio ({reason(exc)})") from None
         if not self._input.streams.audio:
             self.close()
             return
@@ -113,7 +110,7 @@ class AudioCarrier:
         try:
             yield
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise BrushstreamError(f"{self.source.path}: cannot read the audio ({_reason(exc)})") from None
+            raise BrushstreamError(f"{self.source.path}: cannot read the audio ({reason(exc)})") from None
 
     def _decoded_chunks(self):
         """(output sample index or None, planar float32 samples) for every resampled chunk."""

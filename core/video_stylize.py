@@ -7,6 +7,7 @@ the complete output or nothing at the output path.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
         with VideoWriter(out, size=(width, height), fps=info.fps, audio=audio, time_offset=first.time) as writer, \
                 torch.inference_mode(not model.capabilities.optimisation), \
                 tqdm(total=total, disable=not progress, unit="frame", desc="stylize", dynamic_ncols=True) as bar:
-            for frame in _chain(first, stream):
+            for frame in itertools.chain([first], stream):
                 y = model.stylize(frame.image, code, state=state, strength=strength,
                                   preserve_color=preserve_color, precision=precision)
                 writer.write(y, frame.time)
@@ -134,8 +135,3 @@ def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
         seconds = time.perf_counter() - began - judging
     return VideoResult(out, frames, seconds, (width, height), list(state.cuts) if state else [],
                        judge.summary() if judge else None)
-
-
-def _chain(first: VideoFrame, rest: Iterator[VideoFrame]) -> Iterator[VideoFrame]:
-    yield first
-    yield from rest

@@ -18,7 +18,7 @@ import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from .atomic import _create_temp
-from .errors import BrushstreamError
+from .errors import BrushstreamError, reason
 from .image import _unwritable_reason, to_uint8
 from .video_audio import AudioCarrier, AudioSource
 
@@ -30,9 +30,6 @@ FINE_TICKS = 90_000         # output time base: at least this fine, and a multip
 _BT709, _LIMITED = 1, 1     # AVCOL_* values for tagging the output
 _PATTERN = re.compile(r"%0?\d*d")
 
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _pattern_folder(path: Path) -> Path | None:
@@ -134,7 +131,7 @@ class VideoWriter:
             raise
         except (OSError, av.error.FFmpegError) as exc:
             self.abort()
-            raise BrushstreamError(f"{self.path}: could not write the video ({_reason(exc)})") from None
+            raise BrushstreamError(f"{self.path}: could not write the video ({reason(exc)})") from None
 
     def write(self, image: torch.Tensor, time: float | None = None) -> None:
         if self._done:

@@ -89,6 +89,12 @@ def test_temporal_flag_changes_the_output_and_the_api_matches_the_cli(tmp_path, 
     with VideoReader(tmp_path / "--temporal.mkv") as a, VideoReader(tmp_path / "--no-temporal.mkv") as b:
         diffs = [float((x.image - y.image).abs().mean()) for x, y in zip(a, b)]
     assert max(diffs[1:]) > 0.01 and diffs[0] < 0.5 * max(diffs[1:])   # frame 0 has no past; later ones blend
+    code, _, err = _video([str(clip), "--style", STYLE, "--temporal-strength", "0", "-q", "-o",
+                           str(tmp_path / "zero.mkv")], capsys)        # the strength reaches the state
+    with VideoReader(tmp_path / "zero.mkv") as a, VideoReader(tmp_path / "--no-temporal.mkv") as b:
+        assert max(float((x.image - y.image).abs().max()) for x, y in zip(a, b)) < 2 / 255
+    code, _, err = _video([str(clip), "--style", STYLE, "--flow-scale", "5", "-o", str(tmp_path / "x.mkv")], capsys)
+    assert code == 2 and "DIS flow scale must be between 0.1 and 1, got 5.0" in err[-1]   # flow options reach DIS
     result = brushstream.stylize_video(clip, STYLE, tmp_path / "api.mkv", temporal=False)
     assert result.frames == 8 and result.output.exists() and result.fps > 0 and result.warping is None
     with VideoReader(result.output) as a, VideoReader(tmp_path / "--no-temporal.mkv") as b:
