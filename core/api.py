@@ -82,6 +82,32 @@ def prepare_styles(styles: ImageLike | Sequence[ImageLike], style_size: int | No
     return out
 
 
+def _is_style_name(style) -> bool:
+    return isinstance(style, (str, os.PathLike)) and not Path(style).is_file()
+
+
+def style_for(model: StyleMethod, styles: ImageLike | Sequence[ImageLike] | None,
+              style_size: int | None = DEFAULT_STYLE_SIZE):
+    """What ``model.encode_style`` takes for the styles a user gave: image files or tensors, or names/indices
+    of the model's trained styles ("3", "starry_night"); nothing means the first trained style."""
+    if styles is None or isinstance(styles, (str, os.PathLike, torch.Tensor)):
+        styles = [] if styles is None else [styles]
+    trained = model.capabilities.fixed_styles
+    if not styles:
+        if not trained:
+            raise BrushstreamError(f"{model.name} needs a style image (--style FILE)")
+        return [0]
+    names = [s for s in styles if _is_style_name(s)]
+    if not names:
+        return prepare_styles(list(styles), style_size)
+    if len(names) < len(styles):
+        raise BrushstreamError("give either style image files or trained style names, not both")
+    if not trained:
+        raise BrushstreamError(f"{names[0]}: no such file")
+    refs = [int(str(s)) if str(s).isdigit() else str(s) for s in names]
+    return refs
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

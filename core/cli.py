@@ -96,12 +96,13 @@ def cmd_stylize(args) -> int:
         return _texture(args, cls, options, styles, weights)
     contents = [p for c in args.content for p in (list_images(c) if Path(c).is_dir() else [Path(c)])]
     if not contents and not styles:
-        contents, styles = [api.SAMPLE_CONTENT], [api.SAMPLE_STYLE]
+        contents = [api.SAMPLE_CONTENT]
+        styles = [api.SAMPLE_STYLE] if cls.capabilities.arbitrary_style else []
         print(f"brushstream: no input given; stylizing the bundled sample {contents[0].name} "
-              f"with {styles[0].name}", file=sys.stderr)
+              f"with {styles[0].name if styles else 'the model' + chr(39) + 's style'}", file=sys.stderr)
     if not contents:
         raise BrushstreamError("no content image given")
-    if not styles:
+    if not styles and not (cls.capabilities.fixed_styles or cls.capabilities.trained_styles):
         raise BrushstreamError("no style image given (--style FILE)")
     # Everything the user gave is checked before any weights are looked up or any work is done.
     outputs = _output_paths(contents, args.output, args.method, any(Path(c).is_dir() for c in args.content))
@@ -121,9 +122,10 @@ def cmd_stylize(args) -> int:
                 raise
             print(f"brushstream: error: {exc}", file=sys.stderr)
             failed += 1
-    style_images = api.prepare_styles(styles, args.style_size)
+    named = cls.capabilities.fixed_styles or cls.capabilities.trained_styles   # "--style 2" may name a trained style
+    api.prepare_styles([s for s in styles if not named or Path(s).is_file()], args.style_size)  # before any loading
     model = api.load(args.method, progress=not args.quiet, **options).to(_device(args.device))
-    code = model.encode_style(style_images, weights)
+    code = model.encode_style(api.style_for(model, styles, args.style_size), weights)
     for content, out in todo:
         try:
             api.stylize_with(model, code, content, size=args.size, mask=args.mask, output=out, **settings)
@@ -236,15 +238,6 @@ def cmd_weights(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .train.decoder_recipe import DecoderRecipe, train_decoder
-
-    recipe = DecoderRecipe(level=args.level, data=args.data, steps=args.steps, batch=args.batch, crop=args.crop)
-    meta = train_decoder(recipe, args.output, checkpoint=args.checkpoint, progress=not args.quiet)
-    print(f"{args.output}: reconstruction PSNR {meta['psnr_content_eval']} dB on content_eval")
-    return 0
-
-
 def cmd_eval(args) -> int:
     from .cli_options import given_options, method_options
     from .evaluate import run_eval
@@ -313,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "result does not flicker. The last line printed is 'done: N frames, T s, F fps' "
                                    "(T counts processing only).")
     v.add_argument("input", help="video file (mp4, mov, mkv, webm, avi), animated GIF or folder of frames")
-    v.add_argument("--style", action="append", required=True, help="style image; repeat to blend several")
+    v.add_argument("--style", action="append",
+                   help="style image, or a trained style's name or index; repeat to blend several")
     v.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
     v.add_argument("--method", default="adain", choices=list(methods),
                    help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
@@ -363,18 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("name", nargs="?", help="manifest name (default: all)")
     w.set_defaults(func=cmd_weights)
 
-    t = sub.add_parser("train", help="train a network (resumable with --checkpoint)")
-    tsub = t.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    d = tsub.add_parser("decoder", help="reconstruction decoder for relu2_1 / relu1_1 (WCT cascade)")
-    d.add_argument("--level", required=True, choices=["relu2_1", "relu1_1"])
-    d.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "content"))
-    d.add_argument("--steps", type=int, default=2500)
-    d.add_argument("--batch", type=int, default=8)
-    d.add_argument("--crop", type=int, default=192)
-    d.add_argument("--checkpoint", help="resume from / save to this file")
-    d.add_argument("-o", "--output", required=True)
-    d.add_argument("-q", "--quiet", action="store_true")
-    d.set_defaults(func=cmd_train)
+    from .train.command import add_train_parser
+    add_train_parser(sub, _Parser)
     return p
 
 

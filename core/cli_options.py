@@ -18,7 +18,7 @@ DEST_PREFIX = "method_opt_"
 
 
 def _metavar(opt: Option) -> str | None:
-    return {"int": "N", "float": "X", "floats": "X,Y", "names": "A,B"}.get(opt.kind)
+    return {"int": "N", "float": "X", "floats": "X,Y", "names": "A,B", "text": "NAME"}.get(opt.kind)
 
 
 def add_method_options(parser: argparse.ArgumentParser, methods: Mapping[str, type[StyleMethod]]) -> None:

@@ -75,7 +75,7 @@ def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
     a flow backend that grades the result's warping error (Lai et al. 2018) beside the input's own;
     its time is not counted in ``seconds``.
     """
-    from .api import load, prepare_styles, refuse_overwriting_inputs
+    from .api import load, refuse_overwriting_inputs, style_for
 
     out = check_video_output(output)
     refuse_overwriting_inputs([out], [input, *(style if isinstance(style, (list, tuple)) else [style])])
@@ -99,7 +99,7 @@ def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
     model.check_budget((height, width))
     if device is not None:
         model = model.to(device)
-    code = model.encode_style(prepare_styles(style, style_size), style_weights)   # once per clip
+    code = model.encode_style(style_for(model, style, style_size), style_weights)   # once per clip
     state = _new_state(model, temporal, temporal_strength, flow, flow_options)
     judge = None
     if measure:

@@ -336,6 +336,15 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
         f"or go online and run `brushstream weights pull {entry.name}`")
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file already resolved (no tensors are read)."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BrushstreamError(f"{path}: not a valid safetensors file ({' '.join(str(exc).split())[:120]})") from None
+
+
 def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and string metadata of a verified safetensors file (never pickle)."""
     path = resolve(name_or_path, **kw)

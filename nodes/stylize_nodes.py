@@ -38,6 +38,8 @@ def comfy_input(opt: Option) -> tuple:
         return "BOOLEAN", spec
     if opt.kind == "choice":
         return list(opt.choices), spec
+    if opt.kind == "text":
+        return "STRING", spec
     spec["default"] = ",".join(map(str, opt.default))   # floats / names: typed as "a,b"
     return "STRING", spec
 
@@ -59,9 +61,16 @@ def _check_interrupt() -> None:
         pass
 
 
+def _trained_style(text: str):
+    """A trained style typed in a node: its index ("0") or its name."""
+    text = text.strip()
+    return int(text) if text.isdigit() else text
+
+
 def _stylize_frames(model, image: torch.Tensor, style, settings: dict) -> torch.Tensor:
-    """Every frame of ``image`` with ``style``: an IMAGE (all its frames blended equally) or a fixed style's name."""
-    code = model.encode_style(style if isinstance(style, str) else to_core(style))
+    """Every frame of ``image`` with ``style``: an IMAGE (all its frames blended equally) or a trained style's
+    name or index."""
+    code = model.encode_style(_trained_style(style) if isinstance(style, str) else to_core(style))
     content = to_core(image)
     bar = _progress(content.shape[0])
     out = []
@@ -103,15 +112,28 @@ def make_method_node(method: str) -> type:
     option_names = tuple(o.name for o in _node_options(cls))
     common_names = tuple(_common_inputs(cls))
 
+    caps = cls.capabilities
+    trained = ("STRING", {"default": "0", "tooltip": "a style the model was trained on: its index or name"})
+
     def input_types(_node):
-        style = ("IMAGE",) if cls.capabilities.arbitrary_style else (list(cls.capabilities.fixed_styles),)
+        if caps.arbitrary_style:
+            style = ("IMAGE",)
+        elif caps.fixed_styles:
+            style = (list(caps.fixed_styles),)
+        else:
+            style = trained   # styles come with the model file, so they are typed, not listed
         required = {"image": ("IMAGE",), "style": style, **_common_inputs(cls)}
         required.update({o.name: comfy_input(o) for o in _node_options(cls)})
-        return {"required": required}
+        types = {"required": required}
+        if caps.arbitrary_style and caps.trained_styles:   # MSG-Net: a style image, or one it learned
+            types["required"]["style"] = ("IMAGE", {"tooltip": "a new style image; leave unconnected to use trained_style"})
+            types["optional"] = {"style": types["required"].pop("style"), "trained_style": trained}
+        return types
 
-    def stylize(self, image, style, **inputs):
+    def stylize(self, image, style=None, trained_style="0", **inputs):
         settings = {k: inputs[k] for k in common_names if k in inputs}
-        return (_run(cls, method, {k: inputs[k] for k in option_names if k in inputs}, image, style, settings),)
+        chosen = style if style is not None else trained_style
+        return (_run(cls, method, {k: inputs[k] for k in option_names if k in inputs}, image, chosen, settings),)
 
     return type(f"BrushstreamStylize_{method}", (), {
         "CATEGORY": CATEGORY, "RETURN_TYPES": ("IMAGE",), "FUNCTION": "stylize", "DESCRIPTION": cls.summary,
@@ -144,7 +166,7 @@ def _mappings() -> tuple[dict, dict]:
     classes = {"BrushstreamArbitraryStyle": BrushstreamArbitraryStyle}
     names = {"BrushstreamArbitraryStyle": "Brushstream: Arbitrary Style"}
     for method, cls in available().items():
-        if cls.capabilities.arbitrary_style or cls.capabilities.fixed_styles:
+        if cls.capabilities.arbitrary_style or cls.capabilities.fixed_styles or cls.capabilities.trained_styles:
             node = make_method_node(method)
             classes[node.__name__] = node
             names[node.__name__] = f"Brushstream: Stylize ({method})"

@@ -83,10 +83,14 @@ def test_method_nodes_are_generated_from_declared_options():
 
     for name, cls in available().items():
         node = NODE_CLASS_MAPPINGS[f"BrushstreamStylize_{name}"]
-        spec = node.INPUT_TYPES()["required"]
+        types = node.INPUT_TYPES()
+        spec = types["required"]
         shown = [o for o in (*cls.options, *STYLIZE_OPTIONS) if not o.texture_only
                  and not (o.name == "precision" and cls.capabilities.optimisation)]
-        assert set(spec) == {"image", "style", *(o.name for o in shown)}, name
+        # a method that takes a style image or one of its trained styles has both as optional inputs
+        both = cls.capabilities.arbitrary_style and cls.capabilities.trained_styles
+        assert set(types.get("optional", {})) == ({"style", "trained_style"} if both else set()), name
+        assert set(spec) == {"image", *(() if both else ("style",)), *(o.name for o in shown)}, name
         for opt in shown:
             default = spec[opt.name][1]["default"]
             assert default == (",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default)

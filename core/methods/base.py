@@ -68,6 +68,7 @@ class Capabilities:
     """What a method can do, so hosts can build the right UI without special cases."""
     arbitrary_style: bool                 # any style image, no training
     fixed_styles: tuple[str, ...] = ()    # names of built-in styles for fixed-set methods (index = position)
+    trained_styles: bool = False          # styles learned in a model file: fixed_styles is filled per instance
     style_blend: bool = True              # several styles blended with weights
     video_native: bool = False            # carries its own temporal mechanism through the stream state
     realtime: bool = False                # interactive frame rates on a GPU

@@ -7,12 +7,13 @@ even patch size, an unknown layer) is refused by the same code for every host, n
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..errors import BrushstreamError
 
-KINDS = ("int", "float", "bool", "choice", "floats", "names")
+KINDS = ("int", "float", "bool", "choice", "floats", "names", "text")
 SOURCES = ("paper", "project")
 
 
@@ -21,7 +22,8 @@ class Option:
     """One user-settable parameter of a method.
 
     ``kind``: int, float, bool, choice (one of ``choices``), floats (a tuple of numbers, written
-    ``0.5,1``), names (a tuple taken from ``choices``, written ``relu1_1,relu2_1``). ``source`` says
+    ``0.5,1``), names (a tuple taken from ``choices``, written ``relu1_1,relu2_1``), text (a non-empty
+    string, such as a model's manifest name or file). ``source`` says
     whether the default is the paper's value or the project's choice; ``paper`` notes the paper's
     value where the project deviates.
     """
@@ -92,6 +94,10 @@ class Option:
             if text in ("0", "false", "no", "off"):
                 return False
             raise self._fail("must be true or false", value)
+        if self.kind == "text":
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise self._fail("must be a non-empty name or path", value)
+            return str(value).strip()
         if self.kind == "choice":
             if value not in self.choices:
                 raise self._fail(f"must be one of {', '.join(map(str, self.choices))}", value)

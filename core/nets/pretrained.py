@@ -72,3 +72,39 @@ def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecode
 def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
     """A new frozen VGG16 ImageNet convolution base, Caffe convention handled inside (see vgg16.py)."""
     return load_verified(VGG16Features(), weights)
+
+
+def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, str], dict[str, torch.Tensor]]:
+    """A network trained by core/train, rebuilt from its own file: (module, metadata, extra tensors).
+
+    The file's metadata names the architecture and its configuration, so no caller repeats them; a file of
+    another architecture is refused in one line. Tensors stored in float16 are cast back to float32; tensors
+    that are not the module's (MSG-Net's learned style statistics) come back as ``extra``.
+    """
+    import json
+
+    from .johnson import TransformNet
+    from .metanet import MetaNet
+    from .msgnet import MSGNet
+
+    builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet}
+    path = weight_store.resolve(source)
+    tensors = verified_state_dict(str(path))
+    meta = weight_store.read_metadata(path)
+    if meta.get("arch") != arch:
+        raise BrushstreamError(f"{source}: holds a {meta.get('arch') or 'unknown'} network, not {arch}")
+    try:
+        config = json.loads(meta["config"])
+        config.pop("arch", None)
+        module = builders[arch](**config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BrushstreamError(f"{source}: its metadata does not describe a {arch} network ({exc})") from None
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    wrong = sorted(k for k in own if k in tensors and tensors[k].shape != own[k].shape)
+    if missing or wrong:
+        raise BrushstreamError(f"{source}: does not fit its own configuration (missing {missing[:3]}, "
+                               f"wrong shape {wrong[:3]})")
+    module.load_state_dict({k: tensors[k].float() for k in own})
+    extra = {k: v.float() for k, v in tensors.items() if k not in own}
+    return module.eval().requires_grad_(False), meta, extra

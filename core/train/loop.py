@@ -1,82 +1,304 @@
-"""The resumable training loop shared by every recipe.
+"""The one training loop: device-aware, exactly resumable, interruptible, and the same under torchrun DDP.
 
-A checkpoint (model, optimizer, scheduler, data RNG, step, loss history) is written atomically every
-``checkpoint_every`` steps; starting again with the same checkpoint path carries on from the last step.
-Checkpoints hold only tensors and plain containers and are read back with ``weights_only=True``.
+A checkpoint holds the model, optimiser, scheduler (and fp16 grad scaler), the global RNG states, the step,
+the data position (step x global batch: see data.py) and the loss history, and is written atomically every
+``checkpoint_every`` steps and when SIGINT/SIGTERM or the host's callback stops the run. Per-step randomness
+comes from a generator seeded by (seed, step), so a resumed CPU run continues bit for bit, and ``kill -9``
+loses only the steps since the last checkpoint. Under ``torchrun`` each process reads its slice of the global
+batch, DistributedDataParallel averages the gradients, and only rank 0 writes files or reports progress.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
+from ..errors import BrushstreamError
+from ..weights import manifest_entry_for_file, save_weights
+from .data import PhotoCrops, fixed_crops, photo_loader
+from .recipe import Recipe
+
+CHECKPOINT_VERSION = 1
+
+
+class TrainingStopped(Exception):
+    """The run stopped early (signal or host); the checkpoint named in the message is valid."""
+
+    def __init__(self, message: str, step: int, signum: int | None = None):
+        super().__init__(message)
+        self.step, self.signum = step, signum
 
 
 @dataclass
-class TrainState:
-    step: int = 0
-    losses: list[float] = field(default_factory=list)
+class Progress:
+    """What a host sees after each step (rank 0 only)."""
+    step: int
+    steps: int
+    losses: dict[str, float]
+    seconds: float
+    preview: torch.Tensor | None = None     # (B, 3, H, W) on preview steps
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
+@dataclass
+class TrainResult:
+    output: Path
+    steps: int
+    seconds: float                          # wall time of this process's steps (resumed runs: this part)
+    final_losses: dict[str, float]
+    metadata: dict[str, str]
+    history: list[dict[str, float]] = field(repr=False, default_factory=list)
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed(device_type: str) -> _Dist:
+    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, ranks: _Dist | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise BrushstreamError("--device cuda: no CUDA device is available to this PyTorch build")
+        return torch.device("cuda", ranks.local_rank if ranks else 0)
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise BrushstreamError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (main thread only; restored on exit)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, _frame):
+        if self.signum is not None:   # a second Ctrl-C: stop now, the last checkpoint stays valid
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+def default_checkpoint(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save_grid(images: torch.Tensor, path: Path) -> None:
+    from ..image import save_image
+
+    grid = torch.cat(list(images.clamp(0, 1).float().cpu()), dim=-1).unsqueeze(0)
+    save_image(grid, path)
+
+
+def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """The loss curve (each term and the total, log scale, smoothed) as a PNG, written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in history[0]:
+        values = torch.tensor([h[name] for h in history], dtype=torch.float64)
+        k = max(1, len(values) // 50)
+        smooth = torch.nn.functional.avg_pool1d(values.view(1, 1, -1), k, 1, padding=0).flatten() if k > 1 else values
+        ax.plot(range(k, len(values) + 1) if k > 1 else range(1, len(values) + 1), smooth.numpy(),
+                label=name, linewidth=2 if name == "total" else 1)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
 
 
-def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[int], torch.Tensor],
-          steps: int, checkpoint: str | Path | None = None, checkpoint_every: int = 100,
-          scheduler=None, rng_state: tuple[Callable, Callable] | None = None,
-          on_step: Callable[[int, float], None] | None = None, progress: bool = True) -> TrainState:
-    """Run ``loss_fn(step)`` + backward + step until ``steps``, resuming from ``checkpoint`` if it exists.
+def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+        resume: bool = False, device: str = "cpu", precision: str = "fp32", checkpoint_every: int = 100,
+        preview_every: int = 0, preview_count: int = 2, workers: int = 0,
+        callback: Callable[[Progress], bool | None] | None = None, progress: bool = True,
+        loss_curve: bool = True) -> TrainResult:
+    """Train ``recipe`` and write ``out`` (safetensors) with a manifest entry beside it (``out``.manifest.json).
 
-    ``rng_state`` is a (get, set) pair for the data sampler, so a resumed run sees the same batches.
-    ``on_step`` is called with (step, loss) after each step (hosts use it for progress and previews,
-    and may raise to interrupt; the last checkpoint stays valid).
+    ``checkpoint`` defaults to ``out``.ckpt. An existing checkpoint is refused unless ``resume`` (so a
+    finished run is never overwritten by accident); ``resume`` with a changed recipe (other than ``steps``) is
+    refused too. ``callback(progress)`` returning False stops the run like a signal does.
     """
-    state = TrainState()
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=True)
+    recipe.check()
+    out = Path(out)
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint(out)
+    ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device, ranks)
+    saved = None
+    if ckpt.exists():
+        if not resume:
+            raise BrushstreamError(f"{ckpt}: a checkpoint of an earlier run exists; add --resume to continue it "
+                                   f"or delete it to start over")
+        try:
+            saved = torch.load(ckpt, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001  (any unreadable checkpoint is one clear line)
+            raise BrushstreamError(f"{ckpt}: unreadable checkpoint ({type(exc).__name__})") from None
+        changed = recipe.same_run_as(saved.get("recipe", "{}"))
+        if saved.get("version") != CHECKPOINT_VERSION or changed:
+            raise BrushstreamError(f"{ckpt}: the checkpoint was made with a different recipe "
+                                   f"({', '.join(changed) or 'version'}); resume with the same settings")
+
+    model = recipe.build_model().to(dev)
+    recipe.setup(dev)
+    optimizer = recipe.optimizer(model)
+    scheduler = recipe.scheduler(optimizer)
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
+    step, history = 0, []
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and "scheduler" in saved:
-            scheduler.load_state_dict(saved["scheduler"])
-        if rng_state is not None and "rng" in saved:
-            rng_state[1](saved["rng"])
-        state = TrainState(step=int(saved["step"]), losses=list(saved["losses"]))
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        _set_rng_states(saved["rng"])
+        step, history = int(saved["step"]), list(saved["history"])
+        if int(saved["position"]) != step * recipe.batch:
+            raise BrushstreamError(f"{ckpt}: data position does not match the step; the file is damaged")
+    net = model
+    if ranks.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    def save() -> None:
-        if ckpt is None:
+    dataset = PhotoCrops(recipe.content_dir, recipe.size, seed=recipe.seed)
+    batches = photo_loader(dataset, recipe.batch, start_step=step, rank=ranks.rank, world=ranks.world, workers=workers)
+    preview_inputs = fixed_crops(recipe.content_dir, recipe.size, preview_count).to(dev) if ranks.main else None
+    previews_dir = out.with_name(out.stem + ".previews")
+
+    def save_checkpoint() -> None:
+        if not ranks.main:
             return
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "step": state.step, "losses": state.losses}
-        if scheduler is not None:
-            payload["scheduler"] = scheduler.state_dict()
-        if rng_state is not None:
-            payload["rng"] = rng_state[0]()
-        _atomic_torch_save(payload, ckpt)
+        payload = {"version": CHECKPOINT_VERSION, "recipe": recipe.to_json(), "model": model.state_dict(),
+                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                   "scaler": scaler.state_dict(), "rng": _rng_states(), "step": step,
+                   "position": step * recipe.batch, "history": history}
+        with atomic_path(ckpt) as tmp:
+            torch.save(payload, tmp)
 
+    bar = tqdm(total=recipe.steps, initial=step, desc=f"train {recipe.name}", dynamic_ncols=True,
+               disable=not (progress and ranks.main))
+    started = time.perf_counter()
     model.train()
-    bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="train", dynamic_ncols=True)
-    while state.step < steps:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(state.step)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
+    with _StopSignals() as signals:
+        while step < recipe.steps:
+            content = next(batches).to(dev, non_blocking=True)
+            rng = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(dev, precision):
+                terms = recipe.losses(net, content, step, rng)
+            scaler.scale(terms["total"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
-        state.step += 1
-        state.losses.append(float(loss.detach()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{state.losses[-1]:.4f}")
-        if on_step is not None:
-            on_step(state.step, state.losses[-1])
-        if state.step % checkpoint_every == 0 or state.step == steps:
-            save()
+            step += 1
+            values = torch.stack([terms[k].detach().float() for k in terms])
+            if ranks.world > 1:
+                dist.all_reduce(values)
+                values /= ranks.world
+            history.append({k: float(v) for k, v in zip(terms, values)})
+            stop = signals.signum is not None
+            if ranks.main:
+                bar.update(1)
+                bar.set_postfix(loss=f"{history[-1]['total']:.4g}")
+                preview = None
+                if preview_every and (step % preview_every == 0 or step == recipe.steps):
+                    model.eval()
+                    preview = recipe.preview(model, preview_inputs)
+                    model.train()
+                    _save_grid(preview, previews_dir / f"step_{step:06d}.png")
+                if callback is not None and callback(Progress(step, recipe.steps, history[-1],
+                                                              time.perf_counter() - started, preview)) is False:
+                    stop = True
+            if ranks.world > 1:   # every process stops at the same step
+                flag = torch.tensor([float(stop)])
+                dist.all_reduce(flag)
+                stop = bool(flag.item())
+            if step % checkpoint_every == 0 or step == recipe.steps or stop:
+                save_checkpoint()
+            if stop and step < recipe.steps:
+                bar.close()
+                raise TrainingStopped(f"stopped at step {step} of {recipe.steps}; checkpoint saved to {ckpt} "
+                                      f"(continue with --resume)", step, signals.signum)
     bar.close()
+    seconds = time.perf_counter() - started
     model.eval()
-    return state
+    tensors, metadata = recipe.export(model)
+    final = {k: sum(h[k] for h in history[-50:]) / len(history[-50:]) for k in history[-1]}
+    metadata = {**metadata, "recipe_name": recipe.name, "recipe": recipe.to_json(), "steps": str(step),
+                "final_losses": ",".join(f"{k}={v:.6g}" for k, v in final.items()),
+                "trained_on": f"{dev.type} x{ranks.world}", "precision": precision}
+    if ranks.main:
+        save_weights(out, tensors, metadata)
+        entry = manifest_entry_for_file(
+            out, name=out.stem, method=recipe.method or recipe.name, licence="same as the style images' licences",
+            attribution=f"trained with Brushstream's {recipe.name} recipe", convention="RGB 0-1 in, RGB 0-1 out",
+            description=f"{recipe.summary} ({', '.join(Path(s).stem for s in recipe.style) or 'no style'})",
+            recipe={"command": f"brushstream train {recipe.name}", **{r['name']: r['value'] for r in recipe.describe()}},
+            training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world})
+        with atomic_path(out.with_name(out.name + ".manifest.json")) as tmp:
+            Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
+        if loss_curve and history:
+            plot_losses(history, out.with_name(out.stem + ".loss.png"), f"{recipe.name}: {out.stem}")
+    if ranks.world > 1:
+        dist.barrier()
+    return TrainResult(out, step, seconds, final, metadata, history)

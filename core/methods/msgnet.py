@@ -1,0 +1,69 @@
+"""MSG-Net: Zhang & Dana, "Multi-style Generative Network for Real-time Transfer", ECCV Workshops 2018.
+One network, many styles: a learned style by index or name, a weighted blend of them (CoMatch is linear in
+the Gram matrix, so blending Grams blends styles), or a new style image through the siamese branch. Brush size:
+the style's statistics are taken from the style image resized to 512/brush px (the paper's control); for
+learned styles the Grams stored at 256..768 px are interpolated. Deviations: see core/nets/msgnet.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import torch
+
+from ..nets.pretrained import trained_network
+from ..ops.resize import resize_long_side
+from .base import Capabilities, StyleMethod, blend_strength
+from .options import Option
+from .registry import register
+
+DEFAULT_MODEL = "msgnet_styles"
+BASE_STYLE_SIZE = 512
+
+
+@register
+class MSGNet(StyleMethod):
+    name = "msgnet"
+    summary = "MSG-Net, Zhang & Dana 2017: many trained styles in one network, brush-size control"
+    capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True, trained_styles=True)
+    stride = 4
+    options = (
+        Option("model", "text", DEFAULT_MODEL, "trained MSG-Net: manifest name or .safetensors file "
+               "(brushstream train msgnet)"),
+        Option("brush", "float", 1.0, "brush-stroke scale: the style is seen at 512/brush px (2: strokes twice as "
+               "large)", source="paper", minimum=2 / 3, maximum=2.0),
+    )
+
+    def __init__(self, model: str = DEFAULT_MODEL, brush: float = 1.0):
+        super().__init__()
+        self.net, meta, extra = trained_network(model, "msgnet")
+        self.brush = float(brush)
+        self.sizes = tuple(json.loads(meta.get("brush_sizes", "[]")))
+        for i, size in enumerate(self.sizes):   # buffers, so they follow .to(device)
+            self.register_buffer(f"grams1_{i}", extra[f"style_grams1.{size}"], persistent=False)
+            self.register_buffer(f"grams2_{i}", extra[f"style_grams2.{size}"], persistent=False)
+        self.capabilities = dataclasses.replace(type(self).capabilities,
+                                                fixed_styles=tuple(json.loads(meta.get("styles", "[]"))))
+
+    @property
+    def style_size(self) -> int:
+        return round(BASE_STYLE_SIZE / self.brush)
+
+    def _learned_grams(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored Grams of learned style ``index`` at this brush size (linear between stored sizes)."""
+        size = min(max(self.style_size, self.sizes[0]), self.sizes[-1])
+        hi = next(i for i, s in enumerate(self.sizes) if s >= size)
+        lo = max(hi - 1, 0)
+        t = 0.0 if hi == lo else (size - self.sizes[lo]) / (self.sizes[hi] - self.sizes[lo])
+        pick = lambda level, i: getattr(self, f"grams{level}_{i}")[index:index + 1]  # noqa: E731
+        return tuple((1 - t) * pick(level, lo) + t * pick(level, hi) for level in (1, 2))
+
+    def _encode_style(self, *, images, refs, weights):
+        if images:
+            grams = [self.net.style_grams(resize_long_side(s, self.style_size)) for s in images]
+        else:
+            grams = [self._learned_grams(i) for i in refs]
+        return tuple(sum(w * g[level] for w, g in zip(weights, grams)) for level in (0, 1))
+
+    def _stylize(self, *, content, code, strength, mask, state):
+        return blend_strength(self.net(content, code.data), content, strength)

@@ -1,0 +1,116 @@
+"""Training data: photo folders through a torch DataLoader, deterministic and resumable by position.
+
+Every sample is addressed by its global position in the stream of samples (step * global batch + offset).
+The position fixes which photo it is (a seeded permutation per epoch) and its augmentation (a generator
+seeded by seed and position), so the data does not depend on worker count, on process count (each DDP rank
+reads its own slice of the global batch) or on where a run was resumed: the checkpoint stores the position.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import BrushstreamError
+from ..image import list_images, load_image
+
+_MIX = 1_000_003  # keeps (seed, position) generator seeds apart
+
+
+def _sample_generator(seed: int, position: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * _MIX + position)
+
+
+class PhotoCrops(Dataset):
+    """Square random crops of a photo folder (shorter side scaled to ``crop`` x [1, ``max_zoom``], random
+    horizontal flip), as float (3, crop, crop) in [0, 1]. Indexed by ``(photo index, position)``."""
+
+    def __init__(self, folder: str | os.PathLike, crop: int, seed: int = 0, max_zoom: float = 1.25):
+        self.paths = list_images(folder)
+        self.crop, self.seed, self.max_zoom = crop, seed, max_zoom
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        index, position = key
+        gen = _sample_generator(self.seed, position)
+        zoom = 1.0 + (self.max_zoom - 1.0) * float(torch.rand((), generator=gen))
+        try:
+            with Image.open(self.paths[index]) as im:
+                im = im.convert("RGB")
+                scale = self.crop * zoom / min(im.size)
+                size = (max(self.crop, round(im.width * scale)), max(self.crop, round(im.height * scale)))
+                im = im.resize(size, Image.BICUBIC)
+                arr = np.asarray(im)
+        except OSError as exc:
+            raise BrushstreamError(f"{self.paths[index]}: unreadable training image ({exc})") from None
+        y = int(torch.randint(arr.shape[0] - self.crop + 1, (), generator=gen))
+        x = int(torch.randint(arr.shape[1] - self.crop + 1, (), generator=gen))
+        patch = torch.from_numpy(arr[y:y + self.crop, x:x + self.crop].copy()).permute(2, 0, 1)
+        if int(torch.randint(2, (), generator=gen)):
+            patch = patch.flip(2)
+        return patch.float() / 255.0
+
+
+class PositionSampler(Sampler):
+    """Yields ``(photo index, position)`` for this rank from ``start`` on, forever.
+
+    Position p is photo ``perm_e[p % N]`` of epoch e = p // N (a permutation seeded by seed and epoch).
+    Rank r of ``world`` takes positions ``step * global_batch + r * local_batch + j``.
+    """
+
+    def __init__(self, size: int, seed: int, global_batch: int, start_step: int = 0, rank: int = 0, world: int = 1):
+        if global_batch % world:
+            raise BrushstreamError(f"the batch ({global_batch}) must divide evenly over {world} processes")
+        self.size, self.seed, self.global_batch = size, seed, global_batch
+        self.start_step, self.rank, self.world = start_step, rank, world
+        self.local_batch = global_batch // world
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _photo(self, position: int) -> int:
+        epoch = position // self.size
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(self.size, generator=_sample_generator(self.seed + 1, epoch))}
+        return int(self._perms[epoch][position % self.size])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        step = self.start_step
+        while True:
+            first = step * self.global_batch + self.rank * self.local_batch
+            for position in range(first, first + self.local_batch):
+                yield self._photo(position), position
+            step += 1
+
+
+def photo_loader(dataset: PhotoCrops, global_batch: int, start_step: int = 0, rank: int = 0, world: int = 1,
+                 workers: int = 0) -> Iterator[torch.Tensor]:
+    """An endless iterator of this rank's batches from ``start_step`` on."""
+    sampler = PositionSampler(len(dataset), dataset.seed, global_batch, start_step, rank, world)
+    loader = DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+    return iter(loader)
+
+
+def load_styles(paths: list[str | os.PathLike], long_side: int) -> list[torch.Tensor]:
+    """Style images (1, 3, H, W) with their longer side at ``long_side``; a bad file is one clear error."""
+    if not paths:
+        raise BrushstreamError("no style image given (--style FILE)")
+    return [load_image(Path(p), long_side=long_side).image for p in paths]
+
+
+def fixed_crops(folder: str | os.PathLike, crop: int, count: int) -> torch.Tensor:
+    """``count`` centre crops of the first photos of ``folder``: the same preview inputs every run."""
+    out = []
+    for path in list_images(folder)[:count]:
+        x = load_image(path).image
+        s = crop / min(x.shape[-2:])
+        x = torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
+        y0, x0 = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+        out.append(x[..., y0:y0 + crop, x0:x0 + crop].clamp(0, 1))
+    return torch.cat(out)

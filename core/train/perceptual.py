@@ -1,0 +1,53 @@
+"""What the three perceptual-loss recipes (Johnson, MSG-Net, MetaNet) share: the loss weights as data, the
+VGG16 loss network, per-style Gram targets and the weighted sum of content, style and TV terms."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import load_styles
+from .losses import LossNetwork, content_loss, gram_style_loss, tv_loss
+from .recipe import Recipe, hp
+
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass
+class PerceptualRecipe(Recipe):
+    content_layer: str = hp("relu2_2", "paper", help="VGG16 layer of the content loss")
+    style_layers: tuple[str, ...] = hp(STYLE_LAYERS, "paper", help="VGG16 layers of the Gram style loss")
+    content_weight: float = hp(1.0, "paper", help="weight of the content loss", minimum=0)
+    style_weight: float = hp(5.0, "paper", help="weight of the Gram style loss (the authors' code: 5)", minimum=0)
+    tv_weight: float = hp(1e3, paper="1e-6 on a 0-255 sum", help="weight of total variation", minimum=0)
+    style_size: int = hp(384, paper="the style image as it is", help="longer side of the style image(s) in px",
+                         minimum=16)
+
+    def style_names(self) -> list[str]:
+        return [Path(s).stem for s in self.style]
+
+    def setup_loss_network(self, device: torch.device) -> None:
+        self.loss_net = LossNetwork(self.style_layers, self.content_layer).to(device)
+
+    def load_style_images(self, device: torch.device, long_side: int | None = None) -> list[torch.Tensor]:
+        return [s.to(device) for s in load_styles(list(self.style), long_side or self.style_size)]
+
+    def perceptual_terms(self, output: torch.Tensor, content: torch.Tensor,
+                         target_grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feats = self.loss_net(output)
+        with torch.no_grad():
+            target = self.loss_net.vgg(content, (self.content_layer,))[self.content_layer]
+        terms = {
+            "content": self.content_weight * content_loss(feats[self.content_layer], target),
+            "style": self.style_weight * gram_style_loss(feats, target_grams, {n: 1.0 for n in self.style_layers}),
+            "tv": self.tv_weight * tv_loss(output),
+        }
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+
+def half(tensors: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """Floating tensors in the file's storage dtype (float16 halves a bundled file; loading casts back)."""
+    target = {"float16": torch.float16, "float32": torch.float32}[dtype]
+    return {k: v.detach().to(target) if v.is_floating_point() else v.detach() for k, v in tensors.items()}

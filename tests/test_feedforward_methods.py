@@ -1,0 +1,124 @@
+"""Johnson, MSG-Net and MetaNet behind the one interface, loaded from files the training stack wrote."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from brushstream.core.errors import BrushstreamError
+from brushstream.core.methods import build
+from brushstream.core.nets.msgnet import gram
+from brushstream.core.ops.resize import resize_long_side
+from brushstream.core.train.loop import fit
+from brushstream.core.train.recipe import get_recipe
+
+from .conftest import SHARED_DATA
+
+STYLES = SHARED_DATA / "styles"
+TWO = (str(STYLES / "starry_night.jpg"), str(STYLES / "the_great_wave.jpg"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Small networks trained for a few steps (enough to differ from their initialisation)."""
+    root = tmp_path_factory.mktemp("models")
+    photos = root / "photos"
+    photos.mkdir()
+    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:4]:
+        shutil.copy(p, photos)
+    common = dict(content_dir=str(photos), size=48, steps=6, batch=2, residual_blocks=1, style_size=96)
+    specs = {"johnson": dict(style=TWO[:1], width=4), "msgnet": dict(style=TWO, width=4, brush_sizes=(96,)),
+             "metanet": dict(style=TWO, width=4, hidden=4)}
+    out = {}
+    for name, spec in specs.items():
+        out[name] = root / f"{name}.safetensors"
+        fit(get_recipe(name)(**common, **spec), out[name], progress=False, loss_curve=False)
+    return out
+
+
+def _photo():
+    torch.manual_seed(0)
+    return torch.rand(1, 3, 40, 52)
+
+
+def test_johnson_applies_its_one_trained_style(models):
+    m = build("johnson", model=str(models["johnson"]))
+    assert m.capabilities.fixed_styles == ("starry_night",)
+    x = _photo()
+    y = m.stylize(x, m.encode_style("starry_night"))
+    assert y.shape == x.shape and not torch.allclose(y, x, atol=0.05)
+    assert torch.equal(m.stylize(x, m.encode_style(0), strength=0.0), x)
+    with pytest.raises(BrushstreamError, match="fixed styles"):
+        m.encode_style(torch.rand(1, 3, 32, 32))
+    with pytest.raises(BrushstreamError, match="no style 'udnie'"):
+        m.encode_style("udnie")
+
+
+def test_builders_return_fresh_networks_from_one_verified_file(models):
+    a, b = (build("johnson", model=str(models["johnson"])) for _ in range(2))
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(BrushstreamError, match="holds a msgnet network, not johnson_transform"):
+        build("johnson", model=str(models["msgnet"]))
+
+
+def test_msgnet_selects_blends_and_takes_new_styles(models):
+    m = build("msgnet", model=str(models["msgnet"]))
+    assert m.capabilities.fixed_styles == ("starry_night", "the_great_wave")
+    x = _photo()
+    first, second = m.stylize(x, m.encode_style(0)), m.stylize(x, m.encode_style("the_great_wave"))
+    assert not torch.allclose(first, second, atol=1e-3)
+    assert torch.allclose(m.stylize(x, m.encode_style({0: 1.0, 1: 0.0})), first, atol=1e-5)
+    half = m.stylize(x, m.encode_style([0, 1], [0.5, 0.5]))
+    assert (half - first).abs().mean() > 1e-4 and (half - second).abs().mean() > 1e-4
+    # a style image goes through the siamese branch: the learned Grams were taken the same way
+    style = torch.rand(1, 3, 64, 64)
+    code = m.encode_style(style)
+    expected = m.net.style_grams(resize_long_side(style, 512))
+    assert all(torch.allclose(c, e) for c, e in zip(code.data, expected))
+
+
+def test_msgnet_brush_size_changes_the_statistics_the_network_sees(models):
+    fine, coarse = build("msgnet", model=str(models["msgnet"]), brush=2 / 3), build("msgnet", model=str(models["msgnet"]), brush=2.0)
+    style = torch.rand(1, 3, 300, 300)
+    assert fine.encode_style(style).data[0].shape == coarse.encode_style(style).data[0].shape
+    assert not torch.allclose(fine.encode_style(style).data[0], coarse.encode_style(style).data[0])
+    # learned styles: brush 1 is the Gram stored at 512 px, brush 512/448 lies between 384 and 512
+    normal = build("msgnet", model=str(models["msgnet"]))
+    g384, g512 = normal.grams1_1[:1], normal.grams1_2[:1]
+    assert torch.allclose(normal.encode_style(0).data[0], g512)
+    between = build("msgnet", model=str(models["msgnet"]), brush=512 / 448).encode_style(0).data[0]
+    assert torch.allclose(between, 0.5 * (g384 + g512), atol=1e-6)
+    with pytest.raises(BrushstreamError, match="brush"):
+        build("msgnet", model=str(models["msgnet"]), brush=3)
+
+
+def test_metanet_writes_a_new_network_per_style(models):
+    m = build("metanet", model=str(models["metanet"]))
+    a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64) * 0.3
+    code_a, code_b = m.encode_style(a), m.encode_style(b)
+    assert set(code_a.data) == {name for name, *_ in m.net.plan}
+    assert not torch.allclose(code_a.data["res0a"][0], code_b.data["res0a"][0])
+    x = _photo()
+    ya, yb = m.stylize(x, code_a), m.stylize(x, code_b)
+    assert ya.shape == x.shape and not torch.allclose(ya, yb, atol=1e-4)
+    assert torch.equal(m.stylize(x, code_a), ya)   # a code is reusable
+
+
+def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_path):
+    photo = SHARED_DATA / "content_eval" / "skimage_chelsea.jpg"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "brushstream.core.cli", *map(str, a)],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    r = run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--size", 64, "-o", tmp_path / "j.png")
+    assert r.returncode == 0, r.stderr
+    r = run("stylize", photo, "--method", "msgnet", "--model", models["msgnet"], "--style", "the_great_wave",
+            "--brush", 1.5, "--size", 64, "-o", tmp_path / "m.png")
+    assert r.returncode == 0, r.stderr
+    r = run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--style", "nope", "-o", tmp_path / "x.png")
+    assert r.returncode == 2 and "no style 'nope'" in r.stderr and not (tmp_path / "x.png").exists()
+    r = run("stylize", photo, "--method", "metanet", "--model", models["metanet"], "--style", STYLES / "udnie.jpg",
+            "--size", 64, "-o", tmp_path / "t.png")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((models["metanet"].parent / "metanet.safetensors.manifest.json").read_text())
+    assert meta["method"] == "metanet"

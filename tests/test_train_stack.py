@@ -1,0 +1,227 @@
+"""The training stack: exact resume, kill -9, signals, DDP equivalence, deterministic data, the losses."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from brushstream.core.errors import BrushstreamError
+from brushstream.core.train.data import PhotoCrops, PositionSampler, photo_loader
+from brushstream.core.train.johnson_recipe import JohnsonRecipe
+from brushstream.core.train.loop import TrainingStopped, fit
+from brushstream.core.train.losses import (gram_style_loss, meanstd_style_loss, temporal_feature_loss,
+                                           temporal_output_loss)
+from brushstream.core.train.recipe import get_recipe
+from brushstream.core.weights import load_state_dict, sha256_file
+
+from .conftest import SHARED_DATA
+
+STYLES = SHARED_DATA / "styles"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:6]:
+        shutil.copy(p, folder)
+    return folder
+
+
+def tiny(photos, steps=8, **kw):
+    settings = dict(content_dir=str(photos), style=(str(STYLES / "starry_night.jpg"),), size=48, steps=steps,
+                    batch=2, width=4, residual_blocks=1, style_size=96, storage="float32")
+    return JohnsonRecipe(**{**settings, **kw})
+
+
+def _tensors(path):
+    return load_state_dict(path)[0]
+
+
+def _stop_at(step):
+    return lambda p: p.step != step
+
+
+def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_path):
+    straight = fit(tiny(photos), tmp_path / "a.safetensors", progress=False)
+    with pytest.raises(TrainingStopped, match="stopped at step 5"):
+        fit(tiny(photos), tmp_path / "b.safetensors", checkpoint_every=3, callback=_stop_at(5), progress=False)
+    assert not (tmp_path / "b.safetensors").exists()
+    saved = torch.load(tmp_path / "b.safetensors.ckpt", weights_only=True)
+    assert saved["step"] == 5 and saved["position"] == 10   # the stop itself is checkpointed
+    resumed = fit(tiny(photos), tmp_path / "b.safetensors", checkpoint_every=3, resume=True, progress=False)
+    a, b = _tensors(tmp_path / "a.safetensors"), _tensors(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.history == straight.history
+
+
+def test_an_existing_checkpoint_needs_resume_and_the_same_recipe(photos, tmp_path):
+    with pytest.raises(TrainingStopped):
+        fit(tiny(photos), tmp_path / "m.safetensors", callback=_stop_at(2), progress=False)
+    with pytest.raises(BrushstreamError, match="add --resume"):
+        fit(tiny(photos), tmp_path / "m.safetensors", progress=False)
+    with pytest.raises(BrushstreamError, match="different recipe.*lr"):
+        fit(tiny(photos, lr=0.01), tmp_path / "m.safetensors", resume=True, progress=False)
+    (tmp_path / "m.safetensors.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BrushstreamError, match="unreadable checkpoint"):
+        fit(tiny(photos), tmp_path / "m.safetensors", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("name", ["johnson", "msgnet", "metanet"])
+def test_the_loss_falls_on_a_tiny_set(photos, tmp_path, name):
+    extra = {"johnson": dict(width=8), "msgnet": dict(width=8, brush_sizes=(96,)), "metanet": dict(width=8, hidden=8)}[name]
+    styles = (str(STYLES / "starry_night.jpg"),) if name == "johnson" else (str(STYLES / "starry_night.jpg"),
+                                                                             str(STYLES / "the_great_wave.jpg"))
+    recipe = get_recipe(name)(content_dir=str(photos), style=styles, size=48, steps=40, batch=2, lr=5e-3,
+                              residual_blocks=1, style_size=96, **extra)
+    result = fit(recipe, tmp_path / f"{name}.safetensors", progress=False, preview_every=20)
+    totals = [h["total"] for h in result.history]
+    assert sum(totals[-5:]) < 0.3 * sum(totals[:5])
+    assert (tmp_path / f"{name}.loss.png").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / f"{name}.previews").iterdir()) == ["step_000020.png", "step_000040.png"]
+    meta = load_state_dict(tmp_path / f"{name}.safetensors")[1]
+    assert json.loads(meta["recipe"])["steps"] == 40 and meta["recipe_name"] == name
+    entry = json.loads((tmp_path / f"{name}.safetensors.manifest.json").read_text())
+    assert entry["sha256"] == sha256_file(tmp_path / f"{name}.safetensors") and entry["method"] == name
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "brushstream.core.cli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _train_args(photos, out, steps):
+    return ["train", "johnson", "--content-dir", photos, "--style", STYLES / "starry_night.jpg", "--size", 48,
+            "--steps", steps, "--batch", 2, "--width", 4, "--residual-blocks", 1, "--style-size", 96,
+            "--storage", "float32", "--threads", 1, "--checkpoint-every", 2, "-q", "-o", out]
+
+
+def _wait_for_step(ckpt, step, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ckpt.exists():
+            try:
+                if torch.load(ckpt, weights_only=True)["step"] >= step:
+                    return
+            except Exception:  # noqa: BLE001  (a checkpoint is replaced atomically, but may vanish mid-read)
+                pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_kill_9_mid_run_then_resume_matches_a_straight_run(photos, tmp_path):
+    straight = _cli(*_train_args(photos, tmp_path / "a.safetensors", 14))
+    assert straight.wait(timeout=300) == 0, straight.communicate()
+    killed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14))
+    _wait_for_step(tmp_path / "b.safetensors.ckpt", 4, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    step = torch.load(tmp_path / "b.safetensors.ckpt", weights_only=True)["step"]
+    assert 4 <= step < 14 and step % 2 == 0 and not (tmp_path / "b.safetensors").exists()
+    resumed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14), "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()
+    a, b = _tensors(tmp_path / "a.safetensors"), _tensors(tmp_path / "b.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_after_the_step_and_keeps_the_checkpoint(photos, tmp_path, sig, code):
+    proc = _cli(*_train_args(photos, tmp_path / "s.safetensors", 10_000))
+    _wait_for_step(tmp_path / "s.safetensors.ckpt", 2, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("brushstream: stopped at step") and "--resume" in line and "Traceback" not in err
+    saved = torch.load(tmp_path / "s.safetensors.ckpt", weights_only=True)
+    assert f"stopped at step {saved['step']} " in line
+    assert not (tmp_path / "s.safetensors").exists()
+
+
+def test_two_process_ddp_equals_single_process_training_on_the_same_global_batch(photos, tmp_path):
+    args = _train_args(photos, tmp_path / "ddp.safetensors", 4)
+    args[args.index("--batch") + 1] = 4
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "brushstream.core.cli", *map(str, args)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = _cli(*[a if a != tmp_path / "ddp.safetensors" else tmp_path / "one.safetensors" for a in args])
+    assert single.wait(timeout=300) == 0, single.communicate()
+    a, meta = load_state_dict(tmp_path / "ddp.safetensors")
+    b, _ = load_state_dict(tmp_path / "one.safetensors")
+    assert meta["trained_on"] == "cpu x2"
+    initial = _tensors_initial(photos)
+    # Adam's first steps move every weight by about lr (1e-3); the two runs agree to a tenth of that
+    # (the gradient all-reduce sums in another order, and Adam divides tiny gradients by their own size).
+    assert min((a[k] - initial[k]).abs().max() for k in a) > 1e-3
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-4, msg=lambda m: f'{k}: {m}')
+
+
+def _tensors_initial(photos):
+    return tiny(photos, batch=4).build_model().state_dict()
+
+
+def test_the_data_depends_on_position_only(photos):
+    data = PhotoCrops(photos, 32, seed=3)
+    serial = next(photo_loader(data, 4, start_step=2))
+    with_workers = next(photo_loader(data, 4, start_step=2, workers=2))
+    assert torch.equal(serial, with_workers)
+    halves = [next(photo_loader(data, 4, start_step=2, rank=r, world=2)) for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), serial)
+    assert not torch.equal(serial, next(photo_loader(data, 4, start_step=3)))
+    assert not torch.equal(serial, next(photo_loader(PhotoCrops(photos, 32, seed=4), 4, start_step=2)))
+    # one epoch visits every photo once
+    sampler = iter(PositionSampler(len(data), 0, global_batch=3))
+    assert sorted(next(sampler)[0] for _ in range(len(data))) == list(range(len(data)))
+    with pytest.raises(BrushstreamError, match="divide evenly"):
+        PositionSampler(len(data), 0, global_batch=3, world=2)
+
+
+def test_losses_measure_what_they_claim():
+    torch.manual_seed(0)
+    f = {"a": torch.rand(2, 8, 6, 6) * 5}
+    grams = {"a": (lambda x: torch.bmm(x.flatten(2), x.flatten(2).transpose(1, 2)) / x[0].numel())(f["a"])}
+    assert gram_style_loss(f, grams, {"a": 1.0}) < 1e-10
+    assert gram_style_loss({"a": f["a"] * 2}, grams, {"a": 1.0}) > 1.0
+    stats = {"a": (f["a"].mean((2, 3), keepdim=True), f["a"].std((2, 3), keepdim=True, unbiased=False))}
+    assert meanstd_style_loss(f, stats, {"a": 1.0}) < 1e-8
+    assert meanstd_style_loss({"a": f["a"] + 1}, stats, {"a": 1.0}) == pytest.approx(1.0, rel=1e-4)
+    frame, prev = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    ones = torch.ones(1, 1, 8, 8)
+    # an output that changes exactly as the input's luminance does has no temporal loss
+    luma_change = (0.299 * (frame - prev)[:, :1] + 0.587 * (frame - prev)[:, 1:2] + 0.114 * (frame - prev)[:, 2:])
+    out_prev = torch.rand(1, 3, 8, 8)
+    assert temporal_output_loss(out_prev + luma_change, out_prev, frame, prev, ones) < 1e-12
+    assert temporal_output_loss(out_prev + 0.5, out_prev, frame, prev, ones) > 0.01
+    assert temporal_output_loss(out_prev + 0.5, out_prev, frame, prev, torch.zeros_like(ones)) == 0
+    feats = torch.rand(1, 4, 4, 4)
+    assert temporal_feature_loss(feats + 1, feats, ones) == pytest.approx(1.0)
+    assert temporal_feature_loss(feats + 1, feats, torch.zeros_like(ones)) == 0
+
+
+def test_recipes_keep_their_hyper_parameters_as_data_with_sources():
+    rows = {r["name"]: r for r in JohnsonRecipe().describe()}
+    assert rows["content_layer"]["source"] == "paper" and rows["content_layer"]["value"] == "relu2_2"
+    assert rows["steps"]["source"] == "project" and rows["steps"]["paper"] == "40000"
+    help_text = subprocess.run([sys.executable, "-m", "brushstream.core.cli", "train", "msgnet", "--help"],
+                               capture_output=True, text=True).stdout
+    assert "--brush-sizes" in help_text and "--resume" in help_text and "paper" in help_text
+
+
+def test_bad_training_input_is_one_line(photos, tmp_path):
+    cases = [(["--style", tmp_path / "missing.jpg"], "no such style image"),
+             (["--steps", 0], "--steps must be at least 1"),
+             (["-o", tmp_path / "model.pt"], "must be a .safetensors file")]
+    for extra, message in cases:
+        args = _train_args(photos, tmp_path / "x.safetensors", 4) + extra
+        proc = _cli(*args)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err

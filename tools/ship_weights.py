@@ -1,0 +1,56 @@
+"""Ship a network trained by `brushstream train`: copy it into assets/weights (bundled) or leave it for the Hub,
+and add its manifest entry, taking the recipe and training figures from the sidecar the loop wrote.
+
+    python tools/ship_weights.py /work/runs/johnson_starry_night.safetensors --name johnson_starry_night \
+        --wall-time "52 min on 1 CPU core" [--hub-only]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT.parent))
+
+from brushstream.core.atomic import atomic_path  # noqa: E402
+from brushstream.core.weights import BUNDLED_DIR, register  # noqa: E402
+
+ATTRIBUTION = ("trained by the Brushstream developers with `brushstream train` on the BSDS500 photos (Arbeláez et al., "
+               "research use) with the VGG16 ImageNet loss network (CC BY 4.0); style images: {styles} (see "
+               "shared/data/SOURCES.md)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("file")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--wall-time", required=True, help="how long training took, and on what")
+    ap.add_argument("--hub-only", action="store_true", help="too large to bundle: manifest entry only")
+    args = ap.parse_args()
+    src = Path(args.file)
+    sidecar = json.loads(src.with_name(src.name + ".manifest.json").read_text())
+    target = BUNDLED_DIR / f"{args.name}.safetensors"
+    if not args.hub_only:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+    else:
+        target = src.with_name(f"{args.name}.safetensors")
+        shutil.copyfile(src, target)
+    styles = ", ".join(Path(s).stem for s in sidecar["recipe"].get("style", ())) or "none"
+    command = sidecar["recipe"]["command"] + " " + " ".join(
+        f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+        for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
+    command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
+    entry = register(target, name=args.name, method=sidecar["method"], licence="MIT",
+                     attribution=ATTRIBUTION.format(styles=styles), convention="RGB 0-1 in, RGB 0-1 out",
+                     description=sidecar["description"], bundled=not args.hub_only,
+                     recipe={**sidecar["recipe"], "command": command},
+                     training={**sidecar["training"], "wall_time": args.wall_time})
+    print(json.dumps(entry, indent=1))
+
+
+if __name__ == "__main__":
+    main()
