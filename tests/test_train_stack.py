@@ -225,3 +225,13 @@ def test_bad_training_input_is_one_line(photos, tmp_path):
         proc = _cli(*args)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_hosts_get_each_step_and_the_previews_through_the_callback(photos, tmp_path):
+    seen = []
+    fit(tiny(photos, steps=4), tmp_path / "c.safetensors", preview_every=2, preview_count=2, progress=False,
+        callback=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4] and all(p.steps == 4 for p in seen)
+    assert set(seen[0].losses) == {"content", "style", "tv", "total"}
+    assert [p.preview is not None for p in seen] == [False, True, False, True]
+    assert seen[1].preview.shape == (2, 3, 48, 48) and 0 <= float(seen[1].preview.min()) <= float(seen[1].preview.max()) <= 1

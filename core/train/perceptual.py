@@ -18,9 +18,12 @@ STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 class PerceptualRecipe(Recipe):
     content_layer: str = hp("relu2_2", "paper", help="VGG16 layer of the content loss")
     style_layers: tuple[str, ...] = hp(STYLE_LAYERS, "paper", help="VGG16 layers of the Gram style loss")
-    content_weight: float = hp(1.0, "paper", help="weight of the content loss", minimum=0)
-    style_weight: float = hp(5.0, "paper", help="weight of the Gram style loss (the authors' code: 5)", minimum=0)
-    tv_weight: float = hp(1e3, paper="1e-6 on a 0-255 sum", help="weight of total variation", minimum=0)
+    content_weight: float = hp(1.0, help="weight of the relative content loss", minimum=0)
+    style_weight: float = hp(5.0, paper="tuned per style, on unnormalised losses",
+                             help="weight of the relative Gram style loss (mean over layers), as the project's Gatys",
+                             minimum=0)
+    tv_weight: float = hp(1.0, paper="1e-6 to 1e-4 on unnormalised losses", help="weight of total variation",
+                          minimum=0)
     style_size: int = hp(384, paper="the style image as it is", help="longer side of the style image(s) in px",
                          minimum=16)
 
@@ -40,7 +43,8 @@ class PerceptualRecipe(Recipe):
             target = self.loss_net.vgg(content, (self.content_layer,))[self.content_layer]
         terms = {
             "content": self.content_weight * content_loss(feats[self.content_layer], target),
-            "style": self.style_weight * gram_style_loss(feats, target_grams, {n: 1.0 for n in self.style_layers}),
+            "style": self.style_weight * gram_style_loss(feats, target_grams,
+                                                         {n: 1.0 / len(self.style_layers) for n in self.style_layers}),
             "tv": self.tv_weight * tv_loss(output),
         }
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
