@@ -207,8 +207,8 @@ def cmd_methods(args) -> int:
 
     for name, cls in available().items():
         caps = cls.capabilities
-        flags = [f for f in ("arbitrary_style", "video_native", "realtime", "trainable", "spatial_mask",
-                             "texture_synthesis", "optimisation") if getattr(caps, f)]
+        flags = [f for f in ("arbitrary_style", "trained_styles", "video_native", "realtime", "trainable",
+                             "spatial_mask", "texture_synthesis", "optimisation") if getattr(caps, f)]
         print(f"{name}\t{cls.summary}")
         print(f"    can: {', '.join(flags)}" + (f"; styles: {', '.join(caps.fixed_styles)}" if caps.fixed_styles else ""))
         if not caps.video_native:

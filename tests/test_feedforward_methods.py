@@ -122,3 +122,21 @@ def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_p
     assert r.returncode == 0, r.stderr
     meta = json.loads((models["metanet"].parent / "metanet.safetensors.manifest.json").read_text())
     assert meta["method"] == "metanet"
+
+
+def test_comfyui_nodes_run_trained_networks_with_typed_styles(models):
+    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+
+    image = torch.rand(2, 40, 52, 3)
+    common = dict(strength=1.0, preserve_color=False, precision="fp32")
+    johnson = NODE_CLASS_MAPPINGS["BrushstreamStylize_johnson"]
+    assert johnson.INPUT_TYPES()["required"]["style"][0] == "STRING"
+    (out,) = johnson().stylize(image, "starry_night", model=str(models["johnson"]), **common)
+    assert out.shape == image.shape
+    msg = NODE_CLASS_MAPPINGS["BrushstreamStylize_msgnet"]()
+    (by_name,) = msg.stylize(image, None, "the_great_wave", model=str(models["msgnet"]), brush=1.0, **common)
+    (by_index,) = msg.stylize(image, None, "1", model=str(models["msgnet"]), brush=1.0, **common)
+    (first,) = msg.stylize(image, None, "0", model=str(models["msgnet"]), brush=1.0, **common)
+    assert torch.equal(by_name, by_index) and not torch.allclose(by_name, first)
+    (from_image,) = msg.stylize(image, torch.rand(1, 64, 64, 3), "0", model=str(models["msgnet"]), brush=1.0, **common)
+    assert not torch.allclose(from_image, first)
