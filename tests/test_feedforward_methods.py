@@ -12,7 +12,7 @@ from brushstream.core.methods import build
 from brushstream.core.nets.msgnet import gram
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.train.loop import fit
-from brushstream.core.train.recipe import get_recipe
+from brushstream.core.train.catalogue import get_recipe
 
 from .conftest import SHARED_DATA
 

@@ -16,7 +16,7 @@ from brushstream.core.train.johnson_recipe import JohnsonRecipe
 from brushstream.core.train.loop import TrainingStopped, fit
 from brushstream.core.train.losses import (gram_style_loss, meanstd_style_loss, temporal_feature_loss,
                                            temporal_output_loss)
-from brushstream.core.train.recipe import get_recipe
+from brushstream.core.train.catalogue import get_recipe
 from brushstream.core.weights import load_state_dict, sha256_file
 
 from .conftest import SHARED_DATA

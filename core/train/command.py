@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 
 from ..errors import BrushstreamError
-from .recipe import recipes
+from .catalogue import recipes
 
 
 def _parse_tuple(kind: type):

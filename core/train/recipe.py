@@ -122,13 +122,6 @@ def register_recipe(cls: type[Recipe]) -> type[Recipe]:
     return cls
 
 
-def recipes() -> dict[str, type[Recipe]]:
-    from . import decoder_recipe, johnson_recipe, metanet_recipe, msgnet_recipe  # noqa: F401  (registration)
+def registered_recipes() -> dict[str, type[Recipe]]:
+    """The recipes registered so far; core/train/catalogue.py imports every recipe module first."""
     return dict(sorted(_RECIPES.items()))
-
-
-def get_recipe(name: str) -> type[Recipe]:
-    table = recipes()
-    if name not in table:
-        raise BrushstreamError(f"unknown recipe {name!r}; recipes: {', '.join(table)}")
-    return table[name]

@@ -1,0 +1,19 @@
+"""Every training recipe. Importing this module imports each recipe module, whose ``@register_recipe`` fills
+the registry in recipe.py (which imports none of them); hosts and the CLI read ``recipes()`` from here.
+A new recipe is one module plus its line below."""
+from __future__ import annotations
+
+from ..errors import BrushstreamError
+from . import decoder_recipe, johnson_recipe, metanet_recipe, msgnet_recipe  # noqa: F401  (registration)
+from .recipe import Recipe, registered_recipes
+
+
+def recipes() -> dict[str, type[Recipe]]:
+    return registered_recipes()
+
+
+def get_recipe(name: str) -> type[Recipe]:
+    table = recipes()
+    if name not in table:
+        raise BrushstreamError(f"unknown recipe {name!r}; recipes: {', '.join(table)}")
+    return table[name]
