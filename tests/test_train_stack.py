@@ -60,6 +60,8 @@ def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_pa
 
 
 def test_an_existing_checkpoint_needs_resume_and_the_same_recipe(photos, tmp_path):
+    with pytest.raises(BrushstreamError, match="no checkpoint to resume"):
+        fit(tiny(photos), tmp_path / "m.safetensors", resume=True, progress=False)
     with pytest.raises(TrainingStopped):
         fit(tiny(photos), tmp_path / "m.safetensors", callback=_stop_at(2), progress=False)
     with pytest.raises(BrushstreamError, match="add --resume"):

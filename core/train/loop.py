@@ -188,6 +188,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     dev = resolve_device(device, ranks)
     saved = None
+    if resume and not ckpt.exists():
+        raise BrushstreamError(f"{ckpt}: no checkpoint to resume (drop --resume to start a new run)")
     if ckpt.exists():
         if not resume:
             raise BrushstreamError(f"{ckpt}: a checkpoint of an earlier run exists; add --resume to continue it "
