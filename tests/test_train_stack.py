@@ -237,3 +237,18 @@ def test_hosts_get_each_step_and_the_previews_through_the_callback(photos, tmp_p
     assert set(seen[0].losses) == {"content", "style", "tv", "total"}
     assert [p.preview is not None for p in seen] == [False, True, False, True]
     assert seen[1].preview.shape == (2, 3, 48, 48) and 0 <= float(seen[1].preview.min()) <= float(seen[1].preview.max()) <= 1
+
+
+def test_crops_are_flipped_half_of_the_time(tmp_path):
+    from PIL import Image
+
+    pixels = (torch.rand(48, 48, 3) * 255).to(torch.uint8)
+    Image.fromarray(pixels.numpy()).save(tmp_path / "one.png")
+    data = PhotoCrops(tmp_path, 48, max_zoom=1.0)
+    image = pixels.permute(2, 0, 1).float() / 255
+    flips = []
+    for position in range(40):
+        crop = data[(0, position)]
+        assert torch.equal(crop, image) or torch.equal(crop, image.flip(2))
+        flips.append(torch.equal(crop, image.flip(2)))
+    assert 10 <= sum(flips) <= 30
