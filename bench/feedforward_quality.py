@@ -63,7 +63,7 @@ def quality(label: str, model, styles: list[str], photos, metrics, report) -> No
         print(f"{label:28s} {s:18s} gram ratio {mine['gram_ratio']:.3f} content {mine['content']:.3f}"
               + (f"   gatys {g['gram_ratio']:.3f} / {g['content']:.3f} -> {mine['gram_ratio'] / g['gram_ratio'] - 1:+.0%}"
                  if g else ""))
-        save_sheet(outputs, photos, style_imgs, label, RESULTS / "sheets" / f"{label}_{s}.png")
+        save_sheet(outputs, photos, style_imgs, label, RESULTS / "sheets" / f"{label}_{s}.jpg")
 
 
 @torch.no_grad()
@@ -84,7 +84,7 @@ def brush(model_file: str, style: str, photos, metrics, report) -> None:
         rows[f"{b:.2f}"] = {lv: statistics.mean(v) for lv, v in per_layer.items()}
         print(f"msgnet brush {b:.2f} {style}: " + "  ".join(f"{lv} {v:.3f}" for lv, v in rows[f'{b:.2f}'].items()))
     report.setdefault("brush", {})[style] = rows
-    save_image(torch.cat(images, dim=-1), RESULTS / "sheets" / f"msgnet_brush_{style}.png")
+    save_image(torch.cat(images, dim=-1), RESULTS / "sheets" / f"msgnet_brush_{style}.jpg")
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Feature reconstruction loss (Johnson eq. 2), relative: ||phi(y) - phi(x)||^2 / ||phi(x)||^2, so the
     weight does not depend on the loss network's scale (the project's Gatys uses the same normalisation)."""
     target = target.float()
-    return (features.float() - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+    dims = tuple(range(1, target.dim()))   # per image, then the batch mean: a split batch (DDP) averages the same
+    return ((features.float() - target).pow(2).sum(dims) / target.pow(2).sum(dims).clamp_min(1e-12)).mean()
 
 
 def gram_style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
