@@ -140,3 +140,12 @@ def test_comfyui_nodes_run_trained_networks_with_typed_styles(models):
     assert torch.equal(by_name, by_index) and not torch.allclose(by_name, first)
     (from_image,) = msg.stylize(image, torch.rand(1, 64, 64, 3), "0", model=str(models["msgnet"]), brush=1.0, **common)
     assert not torch.allclose(from_image, first)
+
+
+def test_msgnet_matches_the_style_at_both_scales(models):
+    m = build("msgnet", model=str(models["msgnet"]))
+    x = _photo()
+    (g1, g2), (h1, h2) = m.encode_style(0).data, m.encode_style(1).data
+    base = m.net(x, (g1, g2))
+    assert not torch.allclose(m.net(x, (h1, g2)), base, atol=1e-4)   # the first CoMatch sees its style's Gram
+    assert not torch.allclose(m.net(x, (g1, h2)), base, atol=1e-4)   # and so does the second
