@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from ..nets.pretrained import trained_network
+from ..nets.johnson import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
@@ -22,7 +23,7 @@ class Johnson(StyleMethod):
     summary = "Johnson et al. 2016: one trained network per style, the fastest"
     # fixed_styles is filled per instance from the loaded file's metadata.
     capabilities = Capabilities(arbitrary_style=False, style_blend=False, realtime=True, trainable=True, trained_styles=True)
-    stride = 4
+    stride = STRIDE
     batches = True
     options = (Option("model", "text", DEFAULT_MODEL, "trained Johnson network: manifest name or .safetensors file "
                       "(brushstream train johnson)"),)

@@ -9,6 +9,7 @@ import json
 
 from ..nets.metanet import STYLE_LAYERS, run_transform, style_statistics
 from ..nets.pretrained import VGG16_WEIGHTS, trained_network, vgg16_features
+from ..nets.metanet import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
@@ -21,7 +22,7 @@ class MetaNetMethod(StyleMethod):
     name = "metanet"
     summary = "MetaNet, Shen et al. 2018: any style image written into a fast network in one pass"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
-    stride = 4
+    stride = STRIDE
     options = (Option("model", "text", DEFAULT_MODEL, "trained meta network: manifest name or .safetensors file "
                       "(brushstream train metanet)"),)
 

@@ -13,6 +13,7 @@ import torch
 
 from ..nets.pretrained import trained_network
 from ..ops.resize import resize_long_side
+from ..nets.msgnet import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
@@ -26,7 +27,7 @@ class MSGNet(StyleMethod):
     name = "msgnet"
     summary = "MSG-Net, Zhang & Dana 2017: many trained styles in one network, brush-size control"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True, trained_styles=True)
-    stride = 4
+    stride = STRIDE
     options = (
         Option("model", "text", DEFAULT_MODEL, "trained MSG-Net: manifest name or .safetensors file "
                "(brushstream train msgnet)"),

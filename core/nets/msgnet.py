@@ -8,16 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ops.stats import gram_per_element
 from .blocks import ConvLayer, ResidualBlock, UpsampleConv
 
 STRIDE = 4
 
 
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C), normalised by C*H*W as in the paper's style loss."""
-    b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+gram = gram_per_element   # (B, C, C), normalised by C*H*W as in the paper's style loss
 
 
 class CoMatch(nn.Module):

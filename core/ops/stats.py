@@ -24,3 +24,8 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     b, c, h, w = feat.shape
     f = feat.reshape(b, c, h * w)
     return f @ f.transpose(1, 2) / (h * w)
+
+
+def gram_per_element(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix F F^T / (C H W), the normalisation of Johnson et al. eq. 3 and MSG-Net's CoMatch."""
+    return gram(feat) / feat.shape[1]

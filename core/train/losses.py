@@ -14,13 +14,11 @@ import torch.nn.functional as F
 
 from ..nets.pretrained import vgg16_features
 from ..nets.vgg16 import VGG16Features
-from ..ops.stats import mean_std
+from ..ops.stats import gram_per_element, mean_std
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
-    b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w).float()
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    return gram_per_element(features.float())
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
