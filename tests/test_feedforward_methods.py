@@ -9,7 +9,8 @@ import torch
 
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
-from brushstream.core.nets.msgnet import gram
+from brushstream.core.image import load_image
+from brushstream.core.nets.msgnet import MSGNet, gram
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.train.loop import fit
 from brushstream.core.train.catalogue import get_recipe
@@ -75,7 +76,7 @@ def test_msgnet_selects_blends_and_takes_new_styles(models):
     # a style image goes through the siamese branch: the learned Grams were taken the same way
     style = torch.rand(1, 3, 64, 64)
     code = m.encode_style(style)
-    expected = m.net.style_grams(resize_long_side(style, 512))
+    expected = m.net.style_statistics(resize_long_side(style, 512))
     assert all(torch.allclose(c, e) for c, e in zip(code.data, expected))
 
 
@@ -149,3 +150,31 @@ def test_msgnet_matches_the_style_at_both_scales(models):
     base = m.net(x, (g1, g2))
     assert not torch.allclose(m.net(x, (h1, g2)), base, atol=1e-4)   # the first CoMatch sees its style's Gram
     assert not torch.allclose(m.net(x, (g1, h2)), base, atol=1e-4)   # and so does the second
+
+
+def _effective_rank(features: torch.Tensor) -> float:
+    """(sum of singular values)^2 / sum of their squares, over the channels of one feature map."""
+    f = features.reshape(features.shape[1], -1)
+    s = torch.linalg.svdvals(f - f.mean(1, keepdim=True))
+    return float(s.sum() ** 2 / s.pow(2).sum())
+
+
+@torch.no_grad()
+def test_msgnet_comatch_passes_the_content_on_in_many_channels_mixed_per_style():
+    """With the paper's raw Gram and U(0, 0.02) weight, W G is nearly rank one (the Gram's mean term), so CoMatch
+    hands the trunk one map in every channel and training learns to ignore the style. The defaults must keep
+    the content's channels apart and mix them differently for each style."""
+    content = resize_long_side(load_image(SHARED_DATA / "content_eval" / "hays80_beach.jpg").image, 96)
+    styles = [resize_long_side(load_image(p).image, 128) for p in TWO]
+
+    def comatch_outputs(**config):
+        torch.manual_seed(0)
+        net = MSGNet(width=8, residual_blocks=1, **config)
+        x = net.down1(net.stem(content))
+        return [net.match1(x, net.style_statistics(s)[0]) for s in styles]
+
+    paper = comatch_outputs(statistic="gram", init="paper")
+    default = comatch_outputs()
+    assert _effective_rank(paper[0]) < 1.5 < 3 < _effective_rank(default[0])
+    change = float((default[1] - default[0]).norm() / default[0].norm())
+    assert change > 0.2

@@ -257,3 +257,21 @@ def test_crops_are_flipped_half_of_the_time(tmp_path):
         assert torch.equal(crop, image) or torch.equal(crop, image.flip(2))
         flips.append(torch.equal(crop, image.flip(2)))
     assert 10 <= sum(flips) <= 30
+
+
+def test_msgnet_draws_one_style_per_image_and_ddp_ranks_take_their_slice(monkeypatch):
+    recipe = get_recipe("msgnet")(style=tuple(str(STYLES / f"{n}.jpg") for n in ("starry_night", "udnie", "mondrian")),
+                                  batch=8, brush_sizes=(96, 128))
+    single, size = recipe._pick(torch.Generator().manual_seed(3), 8)
+    assert len(set(single)) > 1                                   # several styles in one step
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    halves = []
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        picked, rank_size = recipe._pick(torch.Generator().manual_seed(3), 4)
+        halves += picked
+        assert rank_size == size
+    assert halves == single
+    paper = get_recipe("msgnet")(style=recipe.style, batch=8, style_per_image=False)
+    one, _ = paper._pick(torch.Generator().manual_seed(3), 8)
+    assert len(set(one)) == 1 and len(one) == 8

@@ -1,8 +1,8 @@
 """MSG-Net: Zhang & Dana, "Multi-style Generative Network for Real-time Transfer", ECCV Workshops 2018.
 One network, many styles: a learned style by index or name, a weighted blend of them (CoMatch is linear in
-the Gram matrix, so blending Grams blends styles), or a new style image through the siamese branch. Brush size:
+its style statistic, so blending statistics blends styles), or a new style image through the siamese branch. Brush size:
 the style's statistics are taken from the style image resized to 512/brush px (the paper's control); for
-learned styles the Grams stored at 256..768 px are interpolated. Deviations: see core/nets/msgnet.py.
+learned styles the statistics stored at 256..768 px are interpolated. Deviations: see core/nets/msgnet.py.
 """
 from __future__ import annotations
 
@@ -40,9 +40,10 @@ class MSGNet(StyleMethod):
         self.net, meta, extra = trained_network(model, "msgnet")
         self.brush = float(brush)
         self.sizes = tuple(json.loads(meta.get("brush_sizes", "[]")))
+        prefix = "style_stats" if f"style_stats1.{self.sizes[0]}" in extra else "style_grams"   # files written before the rename
         for i, size in enumerate(self.sizes):   # buffers, so they follow .to(device)
-            self.register_buffer(f"grams1_{i}", extra[f"style_grams1.{size}"], persistent=False)
-            self.register_buffer(f"grams2_{i}", extra[f"style_grams2.{size}"], persistent=False)
+            self.register_buffer(f"grams1_{i}", extra[f"{prefix}1.{size}"], persistent=False)
+            self.register_buffer(f"grams2_{i}", extra[f"{prefix}2.{size}"], persistent=False)
         self.capabilities = dataclasses.replace(type(self).capabilities,
                                                 fixed_styles=tuple(json.loads(meta.get("styles", "[]"))))
 
@@ -50,8 +51,8 @@ class MSGNet(StyleMethod):
     def style_size(self) -> int:
         return round(BASE_STYLE_SIZE / self.brush)
 
-    def _learned_grams(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stored Grams of learned style ``index`` at this brush size (linear between stored sizes)."""
+    def _learned_statistics(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored statistics of learned style ``index`` at this brush size (linear between stored sizes)."""
         size = min(max(self.style_size, self.sizes[0]), self.sizes[-1])
         hi = next(i for i, s in enumerate(self.sizes) if s >= size)
         lo = max(hi - 1, 0)
@@ -61,9 +62,9 @@ class MSGNet(StyleMethod):
 
     def _encode_style(self, *, images, refs, weights):
         if images:
-            grams = [self.net.style_grams(resize_long_side(s, self.style_size)) for s in images]
+            grams = [self.net.style_statistics(resize_long_side(s, self.style_size)) for s in images]
         else:
-            grams = [self._learned_grams(i) for i in refs]
+            grams = [self._learned_statistics(i) for i in refs]
         return tuple(sum(w * g[level] for w, g in zip(weights, grams)) for level in (0, 1))
 
     def _stylize(self, *, content, code, strength, mask, state):

@@ -74,6 +74,10 @@ def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
     return load_verified(VGG16Features(), weights)
 
 
+# Settings that files written before they became options were trained with (MSG-Net's first files: raw Gram).
+LEGACY_CONFIG = {"msgnet": {"statistic": "gram", "init": "paper"}}
+
+
 def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, str], dict[str, torch.Tensor]]:
     """A network trained by core/train, rebuilt from its own file: (module, metadata, extra tensors).
 
@@ -96,6 +100,7 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     try:
         config = json.loads(meta["config"])
         config.pop("arch", None)
+        config = {**LEGACY_CONFIG.get(arch, {}), **config}
         module = builders[arch](**config)
     except (KeyError, TypeError, ValueError) as exc:
         raise BrushstreamError(f"{source}: its metadata does not describe a {arch} network ({exc})") from None
