@@ -4,7 +4,8 @@ For each model and each of its styles: the Gram style ratio and content distance
 at 384 px (the quality bench's recipe, core/metrics.py), beside Gatys on the same photos and style, read from
 bench/results/quality_stills.json (Gatys takes about 50 s a photo here, so it is not rerun). A comparison sheet
 per model goes to bench/results/sheets/. Brush size: MSG-Net at brush 2/3, 1 and 2, with the Gram distance
-to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones).
+to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones). Multi-style
+networks also get a cross-style matrix (is each output closest to the style it was made for?).
 
     python bench/feedforward_quality.py --johnson johnson_starry_night.safetensors ... --msgnet F --metanet F
 """
@@ -67,6 +68,28 @@ def quality(label: str, model, styles: list[str], photos, metrics, report) -> No
 
 
 @torch.no_grad()
+def cross_styles(label: str, model, styles: list[str], photos, metrics, report) -> None:
+    """Does a multi-style network use its style input? Rows: the style the output was made for; columns: the
+    style it is measured against (mean relative Gram distance over the style layers). A network that ignores its
+    style has identical rows; one that uses it has the smallest value of each row on the diagonal."""
+    targets = [metrics.style_targets(resize_long_side(load_image(STYLES / f"{s}.jpg").image, 384)) for s in styles]
+    matrix = []
+    for s in styles:
+        run = runner_for(model, s)
+        row = [0.0] * len(styles)
+        for p in photos:
+            feats = metrics.vgg(run(resize_long_side(load_image(p).image, 384), None), STYLE_LAYERS)
+            for j, t in enumerate(targets):
+                row[j] += statistics.mean(_rel(gram(feats[lv]), t.grams[lv]) for lv in STYLE_LAYERS) / len(photos)
+        matrix.append(row)
+        print(f"{label} made for {s:18s} vs " + "  ".join(f"{v:.3f}" for v in row))
+    hits = sum(min(range(len(row)), key=row.__getitem__) == i for i, row in enumerate(matrix))
+    print(f"{label}: {hits}/{len(styles)} rows closest to their own style")
+    report.setdefault("cross_styles", {})[label] = {"styles": styles, "photos": len(photos), "matrix": matrix,
+                                                    "rows_closest_to_own_style": hits}
+
+
+@torch.no_grad()
 def brush(model_file: str, style: str, photos, metrics, report) -> None:
     targets = metrics.style_targets(resize_long_side(load_image(STYLES / f"{style}.jpg").image, 384))
     rows, images = {}, []
@@ -110,9 +133,13 @@ def main() -> None:
         quality(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                 photos, metrics, report)
         brush(args.msgnet, args.msgnet_styles.split(",")[0], photos, metrics, report)
+        cross_styles(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
+                     photos[:5], metrics, report)
     if args.metanet:
         quality(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
                 photos, metrics, report)
+        cross_styles(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
+                     photos[:5], metrics, report)
     path.write_text(json.dumps(report, indent=1) + "\n")
 
 

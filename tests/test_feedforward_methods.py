@@ -10,6 +10,7 @@ import torch
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
 from brushstream.core.image import load_image
+from brushstream.core.nets.metanet import STYLE_LAYERS, style_statistics
 from brushstream.core.nets.msgnet import MSGNet, gram
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.train.loop import fit
@@ -105,6 +106,21 @@ def test_metanet_writes_a_new_network_per_style(models):
     ya, yb = m.stylize(x, code_a), m.stylize(x, code_b)
     assert ya.shape == x.shape and not torch.allclose(ya, yb, atol=1e-4)
     assert torch.equal(m.stylize(x, code_a), ya)   # a code is reusable
+
+
+@torch.no_grad()
+def test_metanet_runs_one_generated_network_per_image_and_standardises_over_its_training_styles(models):
+    m = build("metanet", model=str(models["metanet"]))
+    styles = [load_image(p, long_side=96).image for p in TWO]   # as the recipe loads them (style_size 96)
+    stats = torch.cat([style_statistics(m.vgg(s, STYLE_LAYERS)) for s in styles])
+    # The recipe centred and scaled the meta network's input on the styles it trained on.
+    assert torch.allclose(m.net.stat_mean, stats.mean(0), atol=1e-2)        # (the file is float16)
+    assert torch.allclose(m.net.stat_scale, stats.std(0).clamp_min(1e-2), rtol=1e-2, atol=1e-2)
+    # A batch with one style per image (training) equals each image with its own network (inference).
+    x = torch.rand(2, 3, 40, 48)
+    together = m.net(x, stats)
+    apart = torch.cat([m.net(x[i:i + 1], stats[i:i + 1]) for i in range(2)])
+    assert torch.allclose(together, apart, atol=1e-5) and not torch.allclose(apart[0], m.net(x[:1], stats[1:]))
 
 
 def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_path):

@@ -3,7 +3,8 @@ The meta network maps the style's VGG16 statistics (channel means and standard d
 relu3_3, relu4_3) through a hidden layer split into one group per layer, then a linear head per layer, to every
 weight and bias of a small transform net (downsampling, residual blocks, upsampling). Deviations: hidden sizes
 and the transform width scaled down for a CPU (paper: 1792 hidden units in 14 groups, width 32); the statistics
-enter as log(1 + x), since VGG16's 0-255 features span four orders of magnitude across layers.
+enter as log(1 + x), since VGG16's 0-255 features span four orders of magnitude across layers, standardised over
+the training styles.
 """
 from __future__ import annotations
 
@@ -39,9 +40,19 @@ def transform_plan(width: int, residual_blocks: int) -> list[tuple[str, int, int
 
 
 def _conv(x, weight, bias, stride, norm=True, relu=True):
-    bias = bias if bias is not None and bias.numel() else None
-    k = weight.shape[-1]
-    x = F.conv2d(F.pad(x, [k // 2] * 4, mode="reflect"), weight, bias, stride)
+    """One generated convolution. ``weight`` (S, out, in, k, k) holds S styles' filters: with S == 1 every image
+    uses the one network; with S == batch, image i uses network i (one grouped convolution for all of them)."""
+    styles, k = weight.shape[0], weight.shape[-1]
+    bias = bias.reshape(-1) if bias is not None and bias.numel() else None
+    b, c, h, w = x.shape
+    if styles == 1:
+        x = F.conv2d(F.pad(x, [k // 2] * 4, mode="reflect"), weight[0], bias, stride)
+    elif styles == b:
+        x = F.conv2d(F.pad(x.reshape(1, b * c, h, w), [k // 2] * 4, mode="reflect"), weight.flatten(0, 1), bias,
+                     stride, groups=b)
+        x = x.reshape(b, -1, *x.shape[-2:])
+    else:
+        raise ValueError(f"{styles} generated networks for a batch of {b} images")
     if norm:
         x = F.instance_norm(x)
     return F.relu(x) if relu else x
@@ -62,12 +73,17 @@ def run_transform(x: torch.Tensor, params: dict[str, tuple[torch.Tensor, torch.T
 
 
 class MetaNet(nn.Module):
-    """style statistics (1, 1920) -> parameters of a transform net; ``forward(content, stats)`` runs it."""
+    """style statistics (S, 1920) -> parameters of S transform nets; ``forward(content, stats)`` runs them (S is
+    1, or the batch size: one style per image)."""
 
     def __init__(self, width: int = 8, residual_blocks: int = 5, hidden: int = 16):
         super().__init__()
         self.width, self.residual_blocks, self.hidden = width, residual_blocks, hidden
         self.plan = transform_plan(width, residual_blocks)
+        # Standardisation of the statistics over the training styles (set by the recipe before training): what
+        # all styles share would otherwise swamp what tells them apart, and the generated nets all come out alike.
+        self.register_buffer("stat_mean", torch.zeros(STYLE_FEATURE_DIM))
+        self.register_buffer("stat_scale", torch.ones(STYLE_FEATURE_DIM))
         self.trunk = nn.Linear(STYLE_FEATURE_DIM, hidden * len(self.plan))
         self.heads = nn.ModuleList()
         for name, cin, cout, k, _ in self.plan:
@@ -80,19 +96,26 @@ class MetaNet(nn.Module):
                 head.weight.mul_(0.1 * bound)
             self.heads.append(head)
 
+    @torch.no_grad()
+    def standardise_over(self, stats: torch.Tensor) -> None:
+        """Centre and scale the meta network's input by the training styles' statistics (S, 1920)."""
+        self.stat_mean.copy_(stats.mean(0))
+        self.stat_scale.copy_(stats.std(0).clamp_min(1e-2) if stats.shape[0] > 1 else torch.ones_like(self.stat_scale))
+
     def config(self) -> dict:
         return {"arch": "metanet", "width": self.width, "residual_blocks": self.residual_blocks, "hidden": self.hidden}
 
     def generate(self, stats: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """One style's statistics (1, 1920) -> {layer: (weight, bias)} of the transform net."""
-        groups = F.relu(self.trunk(stats.reshape(1, -1))).reshape(len(self.plan), self.hidden)
+        """Statistics of S styles (S, 1920) -> {layer: (weight (S, out, in, k, k), bias (S, out or 0))}."""
+        styles = (stats.reshape(-1, STYLE_FEATURE_DIM) - self.stat_mean) / self.stat_scale
+        groups = F.relu(self.trunk(styles)).reshape(styles.shape[0], len(self.plan), self.hidden)
         params = {}
-        for (name, cin, cout, k, _), head, g in zip(self.plan, self.heads, groups):
-            flat = head(g)
-            params[name] = (flat[: cout * cin * k * k].reshape(cout, cin, k, k), flat[cout * cin * k * k:])
+        for i, ((name, cin, cout, k, _), head) in enumerate(zip(self.plan, self.heads)):
+            flat = head(groups[:, i])
+            params[name] = (flat[:, : cout * cin * k * k].reshape(-1, cout, cin, k, k), flat[:, cout * cin * k * k:])
         return params
 
     def forward(self, content: torch.Tensor, style) -> torch.Tensor:
-        """``style``: statistics (1, 1920) or parameters already generated by ``generate``."""
+        """``style``: statistics (1 or B, 1920) or parameters already generated by ``generate``."""
         params = style if isinstance(style, dict) else self.generate(style)
         return run_transform(content, params, self.residual_blocks)

@@ -205,6 +205,7 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
 
     model = recipe.build_model().to(dev)
     recipe.setup(dev)
+    recipe.prepare_model(model)
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")

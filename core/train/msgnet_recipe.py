@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..nets.msgnet import MSGNet
-from .perceptual import PerceptualRecipe, half
+from .perceptual import PerceptualRecipe, half, pick_styles, style_per_image_hp
 from .recipe import hp, register_recipe
 
 BRUSH_SIZES = (256, 384, 512, 768)
@@ -32,9 +32,7 @@ class MSGNetRecipe(PerceptualRecipe):
                         "or the channel covariance scaled to unit mean variance", choices=("gram", "covariance"))
     comatch_init: str = hp("identity", paper="U(0, 0.02)", help="initial CoMatch weight: the paper's, or identity "
                            "plus small noise", choices=("paper", "identity"))
-    style_per_image: bool = hp(True, paper="one style per batch", help="give every image of a batch its own "
-                               "random style, so each step contrasts styles instead of averaging them in Adam's "
-                               "moments")
+    style_per_image: bool = style_per_image_hp()
     brush_sizes: tuple[int, ...] = hp(BRUSH_SIZES[:3], "paper", help="style sizes drawn during training")
     storage: str = hp("float16", help="dtype of the saved file", choices=("float16", "float32"))
 
@@ -48,14 +46,8 @@ class MSGNetRecipe(PerceptualRecipe):
         self.grams = {size: [self.loss_net.style_grams(s) for s in images] for size, images in self.styles.items()}
 
     def _pick(self, rng: torch.Generator, images: int) -> tuple[list[int], int]:
-        """Style indices for the ``images`` of this process's slice of the step's batch, and the brush size.
-        Indices are drawn for the global batch, then sliced by rank, so a DDP run draws what one process would."""
-        drawn = torch.randint(len(self.style), (self.batch if self.style_per_image else 1,), generator=rng).tolist()
-        size = self.brush_sizes[int(torch.randint(len(self.brush_sizes), (), generator=rng))]
-        if not self.style_per_image:
-            return drawn * images, size
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        return drawn[rank * images:(rank + 1) * images], size
+        indices = pick_styles(rng, len(self.style), self.batch, images, self.style_per_image)
+        return indices, self.brush_sizes[int(torch.randint(len(self.brush_sizes), (), generator=rng))]
 
     def losses(self, model, content, step, rng):
         indices, size = self._pick(rng, content.shape[0])

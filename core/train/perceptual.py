@@ -51,6 +51,22 @@ class PerceptualRecipe(Recipe):
         return terms
 
 
+def pick_styles(rng: torch.Generator, styles: int, global_batch: int, images: int, per_image: bool) -> list[int]:
+    """Style indices for the ``images`` of this process's slice of a step's batch: one style for the whole
+    batch, or one per image. Indices are drawn for the global batch, then sliced by rank, so a DDP run trains
+    on what one process would."""
+    drawn = torch.randint(styles, (global_batch if per_image else 1,), generator=rng).tolist()
+    if not per_image:
+        return drawn * images
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    return drawn[rank * images:(rank + 1) * images]
+
+
+def style_per_image_hp():
+    return hp(True, paper="one style per batch", help="give every image of a batch its own random style, so each "
+              "step contrasts styles instead of averaging them in Adam's moments")
+
+
 def half(tensors: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
     """Floating tensors in the file's storage dtype (float16 halves a bundled file; loading casts back)."""
     target = {"float16": torch.float16, "float32": torch.float32}[dtype]

@@ -74,6 +74,9 @@ class Recipe:
         raise NotImplementedError
 
     # -- defaults recipes may override ---------------------------------------------------------------
+    def prepare_model(self, model: nn.Module) -> None:
+        """Set data-dependent parts of a new model after ``setup`` (a resumed run loads them back instead)."""
+
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=self.lr)
 
