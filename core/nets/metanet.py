@@ -4,7 +4,7 @@ relu3_3, relu4_3) through a hidden layer split into one group per layer, then a 
 weight and bias of a small transform net (downsampling, residual blocks, upsampling). Deviations: hidden sizes
 and the transform width scaled down for a CPU (paper: 1792 hidden units in 14 groups, width 32); the statistics
 enter as log(1 + x), since VGG16's 0-255 features span four orders of magnitude across layers, standardised over
-the training styles.
+the training styles; the output is Johnson et al.'s scaled tanh.
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from torch import nn
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 STYLE_FEATURE_DIM = 2 * (64 + 128 + 256 + 512)
 STRIDE = 4
+# Statistics that hardly vary over the training styles are not blown up past 10x: a new style far off in such a
+# dimension would otherwise write extreme weights.
+MIN_STAT_SCALE = 0.1
 
 
 def style_statistics(features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -69,7 +72,9 @@ def run_transform(x: torch.Tensor, params: dict[str, tuple[torch.Tensor, torch.T
         x = x + _conv(y, *params[f"res{i}b"], 1, relu=False)
     for name in ("up1", "up2"):
         x = _conv(F.interpolate(x, scale_factor=2, mode="nearest"), *params[name], 1)
-    return _conv(x, *params["out"], 1, norm=False, relu=False)
+    # Johnson et al.'s scaled tanh output (their 150 tanh + 127.5, in 0-1 units): a generated last layer with
+    # large weights then saturates instead of sending the losses to thousands.
+    return 0.5 + 0.588 * torch.tanh(_conv(x, *params["out"], 1, norm=False, relu=False))
 
 
 class MetaNet(nn.Module):
@@ -100,7 +105,8 @@ class MetaNet(nn.Module):
     def standardise_over(self, stats: torch.Tensor) -> None:
         """Centre and scale the meta network's input by the training styles' statistics (S, 1920)."""
         self.stat_mean.copy_(stats.mean(0))
-        self.stat_scale.copy_(stats.std(0).clamp_min(1e-2) if stats.shape[0] > 1 else torch.ones_like(self.stat_scale))
+        self.stat_scale.copy_(stats.std(0).clamp_min(MIN_STAT_SCALE) if stats.shape[0] > 1
+                              else torch.ones_like(self.stat_scale))
 
     def config(self) -> dict:
         return {"arch": "metanet", "width": self.width, "residual_blocks": self.residual_blocks, "hidden": self.hidden}
