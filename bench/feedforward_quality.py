@@ -71,7 +71,7 @@ def quality(label: str, model, styles: list[str], photos, metrics, report) -> No
 def cross_styles(label: str, model, styles: list[str], photos, metrics, report) -> None:
     """Does a multi-style network use its style input? Rows: the style the output was made for; columns: the
     style it is measured against (mean relative Gram distance over the style layers). A network that ignores its
-    style has identical rows; one that uses it has the smallest value of each row on the diagonal."""
+    style has identical rows; one that uses it has the smallest value of each column on the diagonal."""
     targets = [metrics.style_targets(resize_long_side(load_image(STYLES / f"{s}.jpg").image, 384)) for s in styles]
     matrix = []
     for s in styles:
@@ -83,10 +83,18 @@ def cross_styles(label: str, model, styles: list[str], photos, metrics, report) 
                 row[j] += statistics.mean(_rel(gram(feats[lv]), t.grams[lv]) for lv in STYLE_LAYERS) / len(photos)
         matrix.append(row)
         print(f"{label} made for {s:18s} vs " + "  ".join(f"{v:.3f}" for v in row))
-    hits = sum(min(range(len(row)), key=row.__getitem__) == i for i, row in enumerate(matrix))
-    print(f"{label}: {hits}/{len(styles)} rows closest to their own style")
     report.setdefault("cross_styles", {})[label] = {"styles": styles, "photos": len(photos), "matrix": matrix,
-                                                    "rows_closest_to_own_style": hits}
+                                                    **own_style_hits(matrix)}
+    print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in own_style_hits(matrix).items()))
+
+
+def own_style_hits(matrix: list[list[float]]) -> dict[str, int]:
+    """Columns: for how many styles is the output made for it the closest to it (styles differ in how easy they
+    are to match, so this is the fair test); rows: how many outputs are closest to their own style."""
+    n = len(matrix)
+    columns = sum(min(range(n), key=lambda i: matrix[i][j]) == j for j in range(n))
+    rows = sum(min(range(n), key=matrix[i].__getitem__) == i for i in range(n))
+    return {"styles_best_matched_by_their_own_output": columns, "outputs_closest_to_their_own_style": rows}
 
 
 @torch.no_grad()

@@ -23,6 +23,14 @@ ATTRIBUTION = ("trained by the Brushstream developers with `brushstream train` o
                "shared/data/SOURCES.md)")
 
 
+def flag(name: str, value) -> str:
+    """One recipe field as the `brushstream train` flag that sets it."""
+    option = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return option if value else "--no-" + option[2:]
+    return f"{option} {','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
@@ -41,8 +49,7 @@ def main() -> None:
         shutil.copyfile(src, target)
     styles = ", ".join(Path(s).stem for s in sidecar["recipe"].get("style", ())) or "none"
     command = sidecar["recipe"]["command"] + " " + " ".join(
-        f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-        for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
+        flag(k, v) for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
     command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     entry = register(target, name=args.name, method=sidecar["method"], licence="MIT",
                      attribution=ATTRIBUTION.format(styles=styles), convention="RGB 0-1 in, RGB 0-1 out",
