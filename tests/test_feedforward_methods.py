@@ -1,17 +1,16 @@
 """Johnson, MSG-Net and MetaNet behind the one interface, loaded from files the training stack wrote."""
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
 from brushstream.core.image import load_image
-from brushstream.core.nets.metanet import MIN_STAT_SCALE, STYLE_LAYERS, style_statistics
-from brushstream.core.nets.msgnet import MSGNet, gram
+from brushstream.core.nets.metanet import MIN_STAT_SCALE, STYLE_LAYERS, MetaNet, style_statistics
+from brushstream.core.nets.msgnet import MSGNet
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.train.loop import fit
 from brushstream.core.train.catalogue import get_recipe
@@ -123,20 +122,20 @@ def test_metanet_runs_one_generated_network_per_image_and_standardises_over_its_
     assert torch.allclose(together, apart, atol=1e-5) and not torch.allclose(apart[0], m.net(x[:1], stats[1:]))
 
 
-def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_path):
+def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_path, capsys):
     photo = SHARED_DATA / "content_eval" / "skimage_chelsea.jpg"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "brushstream.core.cli", *map(str, a)],  # noqa: E731
-                                    capture_output=True, text=True, timeout=300)
-    r = run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--size", 64, "-o", tmp_path / "j.png")
-    assert r.returncode == 0, r.stderr
-    r = run("stylize", photo, "--method", "msgnet", "--model", models["msgnet"], "--style", "the_great_wave",
-            "--brush", 1.5, "--size", 64, "-o", tmp_path / "m.png")
-    assert r.returncode == 0, r.stderr
-    r = run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--style", "nope", "-o", tmp_path / "x.png")
-    assert r.returncode == 2 and "no style 'nope'" in r.stderr and not (tmp_path / "x.png").exists()
-    r = run("stylize", photo, "--method", "metanet", "--model", models["metanet"], "--style", STYLES / "udnie.jpg",
-            "--size", 64, "-o", tmp_path / "t.png")
-    assert r.returncode == 0, r.stderr
+    run = lambda *a: cli_main([str(x) for x in a])   # the CLI's own main, in-process  # noqa: E731
+    assert run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--size", 64,
+               "-o", tmp_path / "j.png") == 0
+    assert run("stylize", photo, "--method", "msgnet", "--model", models["msgnet"], "--style", "the_great_wave",
+               "--brush", 1.5, "--size", 64, "-o", tmp_path / "m.png") == 0
+    capsys.readouterr()
+    assert run("stylize", photo, "--method", "johnson", "--model", models["johnson"], "--style", "nope",
+               "-o", tmp_path / "x.png") == 2
+    assert "no style 'nope'" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert run("stylize", photo, "--method", "metanet", "--model", models["metanet"], "--style", STYLES / "udnie.jpg",
+               "--size", 64, "-o", tmp_path / "t.png") == 0
+    assert all((tmp_path / f).exists() for f in ("j.png", "m.png", "t.png"))
     meta = json.loads((models["metanet"].parent / "metanet.safetensors.manifest.json").read_text())
     assert meta["method"] == "metanet"
 
@@ -194,3 +193,13 @@ def test_msgnet_comatch_passes_the_content_on_in_many_channels_mixed_per_style()
     assert _effective_rank(paper[0]) < 1.5 < 3 < _effective_rank(default[0])
     change = float((default[1] - default[0]).norm() / default[0].norm())
     assert change > 0.2
+
+
+@torch.no_grad()
+def test_metanet_output_saturates_instead_of_exploding_for_a_far_off_style():
+    """Johnson's scaled tanh: even statistics far outside the training styles give pixels within [-0.09, 1.09]."""
+    torch.manual_seed(0)
+    net = MetaNet(width=4, residual_blocks=1, hidden=4)
+    net.standardise_over(torch.rand(3, 1920))
+    y = net(torch.rand(1, 3, 32, 32), torch.full((1, 1920), 1e3))
+    assert y.min() >= 0.5 - 0.589 and y.max() <= 0.5 + 0.589 and y.std() > 0.01

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.train.data import PhotoCrops, PositionSampler, photo_loader
 from brushstream.core.train.johnson_recipe import JohnsonRecipe
@@ -223,15 +224,18 @@ def test_recipes_keep_their_hyper_parameters_as_data_with_sources():
     assert "--brush-sizes" in help_text and "--resume" in help_text and "paper" in help_text
 
 
-def test_bad_training_input_is_one_line(photos, tmp_path):
+def test_bad_training_input_is_one_line(photos, tmp_path, capsys):
     cases = [(["--style", tmp_path / "missing.jpg"], "no such style image"),
              (["--steps", 0], "--steps must be at least 1"),
              (["-o", tmp_path / "model.pt"], "must be a .safetensors file")]
     for extra, message in cases:
-        args = _train_args(photos, tmp_path / "x.safetensors", 4) + extra
-        proc = _cli(*args)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        # In-process (the CLI's own main): --threads is left out so the test process keeps its thread count.
+        args = _train_args(photos, tmp_path / "x.safetensors", 4)
+        at = args.index("--threads")
+        args = args[:at] + args[at + 2:] + extra
+        code = cli_main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_hosts_get_each_step_and_the_previews_through_the_callback(photos, tmp_path):
