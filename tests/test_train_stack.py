@@ -279,3 +279,25 @@ def test_msgnet_draws_one_style_per_image_and_ddp_ranks_take_their_slice(monkeyp
     paper = get_recipe("msgnet")(style=recipe.style, batch=8, style_per_image=False)
     one, _ = paper._pick(torch.Generator().manual_seed(3), 8)
     assert len(set(one)) == 1 and len(one) == 8
+
+
+def test_init_from_fine_tunes_a_trained_network_with_a_changed_recipe(photos, tmp_path, capsys):
+    source = fit(tiny(photos, steps=4), tmp_path / "src.safetensors", progress=False, loss_curve=False).output
+    trained, _ = load_state_dict(source)
+    # A changed recipe (another style size, a tiny rate): the new run starts from the source's weights.
+    tuned = fit(tiny(photos, steps=1, lr=1e-9, style_size=64), tmp_path / "ft.safetensors", init_from=source,
+                progress=False, loss_curve=False)
+    weights, meta = load_state_dict(tuned.output)
+    assert all(torch.allclose(weights[k], trained[k], atol=1e-6) for k in trained)
+    assert meta["init_from"] == f"{source} sha256:{sha256_file(source)}"
+    fresh, _ = load_state_dict(fit(tiny(photos, steps=1, lr=1e-9, seed=1), tmp_path / "new.safetensors",
+                                   progress=False, loss_curve=False).output)
+    assert not all(torch.allclose(fresh[k], trained[k], atol=1e-3) for k in trained)
+    # Another architecture, or --init-from with --resume, is one line.
+    with pytest.raises(BrushstreamError, match="was trained with"):
+        fit(tiny(photos, steps=1, width=8), tmp_path / "w8.safetensors", init_from=source, progress=False)
+    with pytest.raises(BrushstreamError, match="use one of them"):
+        fit(tiny(photos, steps=1), tmp_path / "ft.safetensors", init_from=source, resume=True, progress=False)
+    assert cli_main(["train", "johnson", "--style", str(STYLES / "starry_night.jpg"), "--init-from",
+                     str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err

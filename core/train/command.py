@@ -55,6 +55,8 @@ def add_train_parser(sub, parser_class) -> None:
         _add_recipe_flags(r, cls)
         r.add_argument("-o", "--out", required=True, help="the trained network (.safetensors)")
         r.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint")
+        r.add_argument("--init-from", metavar="MODEL", help="start a new run from a trained network's weights (file "
+                       "or manifest name; same architecture): fine-tuning with changed settings, which --resume refuses")
         r.add_argument("--checkpoint", help="checkpoint file (default: OUT.ckpt)")
         r.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
         r.add_argument("--preview-every", type=int, default=0, help="steps between preview images (0: none)")
@@ -89,7 +91,8 @@ def cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        result = fit(recipe, out, checkpoint=args.checkpoint, resume=args.resume, device=args.device,
+        result = fit(recipe, out, checkpoint=args.checkpoint, resume=args.resume, init_from=args.init_from,
+                     device=args.device,
                      precision=args.precision, checkpoint_every=args.checkpoint_every,
                      preview_every=args.preview_every, workers=args.workers, progress=not args.quiet)
     except TrainingStopped as stop:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..errors import BrushstreamError
-from ..weights import manifest_entry_for_file, save_weights
+from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
 from .data import PhotoCrops, fixed_crops, photo_loader
 from .recipe import Recipe
 
@@ -171,8 +171,23 @@ def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None
     plt.close(fig)
 
 
+def _load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> str:
+    """Copy a trained file's weights into a new model of the same architecture and configuration (one-line errors
+    otherwise). Returns "name-or-path sha256" for the new file's metadata."""
+    tensors, meta = load_state_dict(source)
+    config = getattr(model, "config", lambda: None)()
+    if config is not None and meta.get("config") and json.loads(meta["config"]) != config:
+        raise BrushstreamError(f"{source}: was trained with {meta['config']}, this recipe builds {json.dumps(config)}")
+    own = model.state_dict()
+    if set(own) - set(tensors) or any(tensors[k].shape != v.shape for k, v in own.items() if k in tensors):
+        raise BrushstreamError(f"{source}: its tensors do not fit this recipe's network")
+    model.load_state_dict({k: tensors[k].to(v.dtype) for k, v in own.items()})
+    return f"{source} sha256:{sha256_file(resolve(source))}"
+
+
 def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
-        resume: bool = False, device: str = "cpu", precision: str = "fp32", checkpoint_every: int = 100,
+        resume: bool = False, init_from: str | os.PathLike | None = None, device: str = "cpu",
+        precision: str = "fp32", checkpoint_every: int = 100,
         preview_every: int = 0, preview_count: int = 2, workers: int = 0,
         callback: Callable[[Progress], bool | None] | None = None, progress: bool = True,
         loss_curve: bool = True) -> TrainResult:
@@ -180,9 +195,12 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
 
     ``checkpoint`` defaults to ``out``.ckpt. An existing checkpoint is refused unless ``resume`` (so a
     finished run is never overwritten by accident); ``resume`` with a changed recipe (other than ``steps``) is
-    refused too. ``callback(progress)`` returning False stops the run like a signal does.
+    refused too. ``callback(progress)`` returning False stops the run like a signal does. ``init_from`` starts a
+    new run from a trained file's weights (fine-tuning with a changed recipe, which ``resume`` refuses).
     """
     recipe.check()
+    if init_from is not None and resume:
+        raise BrushstreamError("--init-from starts a new run; --resume continues one: use one of them")
     out = Path(out)
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(out)
     ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
@@ -206,6 +224,7 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     model = recipe.build_model().to(dev)
     recipe.setup(dev)
     recipe.prepare_model(model)
+    started_from = _load_initial_weights(model, init_from) if init_from is not None else None
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
@@ -289,7 +308,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     final = {k: sum(h[k] for h in history[-50:]) / len(history[-50:]) for k in history[-1]}
     metadata = {**metadata, "recipe_name": recipe.name, "recipe": recipe.to_json(), "steps": str(step),
                 "final_losses": ",".join(f"{k}={v:.6g}" for k, v in final.items()),
-                "trained_on": f"{dev.type} x{ranks.world}", "precision": precision}
+                "trained_on": f"{dev.type} x{ranks.world}", "precision": precision,
+                **({"init_from": started_from} if started_from else {})}
     if ranks.main:
         save_weights(out, tensors, metadata)
         entry = manifest_entry_for_file(
