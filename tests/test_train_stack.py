@@ -18,6 +18,7 @@ from brushstream.core.train.loop import TrainingStopped, fit
 from brushstream.core.train.losses import (gram_style_loss, meanstd_style_loss, temporal_feature_loss,
                                            temporal_output_loss)
 from brushstream.core.train.catalogue import get_recipe
+from brushstream.core.train.perceptual import pick_styles
 from brushstream.core.weights import load_state_dict, sha256_file
 
 from .conftest import SHARED_DATA
@@ -304,3 +305,24 @@ def test_init_from_fine_tunes_a_trained_network_with_a_changed_recipe(photos, tm
     assert cli_main(["train", "johnson", "--style", str(STYLES / "starry_night.jpg"), "--init-from",
                      str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "m.safetensors")]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_multi_style_recipes_give_each_image_its_drawn_style(photos):
+    """The losses, not only the draw: each image is stylized with, and scored against, the style drawn for it."""
+    names = ("starry_night", "udnie", "mondrian")
+    for name in ("msgnet", "metanet"):
+        recipe = get_recipe(name)(style=tuple(str(STYLES / f"{n}.jpg") for n in names), batch=4, style_size=64,
+                                  brush_sizes=(64,)) if name == "msgnet" else \
+            get_recipe(name)(style=tuple(str(STYLES / f"{n}.jpg") for n in names), batch=4, style_size=64)
+        recipe.setup(torch.device("cpu"))
+        seen = []
+
+        def model(content, style):
+            seen.append(style)
+            return content * 0.5
+        recipe.losses(model, torch.rand(4, 3, 32, 32), 0, torch.Generator().manual_seed(3))
+        drawn = pick_styles(torch.Generator().manual_seed(3), 3, 4, 4, True)
+        if name == "msgnet":
+            assert [int(next(i for i, s in enumerate(recipe.styles[64]) if s is img)) for img in seen[0]] == drawn
+        else:
+            assert torch.equal(seen[0], torch.cat([recipe.stats[i] for i in drawn]))
