@@ -88,10 +88,12 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     import json
 
     from .johnson import TransformNet
+    from .lst import LinearTransform
     from .metanet import MetaNet
     from .msgnet import MSGNet
 
-    builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet}
+    builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
+                "lst_transform": LinearTransform}
     path = weight_store.resolve(source)
     tensors = verified_state_dict(str(path))
     meta = weight_store.read_metadata(path)

@@ -1,0 +1,66 @@
+"""Li, Liu, Kautz & Yang, "Learning Linear Transformations for Fast Image and Video Style Transfer", CVPR 2019: the
+transformation module at relu3_1 (the authors' r31 model). Deviations from their code: each branch takes the covariance
+of its centred output (the paper's description; the code's product is uncentred) and compress/unzip have no bias, so
+the output's channel means are exactly the style's (the paper's phi_cs = T phi_c_centred + mean_s)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PAPER_MATRIX = 32      # the r31 model's matrix size
+R31_CHANNELS = 256     # relu3_1 of the normalised VGG19
+
+
+class CovarianceBranch(nn.Module):
+    """Centred features (B, C, H, W) -> (B, m, m): a small CNN, the covariance of its output, then an FC layer."""
+
+    def __init__(self, channels: int = R31_CHANNELS, matrix: int = PAPER_MATRIX):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 128, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, matrix, 3, padding=1))   # no ReLU: the covariance needs signed responses
+        self.fc = nn.Linear(matrix * matrix, matrix * matrix)
+
+    def forward(self, centred: torch.Tensor) -> torch.Tensor:
+        y = self.convs(centred).flatten(2)
+        y = y - y.mean(2, keepdim=True)
+        cov = y @ y.transpose(1, 2) / y.shape[2]
+        m = cov.shape[1]
+        return self.fc(cov.flatten(1)).view(-1, m, m)
+
+
+class LinearTransform(nn.Module):
+    """relu3_1 content features and a style -> target features T (compress(content - mean_c)) -> unzip, + mean_s.
+
+    T = S C: S comes from the style alone (``style_matrix``, computed once per style and reused for every frame),
+    C from each content image. A style batch of one serves every content image; otherwise image i takes style i.
+    """
+
+    def __init__(self, channels: int = R31_CHANNELS, matrix: int = PAPER_MATRIX):
+        super().__init__()
+        self.channels, self.matrix = channels, matrix
+        self.content_branch = CovarianceBranch(channels, matrix)
+        self.style_branch = CovarianceBranch(channels, matrix)
+        self.compress = nn.Conv2d(channels, matrix, 1, bias=False)
+        self.unzip = nn.Conv2d(matrix, channels, 1, bias=False)
+
+    def config(self) -> dict:
+        return {"arch": "lst_transform", "channels": self.channels, "matrix": self.matrix}
+
+    def style_matrix(self, style_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S (B, m, m), channel mean (B, C, 1, 1)) of each style image's features: the reusable style code."""
+        mean = style_feats.mean((2, 3), keepdim=True)
+        return self.style_branch(style_feats - mean), mean
+
+    def transfer(self, content_feats: torch.Tensor, style_matrix: torch.Tensor,
+                 style_mean: torch.Tensor) -> torch.Tensor:
+        """Content features -> stylized features with a style code from ``style_matrix``."""
+        centred = content_feats - content_feats.mean((2, 3), keepdim=True)
+        t = style_matrix @ self.content_branch(centred)          # (B, m, m), broadcast over a single style
+        z = self.compress(centred)
+        b, m, h, w = z.shape
+        return self.unzip((t @ z.flatten(2)).view(b, m, h, w)) + style_mean
+
+    def forward(self, content_feats: torch.Tensor, style_feats: torch.Tensor) -> torch.Tensor:
+        return self.transfer(content_feats, *self.style_matrix(style_feats))
