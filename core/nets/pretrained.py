@@ -91,9 +91,10 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     from .lst import LinearTransform
     from .metanet import MetaNet
     from .msgnet import MSGNet
+    from .reconet import ReCoNet
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
-                "lst_transform": LinearTransform}
+                "lst_transform": LinearTransform, "reconet": ReCoNet}
     path = weight_store.resolve(source)
     tensors = verified_state_dict(str(path))
     meta = weight_store.read_metadata(path)

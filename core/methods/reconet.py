@@ -1,0 +1,48 @@
+"""ReCoNet: Gao, Gu, Chen, Zhou & Dou, "ReCoNet: Real-time Coherent Video Style Transfer Network", ACCV 2018.
+One trained network per style (core/nets/reconet.py, recipe core/train/reconet_recipe.py), stable on video
+because it was trained with temporal losses: no flow at inference, so the stream state carries nothing but
+scene cuts (video_native, temporal blend 0 by default). Runs through core/runtime.py (ONNX Runtime or eager,
+picked by timing). Deviation: ``strength`` blends with the photo in pixels (the paper has no strength control).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ..nets.pretrained import trained_network
+from ..nets.reconet import STRIDE
+from ..runtime import RUNTIMES, FastRunner
+from .base import Capabilities, StyleMethod, blend_strength
+from .options import Option
+from .registry import register
+
+DEFAULT_MODEL = "reconet_rt_starry_night"
+
+
+@register
+class ReCoNetMethod(StyleMethod):
+    name = "reconet"
+    summary = "ReCoNet, Gao et al. 2018: one trained network per style, stable on video, real time on a CPU"
+    capabilities = Capabilities(arbitrary_style=False, style_blend=False, video_native=True, realtime=True,
+                                trainable=True, trained_styles=True)
+    stride = STRIDE
+    batches = True
+    options = (Option("model", "text", DEFAULT_MODEL, "trained ReCoNet network: manifest name or .safetensors file "
+                      "(brushstream train reconet)"),
+               Option("runtime", "choice", "auto", "inference backend: auto times ONNX Runtime against PyTorch on "
+                      "the first frame of each size and keeps the faster", choices=RUNTIMES),
+               Option("threads", "int", 0, "CPU threads for inference (0: PyTorch's setting)", minimum=0))
+
+    def __init__(self, model: str = DEFAULT_MODEL, runtime: str = "auto", threads: int = 0):
+        super().__init__()
+        self.net, meta, _ = trained_network(model, "reconet")
+        styles = tuple(json.loads(meta.get("styles", "[]"))) or (Path(str(model)).stem,)
+        self.capabilities = dataclasses.replace(type(self).capabilities, fixed_styles=styles)
+        self.runner = FastRunner(self.net, runtime, threads)
+
+    def _encode_style(self, *, images, refs, weights):
+        return None   # the style lives in the network's weights
+
+    def _stylize(self, *, content, code, strength, mask, state):
+        return blend_strength(self.runner(content), content, strength)
