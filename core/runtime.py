@@ -23,6 +23,7 @@ RUNTIMES = ("auto", "eager", "onnx")
 
 def onnx_available() -> bool:
     try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime  # noqa: F401
         return True
     except ImportError:
@@ -36,7 +37,7 @@ class FastRunner:
         if runtime not in RUNTIMES:
             raise BrushstreamError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if runtime == "onnx" and not onnx_available():
-            raise BrushstreamError("runtime 'onnx' needs onnxruntime (pip install onnxruntime)")
+            raise BrushstreamError("runtime 'onnx' needs onnx and onnxruntime (pip install onnx onnxruntime)")
         self.net, self.runtime, self.threads = net, runtime, int(threads)
         self.chosen = "eager" if runtime == "auto" else runtime
         self._session = None
