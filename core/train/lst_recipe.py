@@ -1,0 +1,142 @@
+"""Linear Style Transfer (Li, Liu, Kautz & Yang, CVPR 2019, sec. 3-4): the transformation module at relu3_1 is trained
+between the frozen normalised VGG19 encoder and decoder, each content image with a style drawn at random (randomly
+scaled and cropped, as the paper's style augmentation), on the decoded output's content and style losses.
+Deviations: the losses are read on the project's VGG16 loss network (relative content loss at relu4_3, relative Gram
+loss at relu1_2..relu4_3) instead of the paper's VGG19 (content at r41, mean + covariance at r11..r41); CPU crop size,
+step count and learning rate; cosine learning-rate decay; the file is stored in float16."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BrushstreamError
+from ..image import list_images
+from ..nets.lst import PAPER_MATRIX, R31_CHANNELS, LinearTransform
+from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, vgg_decoder
+from .data import fixed_crops, load_styles
+from .losses import LossNetwork, content_loss, gram_style_loss
+from .perceptual import STYLE_LAYERS, half, pick_styles
+from .recipe import SHARED_DATA, Recipe, hp, register_recipe
+
+LEVEL = "relu3_1"
+DEFAULT_STYLES = str(SHARED_DATA / "styles")
+HELD_OUT = ("contrast_of_forms", "small_worlds_i")
+PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
+
+
+@register_recipe
+@dataclass
+class LSTRecipe(Recipe):
+    name = "lst"
+    method = "lst"
+    summary = "Linear Style Transfer (Li et al. 2019) transformation module at relu3_1, any style"
+
+    style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
+    held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out of "
+                                   "training for evaluation: contrast_of_forms and small_worlds_i")
+    batch: int = hp(4, paper="8", help="global batch size (split over processes under torchrun)", minimum=1)
+    lr: float = hp(1e-3, paper="1e-4", help="Adam learning rate (higher for short CPU runs)", minimum=0)
+    matrix: int = hp(PAPER_MATRIX, "paper", help="size of the transformation matrix (compressed channels)", minimum=1)
+    content_layer: str = hp("relu4_3", paper="VGG19 relu4_1", help="VGG16 layer of the content loss")
+    style_layers: tuple[str, ...] = hp(STYLE_LAYERS, paper="VGG19 relu1_1..relu4_1",
+                                       help="VGG16 layers of the Gram style loss")
+    content_weight: float = hp(1.0, "paper", help="weight of the relative content loss", minimum=0)
+    style_weight: float = hp(5.0, paper="0.02 on unnormalised mean + covariance losses",
+                             help="weight of the relative Gram style loss (mean over layers)", minimum=0)
+    style_size: int = hp(512, help="longer side the style images are loaded at, before scaling and cropping",
+                         minimum=16)
+    style_zoom: tuple[float, ...] = hp((1.0, 2.0), paper="resized to 300 px, cropped to 256",
+                                       help="the style's shorter side is scaled to the crop size times a factor "
+                                       "drawn from this range, then cropped like the content")
+    init: str = hp("pca", paper="PyTorch's default", help="pca: T starts near the identity on the content features' "
+                   "32 principal directions (LinearTransform.start_near_identity); paper: the default initialisation",
+                   choices=("pca", "paper"))
+    storage: str = hp("float16", help="dtype of the saved file", choices=("float16", "float32"))
+    encoder: str = hp(ENCODER_WEIGHTS, help="frozen encoder weights (manifest name or file)", cli=False)
+    decoder: str = hp(DECODER_WEIGHTS[LEVEL], help="frozen decoder weights (manifest name or file)", cli=False)
+
+    def check(self) -> None:
+        super().check()
+        if len(self.style_zoom) != 2 or not 0 < self.style_zoom[0] <= self.style_zoom[1]:
+            raise BrushstreamError(f"--style-zoom must be two factors LOW,HIGH with 0 < LOW <= HIGH, "
+                                   f"got {','.join(map(str, self.style_zoom))}")
+
+    def style_paths(self) -> list[Path]:
+        """The --style images, or every image of --style-dir except the held-out ones."""
+        if self.style:
+            return [Path(s) for s in self.style]
+        if not Path(self.style_dir).is_dir():
+            raise BrushstreamError(f"{self.style_dir}: no such style folder (--style-dir)")
+        paths = [p for p in list_images(self.style_dir) if p.stem not in self.held_out]
+        if not paths:
+            raise BrushstreamError(f"{self.style_dir}: no training style images (all held out or none there)")
+        return paths
+
+    def build_model(self) -> LinearTransform:
+        torch.manual_seed(self.seed)
+        return LinearTransform(R31_CHANNELS, self.matrix)
+
+    def setup(self, device: torch.device) -> None:
+        self.device = device
+        self.encoder_net = normalised_vgg_encoder(self.encoder).to(device)
+        self.decoder_net = vgg_decoder(LEVEL, self.decoder).to(device)
+        self.loss_net = LossNetwork(self.style_layers, self.content_layer).to(device)
+        self.paths = self.style_paths()
+        self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
+
+    @torch.no_grad()
+    def prepare_model(self, model: LinearTransform) -> None:
+        if self.init == "paper":
+            return
+        # Principal directions of centred relu3_1 features of the content folder's first photos (fixed centre crops).
+        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, PCA_PHOTOS).to(self.device))[LEVEL]
+        x = (feats - feats.mean((2, 3), keepdim=True)).transpose(0, 1).flatten(1).double()
+        _, vectors = torch.linalg.eigh(x @ x.t() / x.shape[1])
+        model.start_near_identity(vectors[:, -self.matrix:].flip(1).to(feats.dtype))
+
+    def style_crop(self, style: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """A ``size`` px square of ``style`` at a random scale and place (the paper's style augmentation)."""
+        lo, hi = self.style_zoom
+        zoom = lo + (hi - lo) * float(torch.rand((), generator=rng))
+        h, w = style.shape[-2:]
+        scale = self.size * zoom / min(h, w)
+        size = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
+        x = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
+        top = int(torch.randint(size[0] - self.size + 1, (), generator=rng))
+        left = int(torch.randint(size[1] - self.size + 1, (), generator=rng))
+        return x[..., top:top + self.size, left:left + self.size]
+
+    def losses(self, model, content, step, rng):
+        indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)
+        style = torch.cat([self.style_crop(self.styles[i], rng) for i in indices])
+        with torch.no_grad():   # everything but the transformation module is frozen
+            fc = self.encoder_net(content)[LEVEL]
+            fs = self.encoder_net(style)[LEVEL]
+            target = self.loss_net.vgg(content, (self.content_layer,))[self.content_layer]
+            grams = self.loss_net.style_grams(style)   # per image: each output against its own style
+        output = self.decoder_net(model(fc, fs))
+        feats = self.loss_net(output)
+        layers = {name: 1.0 / len(self.style_layers) for name in self.style_layers}
+        terms = {"content": self.content_weight * content_loss(feats[self.content_layer], target),
+                 "style": self.style_weight * gram_style_loss(feats, grams, layers)}
+        terms["total"] = terms["content"] + terms["style"]
+        return terms
+
+    @torch.no_grad()
+    def preview(self, model, content):
+        # Preview image i shows training style i (whole style image at --style-size).
+        fc = self.encoder_net(content)[LEVEL]
+        out = [model(fc[i:i + 1], self.encoder_net(self.styles[i % len(self.styles)])[LEVEL])
+               for i in range(content.shape[0])]
+        return self.decoder_net(torch.cat(out)).clamp(0, 1)
+
+    def export(self, model):
+        meta = {"arch": "lst_transform", "config": json.dumps(model.config()), "level": LEVEL,
+                "encoder": self.encoder, "decoder": self.decoder, "loss_network": VGG16_WEIGHTS,
+                "styles": json.dumps([p.stem for p in self.style_paths()]),
+                "held_out": json.dumps([] if self.style else list(self.held_out))}
+        return half(model.state_dict(), self.storage), meta
