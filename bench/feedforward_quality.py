@@ -121,6 +121,7 @@ def brush(model_file: str, style: str, photos, metrics, report) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--johnson", nargs="*", default=[], help="Johnson model files or manifest names")
+    ap.add_argument("--reconet", nargs="*", default=[], help="ReCoNet model files or manifest names")
     ap.add_argument("--msgnet", help="MSG-Net model file or manifest name")
     ap.add_argument("--msgnet-styles", default="starry_night,the_great_wave,composition_vii")
     ap.add_argument("--metanet", help="MetaNet model file or manifest name")
@@ -134,9 +135,10 @@ def main() -> None:
     path = Path(args.report)
     report = json.loads(path.read_text()) if path.exists() else {}
     report["photos"], report["size"] = len(photos), 384
-    for f in args.johnson:
-        m = build("johnson", model=f)
-        quality(Path(f).stem, m, list(m.capabilities.fixed_styles), photos, metrics, report)
+    for method, files in (("johnson", args.johnson), ("reconet", args.reconet)):
+        for f in files:
+            m = build(method, model=f)
+            quality(Path(f).stem, m, list(m.capabilities.fixed_styles), photos, metrics, report)
     if args.msgnet:
         quality(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                 photos, metrics, report)

