@@ -5,6 +5,7 @@ The style code is the style branch's matrix S and the style's feature mean, made
 paper's video mode: per frame only the content matrix is computed; a new style image is a new code between two frames,
 nothing is reloaded). Blending several styles takes the weighted sum of their S and means: T = S C is linear in S, so
 this is the linear interpolation of T, and of the target features. Strength blends features (AdaIN's alpha).
+Deviations: see core/nets/lst.py (the module) and core/train/lst_recipe.py (its training).
 """
 from __future__ import annotations
 
