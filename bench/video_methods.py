@@ -25,15 +25,37 @@ from pathlib import Path
 import torch
 
 from common import STYLES, photo
-from video_temporal import clips, warping
+from video_temporal import clips
 
+from brushstream.core.flow import get_flow
 from brushstream.core.methods import build
-from brushstream.core.metrics import QualityMetrics
+from brushstream.core.metrics import QualityMetrics, WarpingError
 from brushstream.core.video import VideoReader
 
 RESULTS = Path(__file__).resolve().parent / "results" / "video_methods.json"
 DEFAULT_ENTRIES = ("adain", "lst", "lst+state")
 REAL_EXCESS = 1.2
+
+
+class CachedFlow:
+    """The judge's flow between two input frames, computed once per clip for all entries (the frames are the
+    same tensors for every entry, so their storage identifies the pair)."""
+
+    def __init__(self, name: str = "farneback"):
+        self.backend, self.cache = get_flow(name), {}
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        key = (a.data_ptr(), b.data_ptr(), tuple(a.shape))
+        if key not in self.cache:
+            self.cache[key] = self.backend(a, b)
+        return self.cache[key]
+
+
+def warping(frames, outs, judge: CachedFlow) -> dict:
+    metric = WarpingError(judge)
+    for f, o in zip(frames, outs):
+        metric.update(f, o)
+    return metric.summary()
 
 
 def parse_entry(text: str) -> tuple[str, str, dict, bool]:
@@ -51,6 +73,7 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
     for clip in chosen:
         with VideoReader(clip, max_frames=frames_n) as reader:
             frames = [fr.image for fr in reader]
+        judge = CachedFlow("farneback")
         for text in entries:
             label, method, options, stateful = parse_entry(text)
             if label not in models:
@@ -63,7 +86,7 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
             with torch.inference_mode():
                 outs = [model.stylize(f, code, state=state) for f in frames]
             seconds = (time.perf_counter() - began) / len(frames)
-            w = warping(frames, outs, "farneback")
+            w = warping(frames, outs, judge)
             gram = statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::10])
             floor = w["input_warping_error"]
             row = {"clip": clip.stem, "label": label, "method": method, "options": options, "state": stateful,

@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--wall-time", required=True, help="how long training took, and on what")
     ap.add_argument("--hub-only", action="store_true", help="too large to bundle: manifest entry only")
+    ap.add_argument("--convention", default="RGB 0-1 in, RGB 0-1 out", help="what the network takes and gives")
     args = ap.parse_args()
     src = Path(args.file)
     sidecar = json.loads(src.with_name(src.name + ".manifest.json").read_text())
@@ -47,12 +48,15 @@ def main() -> None:
     else:
         target = src.with_name(f"{args.name}.safetensors")
         shutil.copyfile(src, target)
-    styles = ", ".join(Path(s).stem for s in sidecar["recipe"].get("style", ())) or "none"
+    # Recipes that train on a style folder (LST) list their styles in the file's metadata, not in --style.
+    from brushstream.core.weights import load_state_dict
+    listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
+    styles = ", ".join(listed or json.loads(load_state_dict(src)[1].get("styles", "[]"))) or "none"
     command = sidecar["recipe"]["command"] + " " + " ".join(
         flag(k, v) for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
     command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     entry = register(target, name=args.name, method=sidecar["method"], licence="MIT",
-                     attribution=ATTRIBUTION.format(styles=styles), convention="RGB 0-1 in, RGB 0-1 out",
+                     attribution=ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
                      recipe={**sidecar["recipe"], "command": command},
                      training={**sidecar["training"], "wall_time": args.wall_time})
