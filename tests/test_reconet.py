@@ -101,6 +101,14 @@ def test_the_temporal_terms_punish_texture_that_does_not_move_with_the_content(p
     stuck = recipe.losses(Stuck(), content, 0, torch.Generator().manual_seed(0))
     assert stuck["temporal"] > 5 * follows["temporal"]
     assert stuck["feature_temporal"] > 3 * follows["feature_temporal"]   # eq. 6 has no luminance term
+
+    class LoudStuck(Stuck):                  # the same features, ten times larger: eq. 6 is relative here
+        def forward(self, x, features=False):
+            y = (x + pattern).clamp(0, 1)
+            return (y, 10 * y) if features else y
+
+    loud = recipe.losses(LoudStuck(), content, 0, torch.Generator().manual_seed(0))
+    assert torch.allclose(loud["feature_temporal"], stuck["feature_temporal"], rtol=1e-4)
     off = _recipe(photos, temporal_weight=0.0, feature_temporal_weight=0.0)
     off.setup(torch.device("cpu"))
     terms = off.losses(Stuck(), content, 0, torch.Generator().manual_seed(0))
@@ -162,6 +170,8 @@ def test_the_method_runs_onnx_and_eager_alike_and_auto_keeps_one(photos, tmp_pat
         outs[runtime] = method.stylize(frames, code)
         if runtime == "auto":
             assert method.runner.chosen in ("eager", "onnx") and method.runner._picked
+        if runtime == "onnx":
+            assert method.runner.chosen == "onnx" and method.runner._session is not None
     assert outs["eager"].shape == frames.shape
     assert (outs["eager"] - outs["onnx"]).abs().max() < 1e-4
     assert (outs["auto"] - outs["eager"]).abs().max() < 1e-4
