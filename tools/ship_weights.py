@@ -47,7 +47,8 @@ def main() -> None:
             shutil.copyfile(src, tmp)
     else:
         target = src.with_name(f"{args.name}.safetensors")
-        shutil.copyfile(src, target)
+        if target.resolve() != src.resolve():
+            shutil.copyfile(src, target)
     # Recipes that train on a style folder (LST) list their styles in the file's metadata, not in --style.
     from brushstream.core.weights import load_state_dict
     listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
@@ -55,6 +56,9 @@ def main() -> None:
     command = sidecar["recipe"]["command"] + " " + " ".join(
         flag(k, v) for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
     command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
+    init_from = load_state_dict(src)[1].get("init_from", "")
+    if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
+        command += f" --init-from {init_from.split(' sha256:')[0]}"
     entry = register(target, name=args.name, method=sidecar["method"], licence="MIT",
                      attribution=ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
