@@ -115,8 +115,13 @@ def main() -> None:
         with torch.no_grad():
             for name, run in table.items():
                 run(frame)   # warm
-            for _ in range(args.rounds):
-                for name, run in table.items():
+            names = list(table)
+            for r in range(args.rounds):
+                # Rotate the order each round: ONNX Runtime sessions (the peer's among them) keep their threads
+                # spinning for a while after a run, which slows whichever runner comes next.
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    run = table[name]
+                    time.sleep(0.02)   # frames arrive spaced out in a stream; lets the last runner's threads settle
                     t = time.perf_counter()
                     run(frame)
                     times[name].append(time.perf_counter() - t)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from common import STYLES, photo
-from video_temporal import clips
+from video_temporal import clips, output_blend
 
 from brushstream.core.flow import get_flow
 from brushstream.core.methods import build
@@ -74,6 +74,7 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
         with VideoReader(clip, max_frames=frames_n) as reader:
             frames = [fr.image for fr in reader]
         judge = CachedFlow("farneback")
+        per_frame = {}
         for text in entries:
             label, method, options, stateful = parse_entry(text)
             if label not in models:
@@ -82,9 +83,17 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
             code = model.encode_style(style if model.capabilities.arbitrary_style else 0)
             state = model.new_state(temporal_strength=0.8 if stateful else None) if stateful or \
                 model.capabilities.video_native else None
+            base = label.split("+")[0]
             began = time.perf_counter()
-            with torch.inference_mode():
-                outs = [model.stylize(f, code, state=state) for f in frames]
+            if stateful and base in per_frame and not model.capabilities.video_native:
+                # The same per-frame outputs through the product's StreamState (begin_frame -> stabilise ->
+                # end_frame, what stylize(state=...) does for an image method): the method runs once per clip.
+                outs = output_blend(frames, per_frame[base], 0.8, {})
+            else:
+                with torch.inference_mode():
+                    outs = [model.stylize(f, code, state=state) for f in frames]
+            if not stateful:
+                per_frame[label] = outs
             seconds = (time.perf_counter() - began) / len(frames)
             w = warping(frames, outs, judge)
             gram = statistics.mean(qm.style_distance(o, targets)["gram"] for o in outs[::10])

@@ -63,6 +63,9 @@ class FastRunner:
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads or torch.get_num_threads()
             options.inter_op_num_threads = 1
+            # No busy-waiting between frames: spinning workers would take the cores that capture, encoding and
+            # the host (OBS) need between two frames, and slow PyTorch work running in the same process.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
         return self._session
 
