@@ -77,9 +77,10 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
         per_frame = {}
         for text in entries:
             label, method, options, stateful = parse_entry(text)
-            if label not in models:
-                models[label] = build(method, **options)
-            model = models[label]
+            key = (method, tuple(sorted(options.items())))   # "lst" and "lst+state" share one network
+            if key not in models:
+                models[key] = build(method, **options)
+            model = models[key]
             code = model.encode_style(style if model.capabilities.arbitrary_style else 0)
             state = model.new_state(temporal_strength=0.8 if stateful else None) if stateful or \
                 model.capabilities.video_native else None

@@ -96,7 +96,7 @@ class FastRunner:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.threads and x.device.type == "cpu":
+        if self.threads and x.device.type == "cpu" and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         if self.runtime == "auto":
             self.chosen = self._pick(x)

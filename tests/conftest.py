@@ -29,3 +29,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _needs_shared(item):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder with the first six training photos: a tiny content set for training tests."""
+    import shutil
+    folder = tmp_path_factory.mktemp("photos")
+    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:6]:
+        shutil.copy(p, folder)
+    return folder

@@ -1,7 +1,6 @@
 """ReCoNet: the two widths, the training pairs with known motion, the temporal losses in the recipe, temporal
 training against the same training without it, and the method's runtimes."""
 import json
-import shutil
 
 import pytest
 import torch
@@ -16,14 +15,6 @@ from brushstream.core.train.motion import ClipPairs, smooth_flow, synthetic_pair
 from .conftest import SHARED_DATA
 
 STYLE = str(SHARED_DATA / "styles" / "starry_night.jpg")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:6]:
-        shutil.copy(p, folder)
-    return folder
 
 
 def _recipe(photos, **kw):
@@ -115,14 +106,21 @@ def test_the_temporal_terms_punish_texture_that_does_not_move_with_the_content(p
     assert terms["temporal"] == 0 and terms["feature_temporal"] == 0
 
 
-def test_clip_pairs_skip_the_graded_frames_and_find_the_motion(tmp_path):
+def _pan_clip(folder):
+    """A 64-frame clip panning 1 px per frame to the right."""
     from brushstream.core.video_writer import VideoWriter
+    torch.manual_seed(0)
     base = torch.rand(1, 3, 80, 120)
     base = torch.nn.functional.avg_pool2d(base, 5, 1, 2)          # texture DIS can track
-    clip = tmp_path / "pan.mp4"
+    clip = folder / "pan.mp4"
     with VideoWriter(clip, size=(96, 64), fps=25) as writer:
         for i in range(64):
             writer.write(torch.roll(base, shifts=i, dims=-1)[..., 8:72, 8:104])   # 1 px per frame to the right
+    return clip
+
+
+def test_clip_pairs_skip_the_graded_frames_and_find_the_motion(tmp_path):
+    clip = _pan_clip(tmp_path)
     pairs = ClipPairs([clip], first_frame=60, short_side=64)
     assert len(pairs) == 3                                        # frames 60..63 only
     previous, current, flow, mask = pairs.pairs[0]
@@ -132,28 +130,26 @@ def test_clip_pairs_skip_the_graded_frames_and_find_the_motion(tmp_path):
     assert sample.current.shape == (2, 3, 48, 48) and sample.flow.shape == (2, 2, 48, 48)
 
 
-def _warping_error(net, photos, seed=5):
+def _warping_error(net, seed=5):
     """Mean masked error between an output and the warped output of the moved frame, on held-out pairs."""
-    recipe = _recipe(photos)
     frames = torch.rand(4, 3, 48, 48) * 0.3 + torch.nn.functional.interpolate(torch.rand(4, 3, 6, 6), size=(48, 48),
                                                                                mode="bicubic", align_corners=False)
     p = synthetic_pairs(frames.clamp(0, 1), torch.Generator().manual_seed(seed), 3.0)
     with torch.no_grad():
         change = net(p.current) - backward_warp(net(p.previous), p.flow)
-    del recipe
     return float((p.mask * change.pow(2)).mean())
 
 
 def test_temporal_training_steadies_the_output_against_the_same_training_without_it(photos, tmp_path):
     with_loss = fit(_recipe(photos, steps=30, temporal_weight=200.0, feature_temporal_weight=2.0),
                     tmp_path / "t.safetensors", progress=False)
-    without = fit(_recipe(photos, steps=30, temporal_weight=0.0, feature_temporal_weight=0.0),
-                  tmp_path / "n.safetensors", progress=False)
+    fit(_recipe(photos, steps=30, temporal_weight=0.0, feature_temporal_weight=0.0), tmp_path / "n.safetensors",
+        progress=False)
     totals = [h["total"] for h in with_loss.history]
     assert sum(totals[-5:]) < 0.5 * sum(totals[:5])
     steady = build("reconet", model=str(tmp_path / "t.safetensors"), runtime="eager").net
     loose = build("reconet", model=str(tmp_path / "n.safetensors"), runtime="eager").net
-    assert _warping_error(steady, photos) < 0.7 * _warping_error(loose, photos)
+    assert _warping_error(steady) < 0.7 * _warping_error(loose)
     meta = json.loads(__import__("brushstream.core.weights", fromlist=["x"]).load_state_dict(
         tmp_path / "t.safetensors")[1]["temporal"])
     assert meta == {"output": 200.0, "feature": 2.0}
@@ -181,3 +177,27 @@ def test_the_method_runs_onnx_and_eager_alike_and_auto_keeps_one(photos, tmp_pat
     assert state.strength == 0.0
     streamed = method.stylize(frames, method.encode_style(0), state=state)
     assert torch.allclose(streamed, outs["eager"], atol=1e-5)
+
+
+def test_clip_fraction_takes_that_share_of_each_batch_from_the_clips(photos, tmp_path):
+    _pan_clip(tmp_path)
+    recipe = _recipe(photos, clips=str(tmp_path), clip_fraction=0.5, batch=4)
+    recipe.setup(torch.device("cpu"))
+    pairs = recipe.pairs(torch.rand(4, 3, 48, 48), torch.Generator().manual_seed(0))
+    assert pairs.current.shape[0] == 4
+    # The clip pairs pan by 1 px (flow -1 in x, nearly uniform); the synthetic ones rotate, zoom and wobble.
+    pan = [(pairs.flow[i, 0] + 1).abs().median() < 0.3 and pairs.flow[i, 1].abs().median() < 0.3 for i in range(4)]
+    assert pan == [False, False, True, True]
+
+
+def test_the_threads_option_sets_both_backends(photos, tmp_path):
+    pytest.importorskip("onnxruntime")
+    fit(_recipe(photos, steps=1), tmp_path / "m.safetensors", progress=False)
+    before = torch.get_num_threads()
+    try:
+        method = build("reconet", model=str(tmp_path / "m.safetensors"), runtime="onnx", threads=1)
+        method.stylize(torch.rand(1, 3, 32, 32), method.encode_style(0))
+        assert torch.get_num_threads() == 1
+        assert method.runner._session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)

@@ -1,7 +1,6 @@
 """The training stack: exact resume, kill -9, signals, DDP equivalence, deterministic data, the losses."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +23,6 @@ from brushstream.core.weights import load_state_dict, sha256_file
 from .conftest import SHARED_DATA
 
 STYLES = SHARED_DATA / "styles"
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:6]:
-        shutil.copy(p, folder)
-    return folder
 
 
 def tiny(photos, steps=8, **kw):
