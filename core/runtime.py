@@ -43,6 +43,12 @@ class FastRunner:
         self._session = None
         self._picked: dict[tuple, str] = {}
 
+    def for_network(self, net: nn.Module) -> "FastRunner":
+        """A runner for a network of the same shape (a folded copy): same backend, threads and choices made."""
+        runner = FastRunner(net, self.runtime, self.threads)
+        runner._picked = dict(self._picked)
+        return runner
+
     # -- backends ---------------------------------------------------------------------------------
     def _eager(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda:
