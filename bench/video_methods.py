@@ -4,7 +4,8 @@ per-frame AdaIN (issue 8's goals).
     python bench/video_methods.py [--frames 60] [--style starry_night.jpg]
         [--entry adain --entry lst --entry lst+state --entry reconet=FILE ...] [--report]
 
-An entry is ``LABEL`` or ``LABEL=MODEL``: the method is the label's part before "+" or "_", and "+state" runs
+An entry is ``LABEL``, ``LABEL=MODEL`` or ``LABEL=MODEL?OPTION=VALUE&...`` (method options, e.g.
+``reconet_framenorm=reconet_rt_starry_night?norm=frame``): the method is the label's part before "+" or "_", and "+state" runs
 the method with the product's flow-guided temporal state (``stylize(state=...)``). Each clip's first N frames
 (the frames ReCoNet training never sees) go through each entry in order, one frame at a time, with one style code
 per clip (LST's video mode: the style matrix is computed once). Warping error (Lai et al. 2018) is graded with
@@ -59,9 +60,12 @@ def warping(frames, outs, judge: CachedFlow) -> dict:
 
 
 def parse_entry(text: str) -> tuple[str, str, dict, bool]:
-    label, _, model = text.partition("=")
+    label, _, rest = text.partition("=")
+    model, _, extra = rest.partition("?")
     method = label.split("+")[0].split("_")[0]
-    return label, method, ({"model": model} if model else {}), "+state" in label
+    options = {"model": model} if model else {}
+    options.update(item.split("=", 1) for item in extra.split("&") if item)
+    return label, method, options, "+state" in label
 
 
 def run(entries, frames_n, style_name, chosen, threads, results: Path):
