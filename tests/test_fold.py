@@ -126,3 +126,24 @@ def test_stills_and_the_frame_setting_keep_per_frame_statistics(reconet_file):
     state = frame_mode.new_state()
     assert torch.allclose(frame_mode.stylize(frames, code, state=state), alone, atol=1e-5)
     assert "reconet_folded" not in state.data
+
+
+def test_a_recalibrated_onnx_stream_takes_the_new_weights_into_its_graph_without_exporting(reconet_file,
+                                                                                            monkeypatch):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    frame = torch.rand(1, 3, 36, 52)
+    method = build("reconet", model=reconet_file, runtime="onnx")
+    code = method.encode_style(0)
+    state = method.new_state()
+    method.stylize(frame, code, state=state)                     # the first calibration exports the graph
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    darker = frame * 0.8
+    out = method.stylize(darker, code, state=state)
+    assert method.calibrations == 2
+    with torch.no_grad():                                        # 36x52: a multiple of the stride, no padding
+        expected = fold_instance_norms(method.net, darker)(darker).clamp(0, 1)
+    assert torch.allclose(out, expected, atol=1e-4)             # the new statistics, not the first frame's

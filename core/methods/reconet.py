@@ -49,6 +49,7 @@ class ReCoNetMethod(StyleMethod):
         self.capabilities = dataclasses.replace(type(self).capabilities, fixed_styles=styles)
         self.runner = FastRunner(self.net, runtime, threads)
         self.norm = norm
+        self.calibrations = 0   # folded copies made, over all streams (figures and tests)
 
     def _encode_style(self, *, images, refs, weights):
         return None   # the style lives in the network's weights
@@ -63,5 +64,8 @@ class ReCoNetMethod(StyleMethod):
         folded = state.data.get("reconet_folded")
         if folded is None or folded[0].drifted(frame):
             stream = FoldedStream(self.net, frame)
-            folded = state.data["reconet_folded"] = (stream, self.runner.for_network(stream.net))
+            # The backend timed for the last folded copy holds for the next: recalibrating does not re-time.
+            previous = self.runner if folded is None else folded[1]
+            folded = state.data["reconet_folded"] = (stream, previous.for_network(stream.net))
+            self.calibrations += 1
         return folded[1]
