@@ -49,7 +49,10 @@ def make_runner(spec: str):
     method = build(method_name, model=model, runtime=runtime, norm=norm)
     code = method.encode_style(0)
     state = method.new_state() if norm == "stream" else None
-    return (lambda x: method.stylize(x, code, state=state)), lambda: f"ran {method.runner.chosen}"
+    def ran():   # a stream runs its folded copy's runner, whose backend auto chose on its own first frame
+        folded = state.data.get("reconet_folded") if state is not None else None
+        return f"ran {(folded[1] if folded else method.runner).chosen}"
+    return (lambda x: method.stylize(x, code, state=state)), ran
 
 
 def time_one(spec: str, size: tuple[int, int], frames: int) -> dict:
