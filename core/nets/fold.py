@@ -7,7 +7,8 @@ warping error by 1%), so a stream can measure them once, on its first frame, and
 convolution that feeds each norm: ``IN(W*x) = gamma * (W*x - mean) / std + beta`` is the convolution with
 weight ``W * gamma / std`` and bias ``beta - gamma * mean / std``. The folded network is the trained one on the
 calibration frame (tested) and a plain convolution stack on the next frames; the stream recalibrates after a
-scene cut or a size change (the method drops the folded copy with the stream's history).
+scene cut or a size change (the method drops the folded copy with the stream's history) and when the frame's
+colour statistics drift (``FoldedStream.drifted``).
 """
 from __future__ import annotations
 
