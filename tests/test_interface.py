@@ -27,7 +27,7 @@ def test_two_built_methods_share_no_parameter_tensors():
     a, b, w = build("adain"), build("adain"), build("wct")
     ptrs = lambda m: {p.data_ptr() for p in m.parameters()}  # noqa: E731
     assert not ptrs(a) & ptrs(b) and not ptrs(a) & ptrs(w)
-    torch.testing.assert_close(a.encoder.conv2.weight, w.encoder.conv2.weight)  # same verified weights
+    torch.testing.assert_close(a.encoder.conv2.weight, w.encoders["vgg19n"].conv2.weight)  # same verified weights
 
 
 def test_moving_one_method_leaves_the_others_usable(content, style):
@@ -193,7 +193,7 @@ def test_registry_is_what_hosts_read(counter):
     ("gatys", {"lr": "nan"}, "lr (--lr) must be a finite number"),
     ("gatys", {"scales": "abc"}, "scales (--scales) must be a number, got 'abc'"),
     ("gatys", {"scales": "0,1"}, "scales (--scales) must be in [0.01, 1]"),
-    ("wct", {"levels": "relu4_1"}, "levels (--levels) has unknown names relu4_1"),
+    ("wct", {"levels": "relu6_1"}, "levels (--levels) has unknown names relu6_1"),
     ("adain", {"patch_size": 3}, "adain has no option patch_size"),
 ])
 def test_options_are_checked_once_for_every_host(method, options, needle):

@@ -31,7 +31,9 @@ def adain():
 
 
 def _encode(model, x):
-    return model.encoder(x)["relu3_1"]
+    """relu3_1 features of the normalised VGG19, whichever method holds the encoder."""
+    encoder = model.encoders["vgg19n"] if hasattr(model, "encoders") else model.encoder
+    return encoder(x, ("relu3_1",))["relu3_1"]
 
 
 def _gram_dist(model, image, style):

@@ -1,15 +1,23 @@
 """AdaIN: Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization", ICCV 2017.
-Deviation: encoder/decoder at relu3_1 (the bundled LST pair) rather than relu4_1, so no download is needed.
+``level="relu4_1"``: the paper's setting, on the VGG16 ImageNet encoder (not VGG19) with a decoder trained here with the
+paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="relu3_1"``: the light option, the bundled
+normalised VGG19 pair with a reconstruction decoder (no download, no style-trained decoder).
 """
 from __future__ import annotations
 
 import torch
 
-from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
+from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, vgg_decoder
+from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.stats import mean_std
-from .base import Capabilities, StyleCode, StyleMethod, blend_strength
+from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
+from .options import Option
 from .registry import register
+
+LEVELS = ("relu4_1", "relu3_1")
+# The decoder each level uses: relu4_1's was trained with AdaIN's style loss, relu3_1's for reconstruction.
+DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "vgg19_normalised_r31_decoder"}
 
 
 @register
@@ -17,26 +25,36 @@ class AdaIN(StyleMethod):
     name = "adain"
     summary = "AdaIN, Huang & Belongie 2017: fast arbitrary style"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, spatial_mask=True)
-    stride = 4
+    stride = STRIDE["relu4_1"]   # the finest that serves both levels; set per instance below
     batches = True   # instance statistics are per image inside the batch
+    options = (
+        Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder) or relu3_1 "
+               "(bundled light VGG19 pair)", choices=LEVELS, paper="relu4_1"),
+        Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
+               "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
+        WORK_SIZE,
+    )
 
-    def __init__(self, encoder: str = ENCODER_WEIGHTS, decoder: str | None = None):
+    def __init__(self, level: str = "relu3_1", decoder: str = "auto", work_size: int = 0, encoder: str = ENCODER_WEIGHTS,
+                 vgg16: str = VGG16_WEIGHTS):
         super().__init__()
-        self.encoder = normalised_vgg_encoder(encoder)
-        self.decoder = vgg_decoder("relu3_1", decoder)
+        self.level, self.work_size = level, work_size
+        self.stride = STRIDE[level]
+        self.encoder = next(iter(level_encoders((level,), encoder, vgg16).values()))
+        self.decoder = vgg_decoder(level, DECODERS[level] if decoder == "auto" else decoder)
 
     def _encode_style(self, *, images, refs, weights):
         # AdaIN is affine in the style statistics, so the paper's weighted sum of AdaIN outputs
         # (section 7.3, style interpolation) equals AdaIN with the weighted statistics. Keep the
         # per-style statistics too: a spatial mask composites two styles instead of blending them.
-        return [mean_std(self.encoder(s)["relu3_1"]) for s in images]
+        return [mean_std(self.encoder(s, (self.level,))[self.level]) for s in images]
 
     def _stylize(self, *, content, code, strength, mask, state):
-        return self.decoder(self.transfer(self.encoder(content)["relu3_1"], code, strength, mask))
+        return self.decoder(self.transfer(self.encoder(content, (self.level,))[self.level], code, strength, mask))
 
     def transfer(self, fc: torch.Tensor, code: StyleCode, strength: float = 1.0,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
-        """relu3_1 content features -> target features t (eq. 8, then eq. 14 for strength)."""
+        """Content features at the level -> target features t (eq. 8, then eq. 14 for strength)."""
         if mask is None:
             mean = sum(w * m for w, (m, _) in zip(code.weights, code.data))
             std = sum(w * s for w, (_, s) in zip(code.weights, code.data))

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import BrushstreamError
 from ..ops.colour import preserve_colour
-from ..ops.resize import crop_to, pad_to_multiple
+from ..ops.resize import crop_to, pad_to_multiple, resize_long_side, resize_to
 from ..temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_TEMPORAL_STRENGTH, StreamState
 from .options import Option
 from .style_spec import StyleSpec, resolve_refs
@@ -39,6 +39,9 @@ PRECISION = Option("precision", "choice", "fp32", "bf16: bfloat16 autocast; fast
                    "much slower on AVX2-only CPUs",
                    choices=("fp32", "bf16"))
 STYLIZE_OPTIONS = (STRENGTH, PRESERVE_COLOR, PRECISION)
+# A construction option of the arbitrary-style methods (the peer's trick: it always works at 384 px).
+WORK_SIZE = Option("work_size", "int", 0, "run the networks with the longer side at this many px and resize the "
+                   "result to the input's size; 0: work at the input's size", minimum=0, maximum=16384)
 
 
 def max_pixels_override() -> int | None:
@@ -131,6 +134,7 @@ class StyleMethod(nn.Module):
     # The flow-guided blend's strength on video (core/temporal.py), set per method by bench/video_temporal.py.
     temporal_strength: ClassVar[float] = DEFAULT_TEMPORAL_STRENGTH
     max_pixels: int | None = None        # per-instance override of the budget (hosts, tests)
+    work_size: int = 0                   # WORK_SIZE: longer side the networks see (0: the input's own)
 
     # -- to implement -------------------------------------------------------------------
     def _encode_style(self, *, images: list[torch.Tensor], refs: tuple[int, ...],
@@ -219,15 +223,17 @@ class StyleMethod(nn.Module):
         outs = []
         for i in range(0, content.shape[0], step):
             frame = content[i:i + step]
-            x, size = pad_to_multiple(frame, self.stride)
-            m = None if mask is None else pad_to_multiple(mask[i:i + step], self.stride)[0]
+            # A working size shrinks what the networks see (never enlarges); the result is resized back.
+            small = resize_long_side(frame, self.work_size) if 0 < self.work_size < max(frame.shape[-2:]) else frame
+            x, size = pad_to_multiple(small, self.stride)
+            m = None if mask is None else pad_to_multiple(resize_to(mask[i:i + step], small.shape[-2:]), self.stride)[0]
             if state is not None:
                 state.begin_frame(frame)
             # Feed-forward methods need no autograd graph; optimisation methods manage their own.
             with torch.set_grad_enabled(self.capabilities.optimisation), \
                     torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 y = self._stylize(content=x, code=code, strength=strength, mask=m, state=state)
-            y = crop_to(y.to(content.dtype), size).clamp(0, 1)
+            y = resize_to(crop_to(y.to(content.dtype), size).clamp(0, 1), frame.shape[-2:])
             if preserve_color:
                 y = preserve_colour(y, frame)
             if state is not None:

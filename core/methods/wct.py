@@ -1,18 +1,23 @@
-"""Li et al., "Universal Style Transfer via Feature Transforms", NeurIPS 2017.
-Deviation: the cascade runs relu3_1 -> relu2_1 -> relu1_1 (not from relu5_1): the bundled encoder stops at relu3_1.
+"""Li et al., "Universal Style Transfer via Feature Transforms", NeurIPS 2017: whitening and colouring at each level of
+a coarse-to-fine cascade, each level its own encoder/decoder pair, each decoding to an image the next level encodes.
+Deviation: relu5_1 and relu4_1 use the VGG16 ImageNet encoder with reconstruction decoders trained here, relu3_1..relu1_1
+the bundled normalised VGG19 pair (the paper: VGG19 throughout); images pass between levels, so the pairs mix freely.
+The default cascade is the bundled light one (relu3_1 -> relu1_1); levels=relu5_1,...,relu1_1 is the paper's five.
 """
 from __future__ import annotations
 
 import torch
 
-from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
-from ..nets.vgg_normalised import LEVELS
+from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
+from ..nets.vgg16_encoder import STRIDE
+from ..nets.vgg_decoder import LEVELS
 from ..ops.wct import colouring_stats, whiten_colour
-from .base import Capabilities, StyleCode, StyleMethod, blend_strength
+from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
 CASCADE = ("relu3_1", "relu2_1", "relu1_1")
+FIVE_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
 
 
 @register
@@ -20,36 +25,42 @@ class WCT(StyleMethod):
     name = "wct"
     summary = "WCT, Li et al. 2017: whitening and colouring, coarse to fine"
     capabilities = Capabilities(arbitrary_style=True, texture_synthesis=True)
-    stride = 4
+    stride = 4            # per instance: the deepest level's
     code_dtype = torch.float64   # covariance square roots stay in float64 (ops/wct.py)
     options = (
         Option("levels", "names", CASCADE, "encoder levels of the coarse-to-fine cascade",
                choices=LEVELS, paper="relu5_1,relu4_1,relu3_1,relu2_1,relu1_1"),
         Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1,
                texture_only=True),
+        WORK_SIZE,
     )
 
-    def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, encoder: str = ENCODER_WEIGHTS,
-                 decoders: dict[str, str] | None = None, eig_floor: float = 1e-5):
+    def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, work_size: int = 0,
+                 encoder: str = ENCODER_WEIGHTS, decoders: dict[str, str] | None = None, eig_floor: float = 1e-5,
+                 vgg16: str = VGG16_WEIGHTS):
         super().__init__()
+        self.work_size = work_size
         # Coarse to fine, as in the paper's multi-level pipeline (deepest first); each level once.
         self.levels = tuple(sorted(set(levels), key=LEVELS.index, reverse=True))
+        self.stride = max(STRIDE[lv] for lv in self.levels)
         self.seed, self.eig_floor = seed, eig_floor
-        self.encoder = normalised_vgg_encoder(encoder)
+        self.encoders = torch.nn.ModuleDict(level_encoders(self.levels, encoder, vgg16))
         decoders = decoders or {}
         self.decoders = torch.nn.ModuleDict({lv: vgg_decoder(lv, decoders.get(lv)) for lv in self.levels})
 
     def _encode_style(self, *, images, refs, weights):
         per_style = []
         for s in images:
-            feats = self.encoder(s, taps=self.levels)
-            per_style.append({lv: colouring_stats(feats[lv], self.eig_floor) for lv in self.levels})
+            per_style.append({lv: colouring_stats(self._encode(s, lv), self.eig_floor) for lv in self.levels})
         return per_style
+
+    def _encode(self, x: torch.Tensor, level: str) -> torch.Tensor:
+        return self.encoders[encoder_family(level)](x, (level,))[level]
 
     def _stylize(self, *, content, code, strength, mask, state):
         x = content
         for lv in self.levels:
-            fc = self.encoder(x, taps=(lv,))[lv]
+            fc = self._encode(x, lv)
             # Style blending (paper section 4.2): a weighted sum of the per-style transforms.
             t = sum(w * whiten_colour(fc, stats[lv], self.eig_floor) for w, stats in zip(code.weights, code.data))
             x = self.decoders[lv](blend_strength(t, fc, strength)).clamp(0, 1)

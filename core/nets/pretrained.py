@@ -16,15 +16,21 @@ import torch
 from .. import weights as weight_store
 from ..errors import BrushstreamError
 from .vgg16 import VGG16Features
-from .vgg_normalised import NormalisedVGGEncoder, VGGDecoder
+from .vgg16_encoder import VGG16Encoder
+from .vgg_decoder import VGGDecoder
+from .vgg_normalised import NormalisedVGGEncoder
 
 ENCODER_WEIGHTS = "vgg19_normalised_r31_encoder"
 DECODER_WEIGHTS = {
+    "relu5_1": "vgg16_r51_decoder",
+    "relu4_1": "vgg16_r41_decoder",
     "relu3_1": "vgg19_normalised_r31_decoder",
     "relu2_1": "vgg19_normalised_r21_decoder",
     "relu1_1": "vgg19_normalised_r11_decoder",
 }
 VGG16_WEIGHTS = "vgg16_imagenet_caffe"
+# The light levels use the bundled normalised VGG19 (2.2 MB); the deep ones the VGG16 ImageNet backbone.
+VGG16_LEVELS = ("relu4_1", "relu5_1")
 
 
 @functools.lru_cache(maxsize=16)
@@ -62,11 +68,41 @@ def normalised_vgg_encoder(weights: str = ENCODER_WEIGHTS) -> NormalisedVGGEncod
     return load_verified(NormalisedVGGEncoder("relu3_1"), weights)
 
 
+def vgg16_encoder(depth: str = "relu4_1", weights: str = VGG16_WEIGHTS) -> VGG16Encoder:
+    """A new frozen VGG16 ImageNet encoder to ``depth`` taking RGB 0..1 (the Caffe convention is its first layer)."""
+    return load_verified(VGG16Encoder(depth), weights)
+
+
+def encoder_family(level: str) -> str:
+    """Which encoder produces ``level``: "vgg16" for relu4_1/relu5_1, "vgg19n" for the bundled light levels."""
+    if level in VGG16_LEVELS:
+        return "vgg16"
+    if level in DECODER_WEIGHTS:
+        return "vgg19n"
+    raise BrushstreamError(f"no encoder level {level!r}; levels: {', '.join(DECODER_WEIGHTS)}")
+
+
+def level_encoders(levels: tuple[str, ...], vgg19n_weights: str = ENCODER_WEIGHTS,
+                   vgg16_weights: str = VGG16_WEIGHTS) -> dict[str, torch.nn.Module]:
+    """One new frozen encoder per family the ``levels`` need, each built only as deep as its deepest level."""
+    families = {encoder_family(lv) for lv in levels}
+    out: dict[str, torch.nn.Module] = {}
+    if "vgg19n" in families:
+        out["vgg19n"] = normalised_vgg_encoder(vgg19n_weights)
+    if "vgg16" in families:
+        out["vgg16"] = vgg16_encoder("relu5_1" if "relu5_1" in levels else "relu4_1", vgg16_weights)
+    return out
+
+
 def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecoder:
-    """A new frozen decoder for ``level`` (manifest default or an explicit file)."""
+    """A new frozen decoder for ``level`` (manifest default or an explicit file, whose metadata may give a width)."""
     if level not in DECODER_WEIGHTS:
         raise BrushstreamError(f"no decoder for {level!r}; levels: {', '.join(DECODER_WEIGHTS)}")
-    return load_verified(VGGDecoder(level), str(weights or DECODER_WEIGHTS[level]))
+    source = str(weights or DECODER_WEIGHTS[level])
+    meta = weight_store.read_metadata(weight_store.resolve(source))
+    if meta.get("level", level) != level:
+        raise BrushstreamError(f"{source}: decodes {meta['level']}, not {level}")
+    return load_verified(VGGDecoder(level, float(meta.get("width", 1.0))), source)
 
 
 def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:

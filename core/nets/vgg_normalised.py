@@ -1,8 +1,7 @@
-"""The "normalised" VGG19 encoder cut at relu3_1 (AdaIN/WCT/LST) and the decoders that invert its taps.
+"""The "normalised" VGG19 encoder cut at relu3_1 (AdaIN/WCT/LST at the light levels).
 
-Layer names follow the Linear Style Transfer release (conv1..conv11) so its files load unchanged;
-the relu2_1 and relu1_1 decoders trained here reuse the tail of the same plan (conv9..conv11 and
-conv11), which is the mirror structure of Li et al. 2017 (WCT) section 3.
+Layer names follow the Linear Style Transfer release (conv1..conv11) so its files load unchanged; the decoders
+that invert its taps (and the VGG16 encoder's deeper ones) are in vgg_decoder.py.
 """
 from __future__ import annotations
 
@@ -60,36 +59,3 @@ class NormalisedVGGEncoder(nn.Module):
             out["relu3_1"] = x
         return {t: out[t] for t in taps}
 
-
-# The full relu3_1 decoder plan; shallower decoders are its tail.
-_DECODER_PLAN = (
-    ("conv7", 256, 128, True, True),   # name, in, out, relu, upsample after
-    ("conv8", 128, 128, True, False),
-    ("conv9", 128, 64, True, True),
-    ("conv10", 64, 64, True, False),
-    ("conv11", 64, 3, False, False),
-)
-_DECODER_START = {"relu3_1": 0, "relu2_1": 2, "relu1_1": 4}
-
-
-class VGGDecoder(nn.Module):
-    """Features at ``level`` -> RGB image (approximately [0, 1]); nearest upsampling, reflection padding."""
-
-    def __init__(self, level: str = "relu3_1"):
-        super().__init__()
-        if level not in _DECODER_START:
-            raise ValueError(f"decoder level must be one of {LEVELS}, got {level!r}")
-        self.level = level
-        self.plan = _DECODER_PLAN[_DECODER_START[level]:]
-        for name, cin, cout, _, _ in self.plan:
-            self.add_module(name, _conv(cin, cout))
-
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        x = feat
-        for name, _, _, relu, upsample in self.plan:
-            x = getattr(self, name)(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-            if relu:
-                x = F.relu(x)
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return x

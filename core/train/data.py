@@ -97,6 +97,39 @@ def photo_loader(dataset: PhotoCrops, global_batch: int, start_step: int = 0, ra
     return iter(loader)
 
 
+def training_style_paths(style: tuple[str, ...], style_dir: str, held_out: tuple[str, ...]) -> list[Path]:
+    """The --style images, or every image of --style-dir except the held-out ones (file names without extension)."""
+    if style:
+        return [Path(s) for s in style]
+    if not Path(style_dir).is_dir():
+        raise BrushstreamError(f"{style_dir}: no such style folder (--style-dir)")
+    paths = [p for p in list_images(style_dir) if p.stem not in held_out]
+    if not paths:
+        raise BrushstreamError(f"{style_dir}: no training style images (all held out or none there)")
+    return paths
+
+
+def check_zoom(zoom: tuple[float, ...]) -> None:
+    if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
+        raise BrushstreamError(f"--style-zoom must be two factors LOW,HIGH with 0 < LOW <= HIGH, "
+                               f"got {','.join(map(str, zoom))}")
+
+
+def random_style_crop(style: torch.Tensor, size: int, zoom: tuple[float, float], rng: torch.Generator) -> torch.Tensor:
+    """A ``size`` px square of ``style`` (1, 3, H, W) at a random scale and place (AdaIN's and LST's style
+    augmentation): the shorter side is scaled to ``size`` times a factor drawn from ``zoom``, then cropped."""
+    lo, hi = zoom
+    factor = lo + (hi - lo) * float(torch.rand((), generator=rng))
+    h, w = style.shape[-2:]
+    scale = size * factor / min(h, w)
+    full = (max(size, round(h * scale)), max(size, round(w * scale)))
+    x = torch.nn.functional.interpolate(style, size=full, mode="bilinear", align_corners=False,
+                                        antialias=scale < 1).clamp(0, 1)
+    top = int(torch.randint(full[0] - size + 1, (), generator=rng))
+    left = int(torch.randint(full[1] - size + 1, (), generator=rng))
+    return x[..., top:top + size, left:left + size]
+
+
 def load_styles(paths: list[str | os.PathLike], long_side: int) -> list[torch.Tensor]:
     """Style images (1, 3, H, W) with their longer side at ``long_side``; a bad file is one clear error."""
     if not paths:

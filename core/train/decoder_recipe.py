@@ -1,10 +1,12 @@
-"""Reconstruction decoders for relu2_1 and relu1_1 of the normalised VGG19 encoder (WCT's cascade).
+"""Reconstruction decoders for one encoder level: relu2_1/relu1_1 of the normalised VGG19 (WCT's light cascade) and
+relu4_1/relu5_1 of the VGG16 ImageNet encoder (WCT's five-level cascade, LST at relu4_1, AdaIN's starting point).
 
 Recipe after Li et al. 2017 (WCT), section 3: minimise ||I_o - I_i||^2 + lambda ||E(I_o) - E(I_i)||^2 with
-lambda = 1, encoder frozen. Deviations: the feature term is divided by the features' mean energy (the
-normalised VGG works on a 0-255 scale, so the raw term would drown the pixel term); CPU recipe: 192 px crops
-of the 500 BSDS500 photos instead of COCO, a few thousand Adam steps; the relu2_1 decoder starts from the tail
-(conv9..conv11) of the pretrained relu3_1 decoder, which has the same shapes.
+lambda = 1, encoder frozen. Deviations: the feature term is divided by the features' mean energy (both encoders work
+on a 0-255 scale, so the raw term would drown the pixel term); CPU recipe: small crops of the 500 BSDS500 photos
+instead of COCO, a few hundred to a few thousand Adam steps; every layer a decoder shares with --start-from (by
+default the next pretrained decoder whose plan overlaps this one: relu3_1's for relu2_1 and relu4_1, relu4_1's for
+relu5_1) starts from those weights, so only the new layers start at random.
 """
 from __future__ import annotations
 
@@ -17,11 +19,28 @@ import torch.nn.functional as F
 
 from ..errors import BrushstreamError
 from ..image import list_images, load_image
-from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
-from ..nets.vgg_normalised import STRIDE, VGGDecoder
+from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
+                               verified_state_dict, vgg_decoder)
+from ..nets.vgg16_encoder import STRIDE
+from ..nets.vgg_decoder import VGGDecoder
 from ..ops.resize import crop_to, pad_to_multiple
 from ..weights import load_state_dict
 from .recipe import Recipe, hp, register_recipe
+
+TRAINABLE_LEVELS = ("relu1_1", "relu2_1", "relu4_1", "relu5_1")
+START_FROM = {"relu2_1": DECODER_WEIGHTS["relu3_1"], "relu4_1": DECODER_WEIGHTS["relu3_1"],
+              "relu5_1": DECODER_WEIGHTS["relu4_1"]}
+
+
+def copy_shared_layers(decoder: VGGDecoder, source: str) -> list[str]:
+    """Copy into ``decoder`` every tensor of ``source`` with the same name and shape; returns the names copied."""
+    tensors = verified_state_dict(source)
+    own = decoder.state_dict()
+    shared = [k for k, v in own.items() if k in tensors and tensors[k].shape == v.shape]
+    if not shared:
+        raise BrushstreamError(f"{source}: shares no layer with a {decoder.level} decoder (--start-from)")
+    decoder.load_state_dict({**own, **{k: tensors[k].clone() for k in shared}})
+    return shared
 
 
 @register_recipe
@@ -29,24 +48,33 @@ from .recipe import Recipe, hp, register_recipe
 class DecoderRecipe(Recipe):
     name = "decoder"
     method = "wct"
-    summary = "reconstruction decoder for a normalised VGG19 level (WCT cascade)"
+    summary = "reconstruction decoder for one encoder level (WCT cascade, LST and AdaIN at relu4_1)"
 
-    level: str = hp("relu2_1", help="the level it inverts", choices=("relu2_1", "relu1_1"))
+    level: str = hp("relu2_1", help="the level it inverts: relu2_1/relu1_1 of the bundled VGG19, relu4_1/relu5_1 "
+                    "of VGG16", choices=TRAINABLE_LEVELS)
     batch: int = hp(8, "paper", help="global batch size (split over processes under torchrun)", minimum=1)
     feature_weight: float = hp(1.0, "paper", help="lambda, the feature loss weight", minimum=0)
-    init_from_r31: bool = hp(True, help="start relu2_1 from the pretrained relu3_1 decoder's tail", cli=False)
-    encoder: str = hp(ENCODER_WEIGHTS, help="encoder weights (manifest name or file)", cli=False)
+    start_from: str = hp("", help="decoder whose shared layers start this one (manifest name or file); default: the "
+                         "overlapping pretrained decoder, 'none' for random")
+    width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)", minimum=0.05)
+    encoder: str = hp(ENCODER_WEIGHTS, help="normalised VGG19 weights (manifest name or file)", cli=False)
+    vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights for relu4_1/relu5_1 (manifest name or file)", cli=False)
+
+    def start_source(self) -> str | None:
+        if self.start_from == "none":
+            return None
+        return self.start_from or (START_FROM.get(self.level) if self.width == 1.0 else None)
 
     def build_model(self) -> VGGDecoder:
-        if self.level not in STRIDE or self.level == "relu3_1":
-            raise BrushstreamError(f"decoder training is for relu2_1 or relu1_1, got {self.level!r}")
+        if self.level not in TRAINABLE_LEVELS:
+            raise BrushstreamError(f"decoder training is for {', '.join(TRAINABLE_LEVELS)}, got {self.level!r}")
         torch.manual_seed(self.seed)
-        dec = VGGDecoder(self.level)
-        if self.init_from_r31 and self.level != "relu1_1":
-            r31 = vgg_decoder("relu3_1").state_dict()
-            dec.load_state_dict({k: r31[k].clone() for k in dec.state_dict()})
+        dec = VGGDecoder(self.level, self.width)
+        source = self.start_source()
+        if source:
+            copy_shared_layers(dec, source)
         else:
-            # The encoder's features are on a 0-255 scale: shrink the first layer so training starts
+            # The encoders' features are on a 0-255 scale: shrink the first layer so training starts
             # from outputs near [0, 1] instead of spending its steps undoing a huge initial error.
             first = getattr(dec, dec.plan[0][0])
             with torch.no_grad():
@@ -55,7 +83,7 @@ class DecoderRecipe(Recipe):
         return dec.requires_grad_(True)
 
     def setup(self, device: torch.device) -> None:
-        self.encoder_net = normalised_vgg_encoder(self.encoder).to(device)
+        self.encoder_net = level_encoders((self.level,), self.encoder, self.vgg16)[encoder_family(self.level)].to(device)
 
     def losses(self, model, content, step, rng):
         taps = (self.level,)
@@ -72,19 +100,23 @@ class DecoderRecipe(Recipe):
         return model(self.encoder_net(content, (self.level,))[self.level]).clamp(0, 1)
 
     def export(self, model):
-        meta = {"arch": "vgg_decoder", "level": self.level, "encoder": self.encoder,
+        family = encoder_family(self.level)
+        meta = {"arch": "vgg_decoder", "level": self.level, "width": str(self.width),
+                "encoder": self.vgg16 if family == "vgg16" else self.encoder,
                 "source": "trained by Brushstream (core/train/decoder_recipe.py)"}
+        if self.start_source():
+            meta["start_from"] = self.start_source()
         evaluation = Path(self.content_dir).parent / "content_eval"
         if evaluation.is_dir():
-            meta["psnr_content_eval"] = f"{reconstruction_psnr(model, self.level, evaluation, self.encoder):.2f}"
+            meta["psnr_content_eval"] = f"{reconstruction_psnr(model, self.level, evaluation, self.encoder_net):.2f}"
         return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, meta
 
 
 @torch.no_grad()
 def reconstruction_psnr(decoder: torch.nn.Module, level: str, folder: str | Path,
-                        encoder_weights: str = ENCODER_WEIGHTS) -> float:
+                        encoder: torch.nn.Module | None = None) -> float:
     """Mean PSNR (dB) of decode(encode(x)) over a folder of photos at their own size."""
-    encoder = normalised_vgg_encoder(encoder_weights)
+    encoder = (encoder or level_encoders((level,))[encoder_family(level)]).to("cpu")
     decoder = decoder.to("cpu").eval()
     scores = []
     for path in list_images(folder):
@@ -97,6 +129,6 @@ def reconstruction_psnr(decoder: torch.nn.Module, level: str, folder: str | Path
 
 
 def load_decoder_file(path: str | Path) -> VGGDecoder:
-    """A trained decoder file rebuilt from its own metadata (the level it inverts)."""
+    """A trained decoder file rebuilt from its own metadata (the level it inverts and its width)."""
     _, meta = load_state_dict(path)
     return vgg_decoder(meta.get("level", "relu3_1"), str(path))

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from ..errors import BrushstreamError
-from ..image import list_images
 from ..nets.lst import PAPER_MATRIX, R31_CHANNELS, LinearTransform
 from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, vgg_decoder
-from .data import fixed_crops, load_styles
+from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
@@ -61,20 +58,10 @@ class LSTRecipe(Recipe):
 
     def check(self) -> None:
         super().check()
-        if len(self.style_zoom) != 2 or not 0 < self.style_zoom[0] <= self.style_zoom[1]:
-            raise BrushstreamError(f"--style-zoom must be two factors LOW,HIGH with 0 < LOW <= HIGH, "
-                                   f"got {','.join(map(str, self.style_zoom))}")
+        check_zoom(self.style_zoom)
 
     def style_paths(self) -> list[Path]:
-        """The --style images, or every image of --style-dir except the held-out ones."""
-        if self.style:
-            return [Path(s) for s in self.style]
-        if not Path(self.style_dir).is_dir():
-            raise BrushstreamError(f"{self.style_dir}: no such style folder (--style-dir)")
-        paths = [p for p in list_images(self.style_dir) if p.stem not in self.held_out]
-        if not paths:
-            raise BrushstreamError(f"{self.style_dir}: no training style images (all held out or none there)")
-        return paths
+        return training_style_paths(self.style, self.style_dir, self.held_out)
 
     def build_model(self) -> LinearTransform:
         torch.manual_seed(self.seed)
@@ -99,16 +86,7 @@ class LSTRecipe(Recipe):
         model.start_near_identity(vectors[:, -self.matrix:].flip(1).to(feats.dtype))
 
     def style_crop(self, style: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        """A ``size`` px square of ``style`` at a random scale and place (the paper's style augmentation)."""
-        lo, hi = self.style_zoom
-        zoom = lo + (hi - lo) * float(torch.rand((), generator=rng))
-        h, w = style.shape[-2:]
-        scale = self.size * zoom / min(h, w)
-        size = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
-        x = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
-        top = int(torch.randint(size[0] - self.size + 1, (), generator=rng))
-        left = int(torch.randint(size[1] - self.size + 1, (), generator=rng))
-        return x[..., top:top + self.size, left:left + self.size]
+        return random_style_crop(style, self.size, self.style_zoom, rng)
 
     def losses(self, model, content, step, rng):
         indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)

@@ -1,0 +1,64 @@
+"""Decoders that invert one encoder tap to an RGB image: the mirror of VGG (Li et al. 2017, WCT section 3; Huang &
+Belongie 2017, section 6.1): nearest-neighbour upsampling where the encoder pools, reflection padding, no norms.
+
+One plan, deepest first; a decoder for a level is the plan's tail from that level on. The relu3_1..relu1_1 part keeps
+the Linear Style Transfer release's names (conv7..conv11), so its relu3_1 file loads unchanged and a deeper decoder can
+start from it. The relu4_1 and relu5_1 parts mirror VGG16 (the ImageNet encoder in vgg16_encoder.py): conv3_2, conv3_3,
+pool, conv4_1 are undone by d41_1 (512 -> 256, then upsample), d41_2, d41_3; conv4_2, conv4_3, pool, conv5_1 by d51_*.
+``width`` scales every hidden channel count (the fast path's slim student decoder); 1 is the paper's.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# name, in, out, relu, upsample after
+_PLAN = (
+    ("d51_1", 512, 512, True, True),
+    ("d51_2", 512, 512, True, False),
+    ("d51_3", 512, 512, True, False),
+    ("d41_1", 512, 256, True, True),
+    ("d41_2", 256, 256, True, False),
+    ("d41_3", 256, 256, True, False),
+    ("conv7", 256, 128, True, True),
+    ("conv8", 128, 128, True, False),
+    ("conv9", 128, 64, True, True),
+    ("conv10", 64, 64, True, False),
+    ("conv11", 64, 3, False, False),
+)
+_START = {"relu5_1": 0, "relu4_1": 3, "relu3_1": 6, "relu2_1": 8, "relu1_1": 10}
+
+
+class VGGDecoder(nn.Module):
+    """Features at ``level`` -> RGB image (approximately [0, 1])."""
+
+    def __init__(self, level: str = "relu3_1", width: float = 1.0):
+        super().__init__()
+        if level not in _START:
+            raise ValueError(f"decoder level must be one of {LEVELS}, got {level!r}")
+        if not 0 < width <= 1:
+            raise ValueError(f"decoder width must be in (0, 1], got {width}")
+        self.level, self.width = level, width
+        plan = _PLAN[_START[level]:]
+        scaled = []
+        for i, (name, cin, cout, relu, up) in enumerate(plan):
+            # The input (the encoder's features) and the RGB output keep their sizes; hidden layers shrink.
+            cin = cin if i == 0 else max(8, round(cin * width))
+            cout = cout if name == "conv11" else max(8, round(cout * width))
+            scaled.append((name, cin, cout, relu, up))
+        self.plan = tuple(scaled)
+        for name, cin, cout, _, _ in self.plan:
+            self.add_module(name, nn.Conv2d(cin, cout, 3))
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        x = feat
+        for name, _, _, relu, upsample in self.plan:
+            x = getattr(self, name)(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+            if relu:
+                x = F.relu(x)
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return x

@@ -1,0 +1,142 @@
+"""AdaIN decoder training (Huang & Belongie 2017, section 6.1): the decoder g inverts relu4_1 AdaIN targets
+t = AdaIN(f(c), f(s)) of the frozen encoder f, trained on L = ||f(g(t)) - t||^2 + lambda sum_i (||mu(phi_i(g(t))) -
+mu(phi_i(s))||^2 + ||sigma(phi_i(g(t))) - sigma(phi_i(s))||^2) over relu1_1..relu4_1 (eq. 11-13), MSE as in the
+authors' code, content photos x style images with random crops and scales of the styles, some styles held out.
+Deviations: the VGG16 ImageNet encoder instead of the normalised VGG19 (the backbone the project has), with each
+tap's features divided by its mean activation on the content photos, so the layers weigh in the loss as in the
+paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe (128 px crops,
+hundreds of steps instead of 160k, started from the relu4_1 reconstruction decoder); style statistics come from a
+fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, vgg16_encoder
+from ..nets.vgg_decoder import VGGDecoder
+from ..ops.adain import adain
+from ..ops.stats import mean_std
+from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
+from .decoder_recipe import copy_shared_layers
+from .perceptual import pick_styles
+from .recipe import SHARED_DATA, Recipe, hp, register_recipe
+
+LEVEL = "relu4_1"
+STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+DEFAULT_STYLES = str(SHARED_DATA / "styles")
+# Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
+SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
+HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
+
+
+@register_recipe
+@dataclass
+class AdaINRecipe(Recipe):
+    name = "adain"
+    method = "adain"
+    summary = "AdaIN (Huang & Belongie 2017) decoder at VGG16 relu4_1, trained with the style loss, any style"
+
+    style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
+    held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out "
+                                   "of training: " + ", ".join(HELD_OUT))
+    size: int = hp(128, paper="256", help="training crop size in px (content and style)", minimum=16)
+    batch: int = hp(8, "paper", help="global batch size (split over processes under torchrun)", minimum=1)
+    lr: float = hp(1e-4, "paper", help="Adam learning rate", minimum=0)
+    style_weight: float = hp(10.0, "paper", help="lambda, the weight of the mean/std style loss", minimum=0)
+    style_size: int = hp(512, paper="512 then 256 crops", help="longer side the style images are loaded at",
+                         minimum=16)
+    style_zoom: tuple[float, ...] = hp((1.0, 2.0), help="the style's shorter side is scaled to the crop size times a "
+                                       "factor drawn from this range, then cropped like the content")
+    style_bank: int = hp(8, paper="0", help="augmented crops per style whose statistics are computed once per run "
+                         "(0: a new crop every step)", minimum=0)
+    width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",
+                      minimum=0.05)
+    start_from: str = hp(DECODER_WEIGHTS[LEVEL], paper="random", help="decoder whose layers start this one "
+                         "(the relu4_1 reconstruction decoder); 'none' for random")
+    vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights (manifest name or file)", cli=False)
+
+    def check(self) -> None:
+        super().check()
+        check_zoom(self.style_zoom)
+
+    def build_model(self) -> VGGDecoder:
+        torch.manual_seed(self.seed)
+        decoder = VGGDecoder(LEVEL, self.width)
+        if self.start_from != "none":
+            copy_shared_layers(decoder, self.start_from)
+        return decoder.requires_grad_(True)
+
+    def setup(self, device: torch.device) -> None:
+        self.device = device
+        self.encoder_net = vgg16_encoder(LEVEL, self.vgg16).to(device)
+        self.paths = training_style_paths(self.style, self.style_dir, self.held_out)
+        self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
+        self.scale = self._tap_scales()
+        self.bank = self._style_bank() if self.style_bank else None
+
+    @torch.no_grad()
+    def _tap_scales(self) -> dict[str, float]:
+        """Mean activation of each tap on fixed crops of the first content photos (the normalised VGG's unit)."""
+        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
+        return {t: float(feats[t].mean()) for t in STYLE_TAPS}
+
+    @torch.no_grad()
+    def _style_bank(self) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """Per style, the statistics of ``style_bank`` seeded random crops, stacked: {tap: (mean, std)} (K, C, 1, 1)."""
+        rng = torch.Generator().manual_seed(self.seed)
+        bank = []
+        for style in self.styles:
+            crops = torch.cat([random_style_crop(style, self.size, self.style_zoom, rng) for _ in range(self.style_bank)])
+            feats = self.encoder_net(crops, STYLE_TAPS)
+            bank.append({t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS})
+        return bank
+
+    def style_targets(self, indices: list[int], rng: torch.Generator) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per image of the batch, the (mean, std) at every tap of one augmented crop of its style."""
+        if self.bank is None:
+            with torch.no_grad():
+                crops = torch.cat([random_style_crop(self.styles[i], self.size, self.style_zoom, rng) for i in indices])
+                feats = self.encoder_net(crops, STYLE_TAPS)
+            return {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
+        picks = torch.randint(self.style_bank, (len(indices),), generator=rng).tolist()
+        return {t: (torch.cat([self.bank[i][t][0][k:k + 1] for i, k in zip(indices, picks)]),
+                    torch.cat([self.bank[i][t][1][k:k + 1] for i, k in zip(indices, picks)])) for t in STYLE_TAPS}
+
+    def losses(self, model, content, step, rng):
+        indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)
+        targets = self.style_targets(indices, rng)
+        unit = self.scale[LEVEL]
+        with torch.no_grad():   # the AdaIN target in the encoder's own scale: the decoder's input at inference
+            fc = self.encoder_net(content, (LEVEL,))[LEVEL]
+            t = adain(fc, targets[LEVEL][0] * unit, targets[LEVEL][1] * unit)
+        feats = self.encoder_net(model(t), STYLE_TAPS)
+        style = 0.0
+        for tap in STYLE_TAPS:
+            mean, std = mean_std(feats[tap] / self.scale[tap])
+            style = style + F.mse_loss(mean, targets[tap][0]) + F.mse_loss(std, targets[tap][1])
+        terms = {"content": F.mse_loss(feats[LEVEL] / unit, t / unit), "style": self.style_weight * style}
+        terms["total"] = terms["content"] + terms["style"]
+        return terms
+
+    @torch.no_grad()
+    def preview(self, model, content):
+        # Preview image i shows training style i (the whole style image at --style-size).
+        fc = self.encoder_net(content, (LEVEL,))[LEVEL]
+        out = []
+        for i in range(content.shape[0]):
+            fs = self.encoder_net(self.styles[i % len(self.styles)], (LEVEL,))[LEVEL]
+            out.append(adain(fc[i:i + 1], *mean_std(fs)))
+        return model(torch.cat(out)).clamp(0, 1)
+
+    def export(self, model):
+        meta = {"arch": "vgg_decoder", "level": LEVEL, "width": str(self.width), "encoder": self.vgg16,
+                "trained_for": "adain", "style_weight": str(self.style_weight),
+                "tap_scales": json.dumps({t: round(v, 4) for t, v in self.scale.items()}),
+                "styles": json.dumps([p.stem for p in self.paths]),
+                "held_out": json.dumps([] if self.style else list(self.held_out)),
+                "source": "trained by Brushstream (core/train/adain_recipe.py)"}
+        return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, meta

@@ -1,0 +1,159 @@
+"""Issue 9's deeper arbitrary style: the VGG16 encoder with its Caffe convention folded in, the decoders that mirror
+it, AdaIN and WCT at relu4_1/relu5_1, the AdaIN decoder recipe and the working-size option."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from brushstream.core.methods import build
+from brushstream.core.nets.pretrained import vgg16_encoder, vgg16_features
+from brushstream.core.nets.vgg_decoder import VGGDecoder
+from brushstream.core.ops.resize import resize_long_side, resize_to
+from brushstream.core.ops.stats import mean_std
+from brushstream.core.ops.wct import _centred, _covariance
+from brushstream.core.train.adain_recipe import STYLE_TAPS, AdaINRecipe
+from brushstream.core.train.decoder_recipe import copy_shared_layers
+from brushstream.core.train.loop import fit
+from brushstream.core.weights import load_state_dict
+
+from .conftest import SHARED_DATA
+
+STYLE = SHARED_DATA / "styles" / "starry_night.jpg"
+
+
+def _photo(path, side):
+    from brushstream.core.image import load_image
+    return resize_long_side(load_image(path).image, side)
+
+
+@pytest.fixture(scope="module")
+def content():
+    return _photo(SHARED_DATA / "content_eval" / "skimage_chelsea.jpg", 96)
+
+
+@pytest.fixture(scope="module")
+def style():
+    return _photo(STYLE, 96)
+
+
+def _decoder_file(folder, level, width=1.0):
+    """An untrained decoder file (the transforms are tested on features, not on how well it paints)."""
+    torch.manual_seed(0)
+    dec = VGGDecoder(level, width)
+    path = folder / f"dec_{level}.safetensors"
+    save_file({k: v.contiguous() for k, v in dec.state_dict().items()}, str(path),
+              metadata={"arch": "vgg_decoder", "level": level, "width": str(width)})
+    return str(path)
+
+
+def test_the_folded_caffe_convention_gives_the_imagenet_network_s_features_exactly():
+    x = torch.rand(2, 3, 40, 56)
+    taps = ("relu1_1", "relu3_1", "relu4_1", "relu5_1")
+    ours, reference = vgg16_encoder("relu5_1")(x, taps), vgg16_features()(x, taps)
+    for t in taps:   # same weights, same maths; only the order of float operations differs
+        torch.testing.assert_close(ours[t], reference[t], rtol=1e-4, atol=1e-2)
+    assert ours["relu4_1"].shape == (2, 512, 5, 7)
+    with pytest.raises(ValueError, match="not in this encoder"):
+        vgg16_encoder("relu4_1")(x, ("relu5_1",))
+
+
+def test_decoders_mirror_the_encoder_and_start_from_the_shallower_pretrained_one(tmp_path):
+    for level, stride in (("relu5_1", 16), ("relu4_1", 8), ("relu3_1", 4)):
+        channels = 512 if level != "relu3_1" else 256
+        assert VGGDecoder(level)(torch.rand(1, channels, 3, 4)).shape == (1, 3, 3 * stride, 4 * stride)
+    slim = VGGDecoder("relu4_1", width=0.25)
+    assert slim(torch.rand(1, 512, 2, 2)).shape == (1, 3, 16, 16)
+    assert sum(p.numel() for p in slim.parameters()) < sum(p.numel() for p in VGGDecoder("relu4_1").parameters()) / 6
+    deep = VGGDecoder("relu4_1")
+    copied = copy_shared_layers(deep, "vgg19_normalised_r31_decoder")
+    assert sorted({k.split(".")[0] for k in copied}) == ["conv10", "conv11", "conv7", "conv8", "conv9"]
+    r31 = load_state_dict("vgg19_normalised_r31_decoder")[0]
+    assert torch.equal(deep.conv7.weight, r31["conv7.weight"])
+
+
+def test_adain_at_relu4_1_gives_the_content_features_the_style_statistics(tmp_path, content, style):
+    adain = build("adain", level="relu4_1", decoder=_decoder_file(tmp_path, "relu4_1"))
+    assert adain.stride == 8
+    code = adain.encode_style([style])
+    fc = vgg16_encoder("relu4_1")(content)["relu4_1"]
+    t = adain.transfer(fc, code)
+    s_mean, s_std = mean_std(vgg16_encoder("relu4_1")(style)["relu4_1"])
+    t_mean, t_std = mean_std(t)
+    # A channel the photo never fires (a dead ReLU on 12x12 features) has no spread to rescale: eq. 8 leaves it flat.
+    live = mean_std(fc)[1].flatten() > 1e-2
+    assert live.float().mean() > 0.9
+    torch.testing.assert_close(t_mean.flatten()[live], s_mean.flatten()[live], rtol=1e-3, atol=1e-2)
+    torch.testing.assert_close(t_std.flatten()[live], s_std.flatten()[live], rtol=1e-3, atol=1e-2)
+    out = adain.stylize(content[..., :60, :93], code)   # not a multiple of 8: padded and cropped back
+    assert out.shape == (1, 3, 60, 93)
+
+
+def test_five_level_wct_colours_relu5_1_with_the_style_covariance(tmp_path, content, style):
+    decoders = {lv: _decoder_file(tmp_path, lv) for lv in ("relu5_1", "relu4_1")}
+    wct = build("wct", levels=("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"), decoders=decoders)
+    assert wct.levels[0] == "relu5_1" and wct.stride == 16 and set(wct.encoders) == {"vgg16", "vgg19n"}
+    # relu5_1 has 512 channels: the maps need more positions than that for a full-rank covariance (32x21 here).
+    big_content = _photo(SHARED_DATA / "content_eval" / "skimage_chelsea.jpg", 512)
+    big_style = _photo(STYLE, 512)
+    code = wct.encode_style([big_style])
+    from brushstream.core.ops.wct import whiten_colour
+    fc = wct._encode(big_content, "relu5_1")
+    out = whiten_colour(fc, code.data[0]["relu5_1"])
+    fs, _ = _centred(wct._encode(big_style, "relu5_1"))
+    fo, _ = _centred(out)
+    target = _covariance(fs)
+    before = (_covariance(_centred(fc)[0]) - target).norm() / target.norm()
+    # Within the eigenvalue floor and the few channels the photo never fires (which whitening cannot fill).
+    assert (_covariance(fo) - target).norm() / target.norm() < 0.05 < 0.5 < before
+    assert wct.stylize(big_content[..., :200, :200], code).shape == (1, 3, 200, 200)
+
+
+def test_working_size_runs_the_networks_small_and_returns_the_input_size(content, style):
+    full, small = build("adain"), build("adain", work_size=48)
+    code = full.encode_style([style])
+    out = small.stylize(content, code)
+    assert out.shape == content.shape
+    # The same as stylizing the downscaled photo and resizing the result up.
+    expected = resize_to(full.stylize(resize_long_side(content, 48), code), content.shape[-2:]).clamp(0, 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    assert (out - full.stylize(content, code)).abs().mean() > 1e-3
+    # A working size larger than the photo never enlarges it.
+    torch.testing.assert_close(build("adain", work_size=4096).stylize(content, code), full.stylize(content, code))
+
+
+@pytest.fixture(scope="module")
+def two_photos(tmp_path_factory):
+    import shutil
+    folder = tmp_path_factory.mktemp("adain_photos")
+    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:4]:
+        shutil.copy(p, folder)
+    return folder
+
+
+def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_styles_out(two_photos, tmp_path):
+    recipe = AdaINRecipe(content_dir=str(two_photos), size=32, batch=2, steps=30, lr=1e-3, width=0.25,
+                         start_from="none", style_bank=2, style_size=64)
+    result = fit(recipe, tmp_path / "adain.safetensors", progress=False)
+    totals = [h["total"] for h in result.history]
+    assert sum(totals[-5:]) < 0.5 * sum(totals[:5])
+    meta = load_state_dict(tmp_path / "adain.safetensors")[1]
+    trained, held = json.loads(meta["styles"]), json.loads(meta["held_out"])
+    assert len(held) == 5 and not set(held) & set(trained) and "starry_night" in trained
+    assert set(json.loads(meta["tap_scales"])) == set(STYLE_TAPS)
+    # The file rebuilds as AdaIN's relu4_1 decoder, width from its own metadata.
+    adain = build("adain", level="relu4_1", decoder=str(tmp_path / "adain.safetensors"))
+    assert adain.decoder.width == 0.25
+
+
+def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(two_photos):
+    recipe = AdaINRecipe(content_dir=str(two_photos), size=32, batch=2, style_bank=3, style_size=64,
+                         style=(str(STYLE),))
+    recipe.setup(torch.device("cpu"))
+    targets = recipe.style_targets([0, 0], torch.Generator().manual_seed(1))
+    bank = recipe.bank[0]
+    for t in STYLE_TAPS:
+        assert targets[t][0].shape[0] == 2
+        # each drawn row is one of the bank's crops, whose statistics differ from crop to crop
+        assert any(torch.equal(targets[t][0][0], bank[t][0][k]) for k in range(3))
+    assert not torch.equal(bank["relu1_1"][0][0], bank["relu1_1"][0][1])
