@@ -41,6 +41,8 @@ def _decoder_file(folder, level, width=1.0):
     """An untrained decoder file (the transforms are tested on features, not on how well it paints)."""
     torch.manual_seed(0)
     dec = VGGDecoder(level, width)
+    with torch.no_grad():   # VGG16 features run to hundreds: keep the untrained image near [0, 1]
+        getattr(dec, dec.plan[0][0]).weight.mul_(1 / 255)
     path = folder / f"dec_{level}.safetensors"
     save_file({k: v.contiguous() for k, v in dec.state_dict().items()}, str(path),
               metadata={"arch": "vgg_decoder", "level": level, "width": str(width)})
@@ -157,3 +159,17 @@ def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(two_photos)
         # each drawn row is one of the bank's crops, whose statistics differ from crop to crop
         assert any(torch.equal(targets[t][0][0], bank[t][0][k]) for k in range(3))
     assert not torch.equal(bank["relu1_1"][0][0], bank["relu1_1"][0][1])
+
+
+def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(two_photos, tmp_path, content, style):
+    from brushstream.core.train.lst_recipe import LSTRecipe
+    decoder = _decoder_file(tmp_path, "relu4_1", width=0.25)
+    recipe = LSTRecipe(content_dir=str(two_photos), level="relu4_1", decoder=decoder, size=32, batch=2, steps=20,
+                       lr=3e-3, matrix=8, style=(str(STYLE),), style_size=64)
+    result = fit(recipe, tmp_path / "lst41.safetensors", progress=False)
+    totals = [h["total"] for h in result.history]
+    assert sum(totals[-4:]) < sum(totals[:4])
+    lst = build("lst", model=str(tmp_path / "lst41.safetensors"))
+    assert lst.level == "relu4_1" and lst.stride == 8 and lst.transform.channels == 512
+    assert lst.decoder.width == 0.25   # the decoder named in the file's metadata
+    assert lst.stylize(content, lst.encode_style([style])).shape == content.shape

@@ -1,5 +1,5 @@
 """Li, Liu, Kautz & Yang, "Learning Linear Transformations for Fast Image and Video Style Transfer", CVPR 2019: the
-transformation module at relu3_1 (the authors' r31 model). Deviations from their code: each branch takes the covariance
+transformation module at relu3_1 (the authors' r31 model) or relu4_1 (their artistic r41 model, 512 channels). Deviations from their code: each branch takes the covariance
 of its centred output (the paper's description; the code's product is uncentred) and compress/unzip have no bias, so
 the output's channel means are exactly the style's (the paper's phi_cs = T phi_c_centred + mean_s)."""
 from __future__ import annotations
@@ -16,10 +16,11 @@ class CovarianceBranch(nn.Module):
 
     def __init__(self, channels: int = R31_CHANNELS, matrix: int = PAPER_MATRIX):
         super().__init__()
+        # The authors' widths: 256 -> 128 -> 64 -> m at relu3_1, 512 -> 256 -> 128 -> m at relu4_1.
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, 128, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(64, matrix, 3, padding=1))   # no ReLU: the covariance needs signed responses
+            nn.Conv2d(channels, channels // 2, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels // 2, channels // 4, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels // 4, matrix, 3, padding=1))   # no ReLU: the covariance needs signed responses
         self.fc = nn.Linear(matrix * matrix, matrix * matrix)
 
     def forward(self, centred: torch.Tensor) -> torch.Tensor:
@@ -37,16 +38,19 @@ class LinearTransform(nn.Module):
     C from each content image. A style batch of one serves every content image; otherwise image i takes style i.
     """
 
-    def __init__(self, channels: int = R31_CHANNELS, matrix: int = PAPER_MATRIX):
+    def __init__(self, channels: int = R31_CHANNELS, matrix: int = PAPER_MATRIX, feature_scale: float = 1.0):
         super().__init__()
-        self.channels, self.matrix = channels, matrix
+        # The branches see features / feature_scale: VGG16's relu4_1 runs to hundreds (the normalised VGG19 the
+        # paper used runs near 1), and their covariances would blow the FC layer's output up to ~1e10.
+        self.channels, self.matrix, self.feature_scale = channels, matrix, float(feature_scale)
         self.content_branch = CovarianceBranch(channels, matrix)
         self.style_branch = CovarianceBranch(channels, matrix)
         self.compress = nn.Conv2d(channels, matrix, 1, bias=False)
         self.unzip = nn.Conv2d(matrix, channels, 1, bias=False)
 
     def config(self) -> dict:
-        return {"arch": "lst_transform", "channels": self.channels, "matrix": self.matrix}
+        config = {"arch": "lst_transform", "channels": self.channels, "matrix": self.matrix}
+        return config if self.feature_scale == 1.0 else {**config, "feature_scale": self.feature_scale}
 
     @torch.no_grad()
     def start_near_identity(self, basis: torch.Tensor | None = None) -> LinearTransform:
@@ -65,13 +69,13 @@ class LinearTransform(nn.Module):
     def style_matrix(self, style_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(S (B, m, m), channel mean (B, C, 1, 1)) of each style image's features: the reusable style code."""
         mean = style_feats.mean((2, 3), keepdim=True)
-        return self.style_branch(style_feats - mean), mean
+        return self.style_branch((style_feats - mean) / self.feature_scale), mean
 
     def transfer(self, content_feats: torch.Tensor, style_matrix: torch.Tensor,
                  style_mean: torch.Tensor) -> torch.Tensor:
         """Content features -> stylized features with a style code from ``style_matrix``."""
         centred = content_feats - content_feats.mean((2, 3), keepdim=True)
-        t = style_matrix @ self.content_branch(centred)          # (B, m, m), broadcast over a single style
+        t = style_matrix @ self.content_branch(centred / self.feature_scale)          # (B, m, m), broadcast over a single style
         z = self.compress(centred)
         b, m, h, w = z.shape
         return self.unzip((t @ z.flatten(2)).view(b, m, h, w)) + style_mean

@@ -1,5 +1,5 @@
-"""Linear Style Transfer (Li, Liu, Kautz & Yang, CVPR 2019, sec. 3-4): the transformation module at relu3_1 is trained
-between the frozen normalised VGG19 encoder and decoder, each content image with a style drawn at random (randomly
+"""Linear Style Transfer (Li, Liu, Kautz & Yang, CVPR 2019, sec. 3-4): the transformation module at relu3_1 (bundled
+normalised VGG19) or relu4_1 (VGG16, the artistic model's level) is trained between the frozen encoder and decoder, each content image with a style drawn at random (randomly
 scaled and cropped, as the paper's style augmentation), on the decoded output's content and style losses.
 Deviations: the losses are read on the project's VGG16 loss network (relative content loss at relu4_3, relative Gram
 loss at relu1_2..relu4_3) instead of the paper's VGG19 (content at r41, mean + covariance at r11..r41); CPU crop size,
@@ -12,14 +12,19 @@ from pathlib import Path
 
 import torch
 
-from ..nets.lst import PAPER_MATRIX, R31_CHANNELS, LinearTransform
-from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, vgg_decoder
+from ..nets.lst import PAPER_MATRIX, LinearTransform
+from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
+                               vgg_decoder)
+from ..nets.vgg16_encoder import CHANNELS
 from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
 
-LEVEL = "relu3_1"
+LEVELS = ("relu3_1", "relu4_1")
+# The level's mean activation on photos (measured on 8 training crops): relu4_1 of VGG16 averages ~150, the normalised
+# VGG19's relu3_1 ~0.9; the transform's covariance branches divide by it (core/nets/lst.py).
+FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": 150.0}
 DEFAULT_STYLES = str(SHARED_DATA / "styles")
 HELD_OUT = ("contrast_of_forms", "small_worlds_i")
 PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
@@ -30,7 +35,7 @@ PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
 class LSTRecipe(Recipe):
     name = "lst"
     method = "lst"
-    summary = "Linear Style Transfer (Li et al. 2019) transformation module at relu3_1, any style"
+    summary = "Linear Style Transfer (Li et al. 2019) transformation module at relu3_1 or relu4_1, any style"
 
     style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
     held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out of "
@@ -54,7 +59,11 @@ class LSTRecipe(Recipe):
                    choices=("pca", "paper"))
     storage: str = hp("float16", help="dtype of the saved file", choices=("float16", "float32"))
     encoder: str = hp(ENCODER_WEIGHTS, help="frozen encoder weights (manifest name or file)", cli=False)
-    decoder: str = hp(DECODER_WEIGHTS[LEVEL], help="frozen decoder weights (manifest name or file)", cli=False)
+    level: str = hp("relu3_1", paper="relu3_1 (r31 model) or relu4_1 (the artistic r41 model)",
+                    help="encoder level: relu3_1 of the bundled VGG19 or relu4_1 of VGG16", choices=LEVELS)
+    decoder: str = hp("", help="frozen decoder weights (manifest name or file); default: the level's "
+                      "reconstruction decoder", cli=False)
+    vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights for relu4_1 (manifest name or file)", cli=False)
 
     def check(self) -> None:
         super().check()
@@ -63,14 +72,18 @@ class LSTRecipe(Recipe):
     def style_paths(self) -> list[Path]:
         return training_style_paths(self.style, self.style_dir, self.held_out)
 
+    def decoder_name(self) -> str:
+        return self.decoder or DECODER_WEIGHTS[self.level]
+
     def build_model(self) -> LinearTransform:
         torch.manual_seed(self.seed)
-        return LinearTransform(R31_CHANNELS, self.matrix)
+        return LinearTransform(CHANNELS[self.level], self.matrix, FEATURE_SCALE[self.level])
 
     def setup(self, device: torch.device) -> None:
         self.device = device
-        self.encoder_net = normalised_vgg_encoder(self.encoder).to(device)
-        self.decoder_net = vgg_decoder(LEVEL, self.decoder).to(device)
+        encoders = level_encoders((self.level,), self.encoder, self.vgg16)
+        self.encoder_net = encoders[encoder_family(self.level)].to(device)
+        self.decoder_net = vgg_decoder(self.level, self.decoder_name()).to(device)
         self.loss_net = LossNetwork(self.style_layers, self.content_layer).to(device)
         self.paths = self.style_paths()
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
@@ -80,7 +93,7 @@ class LSTRecipe(Recipe):
         if self.init == "paper":
             return
         # Principal directions of centred relu3_1 features of the content folder's first photos (fixed centre crops).
-        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, PCA_PHOTOS).to(self.device))[LEVEL]
+        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, PCA_PHOTOS).to(self.device))[self.level]
         x = (feats - feats.mean((2, 3), keepdim=True)).transpose(0, 1).flatten(1).double()
         _, vectors = torch.linalg.eigh(x @ x.t() / x.shape[1])
         model.start_near_identity(vectors[:, -self.matrix:].flip(1).to(feats.dtype))
@@ -92,8 +105,8 @@ class LSTRecipe(Recipe):
         indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)
         style = torch.cat([self.style_crop(self.styles[i], rng) for i in indices])
         with torch.no_grad():   # everything but the transformation module is frozen
-            fc = self.encoder_net(content)[LEVEL]
-            fs = self.encoder_net(style)[LEVEL]
+            fc = self.encoder_net(content)[self.level]
+            fs = self.encoder_net(style)[self.level]
             target = self.loss_net.vgg(content, (self.content_layer,))[self.content_layer]
             grams = self.loss_net.style_grams(style)   # per image: each output against its own style
         output = self.decoder_net(model(fc, fs))
@@ -107,14 +120,15 @@ class LSTRecipe(Recipe):
     @torch.no_grad()
     def preview(self, model, content):
         # Preview image i shows training style i (whole style image at --style-size).
-        fc = self.encoder_net(content)[LEVEL]
-        out = [model(fc[i:i + 1], self.encoder_net(self.styles[i % len(self.styles)])[LEVEL])
+        fc = self.encoder_net(content)[self.level]
+        out = [model(fc[i:i + 1], self.encoder_net(self.styles[i % len(self.styles)])[self.level])
                for i in range(content.shape[0])]
         return self.decoder_net(torch.cat(out)).clamp(0, 1)
 
     def export(self, model):
-        meta = {"arch": "lst_transform", "config": json.dumps(model.config()), "level": LEVEL,
-                "encoder": self.encoder, "decoder": self.decoder, "loss_network": VGG16_WEIGHTS,
+        meta = {"arch": "lst_transform", "config": json.dumps(model.config()), "level": self.level,
+                "encoder": self.vgg16 if self.level == "relu4_1" else self.encoder, "decoder": self.decoder_name(),
+                "loss_network": VGG16_WEIGHTS,
                 "styles": json.dumps([p.stem for p in self.style_paths()]),
                 "held_out": json.dumps([] if self.style else list(self.held_out))}
         return half(model.state_dict(), self.storage), meta
