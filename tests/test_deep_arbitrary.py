@@ -173,3 +173,20 @@ def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(two_
     assert lst.level == "relu4_1" and lst.stride == 8 and lst.transform.channels == 512
     assert lst.decoder.width == 0.25   # the decoder named in the file's metadata
     assert lst.stylize(content, lst.encode_style([style])).shape == content.shape
+
+
+def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(two_photos, tmp_path, content, style):
+    from brushstream.core.nets.student_encoder import StudentEncoder
+    from brushstream.core.train.distill_recipe import DistillRecipe
+    decoder = _decoder_file(tmp_path, "relu4_1", width=0.25)
+    recipe = DistillRecipe(content_dir=str(two_photos), decoder=decoder, width=0.125, size=32, batch=2, steps=30,
+                           lr=3e-3)
+    result = fit(recipe, tmp_path / "student.safetensors", progress=False)
+    embedding = [h["embedding"] for h in result.history]
+    assert sum(embedding[-5:]) < 0.9 * sum(embedding[:5])
+    adain = build("adain", level="relu4_1", encoder=str(tmp_path / "student.safetensors"), decoder=decoder)
+    assert isinstance(adain.encoder, StudentEncoder) and adain.encoder.width == 0.125
+    code = adain.encode_style([style])
+    assert adain.stylize(content, code).shape == content.shape
+    with pytest.raises(Exception, match="works at relu4_1"):
+        build("adain", level="relu3_1", encoder=str(tmp_path / "student.safetensors"))

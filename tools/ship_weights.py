@@ -31,6 +31,19 @@ def flag(name: str, value) -> str:
     return f"{option} {','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
 
 
+def _as_float16(src: Path) -> Path:
+    """A float16 copy of ``src`` beside it, metadata kept (the sidecar's sha256 is the float32 file's)."""
+    from safetensors.torch import save_file
+
+    from brushstream.core.weights import load_state_dict
+    tensors, meta = load_state_dict(src)
+    out = src.with_name(src.stem + ".float16.safetensors")
+    with atomic_path(out) as tmp:
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(tmp),
+                  metadata={**meta, "storage": "float16"})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
@@ -38,9 +51,14 @@ def main() -> None:
     ap.add_argument("--wall-time", required=True, help="how long training took, and on what")
     ap.add_argument("--hub-only", action="store_true", help="too large to bundle: manifest entry only")
     ap.add_argument("--convention", default="RGB 0-1 in, RGB 0-1 out", help="what the network takes and gives")
+    ap.add_argument("--float16", action="store_true", help="store the floating tensors in float16 (loading casts back; "
+                    "halves a bundled file)")
+    ap.add_argument("--method", help="the method that loads it, when not the recipe's (a decoder another method uses)")
     args = ap.parse_args()
     src = Path(args.file)
     sidecar = json.loads(src.with_name(src.name + ".manifest.json").read_text())
+    if args.float16:
+        src = _as_float16(src)
     target = BUNDLED_DIR / f"{args.name}.safetensors"
     if not args.hub_only:
         with atomic_path(target) as tmp:
@@ -59,7 +77,7 @@ def main() -> None:
     init_from = load_state_dict(src)[1].get("init_from", "")
     if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
         command += f" --init-from {init_from.split(' sha256:')[0]}"
-    entry = register(target, name=args.name, method=sidecar["method"], licence="MIT",
+    entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
                      attribution=ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
                      recipe={**sidecar["recipe"], "command": command},

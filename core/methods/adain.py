@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, vgg_decoder
+from ..errors import BrushstreamError
+from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, trained_network, vgg_decoder
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -30,17 +31,24 @@ class AdaIN(StyleMethod):
     options = (
         Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder) or relu3_1 "
                "(bundled light VGG19 pair)", choices=LEVELS, paper="relu4_1"),
+        Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
+               "in place of VGG16; auto: the level's own encoder"),
         Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
                "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
         WORK_SIZE,
     )
 
-    def __init__(self, level: str = "relu3_1", decoder: str = "auto", work_size: int = 0, encoder: str = ENCODER_WEIGHTS,
-                 vgg16: str = VGG16_WEIGHTS):
+    def __init__(self, level: str = "relu3_1", encoder: str = "auto", decoder: str = "auto", work_size: int = 0,
+                 vgg19n: str = ENCODER_WEIGHTS, vgg16: str = VGG16_WEIGHTS):
         super().__init__()
         self.level, self.work_size = level, work_size
         self.stride = STRIDE[level]
-        self.encoder = next(iter(level_encoders((level,), encoder, vgg16).values()))
+        if encoder == "auto":
+            self.encoder = next(iter(level_encoders((level,), vgg19n, vgg16).values()))
+        elif level != "relu4_1":
+            raise BrushstreamError(f"a student encoder ({encoder}) works at relu4_1, not {level}")
+        else:   # the fast path: a slim student whose embedded features stand in for VGG16's
+            self.encoder = trained_network(encoder, "student_encoder")[0]
         self.decoder = vgg_decoder(level, DECODERS[level] if decoder == "auto" else decoder)
 
     def _encode_style(self, *, images, refs, weights):

@@ -128,9 +128,10 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     from .metanet import MetaNet
     from .msgnet import MSGNet
     from .reconet import ReCoNet
+    from .student_encoder import StudentEncoder
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
-                "lst_transform": LinearTransform, "reconet": ReCoNet}
+                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder}
     path = weight_store.resolve(source)
     tensors = verified_state_dict(str(path))
     meta = weight_store.read_metadata(path)
