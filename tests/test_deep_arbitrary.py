@@ -124,17 +124,8 @@ def test_working_size_runs_the_networks_small_and_returns_the_input_size(content
     torch.testing.assert_close(build("adain", work_size=4096).stylize(content, code), full.stylize(content, code))
 
 
-@pytest.fixture(scope="module")
-def two_photos(tmp_path_factory):
-    import shutil
-    folder = tmp_path_factory.mktemp("adain_photos")
-    for p in sorted((SHARED_DATA / "content").glob("*.jpg"))[:4]:
-        shutil.copy(p, folder)
-    return folder
-
-
-def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_styles_out(two_photos, tmp_path):
-    recipe = AdaINRecipe(content_dir=str(two_photos), size=32, batch=2, steps=30, lr=1e-3, width=0.25,
+def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_styles_out(photos, tmp_path):
+    recipe = AdaINRecipe(content_dir=str(photos), size=32, batch=2, steps=30, lr=1e-3, width=0.25,
                          start_from="none", style_bank=2, style_size=64)
     result = fit(recipe, tmp_path / "adain.safetensors", progress=False)
     totals = [h["total"] for h in result.history]
@@ -148,23 +139,30 @@ def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_style
     assert adain.decoder.width == 0.25
 
 
-def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(two_photos):
-    recipe = AdaINRecipe(content_dir=str(two_photos), size=32, batch=2, style_bank=3, style_size=64,
+def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(photos):
+    recipe = AdaINRecipe(content_dir=str(photos), size=32, batch=2, style_bank=3, style_size=64,
                          style=(str(STYLE),))
     recipe.setup(torch.device("cpu"))
-    targets = recipe.style_targets([0, 0], torch.Generator().manual_seed(1))
+    targets = recipe.style_targets([0] * 12, torch.Generator().manual_seed(1))
     bank = recipe.bank[0]
     for t in STYLE_TAPS:
-        assert targets[t][0].shape[0] == 2
-        # each drawn row is one of the bank's crops, whose statistics differ from crop to crop
-        assert any(torch.equal(targets[t][0][0], bank[t][0][k]) for k in range(3))
+        assert targets[t][0].shape[0] == 12
+        # each drawn row is one of the bank's crops, and the draws use more than one of them
+        rows = [next(k for k in range(3) if torch.equal(targets[t][0][i], bank[t][0][k])) for i in range(12)]
+        assert len(set(rows)) > 1
     assert not torch.equal(bank["relu1_1"][0][0], bank["relu1_1"][0][1])
 
 
-def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(two_photos, tmp_path, content, style):
-    from brushstream.core.train.lst_recipe import LSTRecipe
+def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(photos, tmp_path, content, style):
+    from brushstream.core.nets.lst import LinearTransform
+    from brushstream.core.train.lst_recipe import FEATURE_SCALE, LSTRecipe
+    # VGG16's relu4_1 runs to hundreds: a fresh transform must keep the target features on their scale.
+    fc, fs = (vgg16_encoder()(x)["relu4_1"] for x in (content, style))
+    with torch.no_grad():
+        fresh = LinearTransform(512, 32, FEATURE_SCALE["relu4_1"]).start_near_identity()(fc, fs)
+    assert fresh.std() < 2 * fc.std()
     decoder = _decoder_file(tmp_path, "relu4_1", width=0.25)
-    recipe = LSTRecipe(content_dir=str(two_photos), level="relu4_1", decoder=decoder, size=32, batch=2, steps=20,
+    recipe = LSTRecipe(content_dir=str(photos), level="relu4_1", decoder=decoder, size=32, batch=2, steps=20,
                        lr=3e-3, matrix=8, style=(str(STYLE),), style_size=64)
     result = fit(recipe, tmp_path / "lst41.safetensors", progress=False)
     totals = [h["total"] for h in result.history]
@@ -175,11 +173,11 @@ def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(two_
     assert lst.stylize(content, lst.encode_style([style])).shape == content.shape
 
 
-def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(two_photos, tmp_path, content, style):
+def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(photos, tmp_path, content, style):
     from brushstream.core.nets.student_encoder import StudentEncoder
     from brushstream.core.train.distill_recipe import DistillRecipe
     decoder = _decoder_file(tmp_path, "relu4_1", width=0.25)
-    recipe = DistillRecipe(content_dir=str(two_photos), decoder=decoder, width=0.125, size=32, batch=2, steps=30,
+    recipe = DistillRecipe(content_dir=str(photos), decoder=decoder, width=0.125, size=32, batch=2, steps=30,
                            lr=3e-3)
     result = fit(recipe, tmp_path / "student.safetensors", progress=False)
     embedding = [h["embedding"] for h in result.history]
