@@ -5,7 +5,7 @@ authors' code, content photos x style images with random crops and scales of the
 Deviations: the VGG16 ImageNet encoder instead of the normalised VGG19 (the backbone the project has), with each
 tap's features divided by its mean activation on the content photos, so the layers weigh in the loss as in the
 paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe (128 px crops,
-hundreds of steps instead of 160k, started from the relu4_1 reconstruction decoder); style statistics come from a
+thousands of steps instead of 160k, the relu3_1 half started from the bundled relu3_1 decoder); style statistics come from a
 fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
 """
 from __future__ import annotations
@@ -55,8 +55,9 @@ class AdaINRecipe(Recipe):
                          "(0: a new crop every step)", minimum=0)
     width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",
                       minimum=0.05)
-    start_from: str = hp(DECODER_WEIGHTS[LEVEL], paper="random", help="decoder whose layers start this one "
-                         "(the relu4_1 reconstruction decoder); 'none' for random")
+    start_from: str = hp(DECODER_WEIGHTS["relu3_1"], paper="random", help="decoder whose shared layers start this "
+                         "one (the bundled relu3_1 decoder gives conv7..conv11; a trained relu4_1 decoder gives all); "
+                         "'none' for random")
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights (manifest name or file)", cli=False)
 
     def check(self) -> None:
