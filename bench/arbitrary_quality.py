@@ -72,7 +72,8 @@ def main() -> None:
             if run is None:
                 print(f"{label}: not installed (pip install '.[bench]'); skipped")
                 continue
-            labels.append(label) if label not in labels else None
+            if label not in labels:
+                labels.append(label)
             part = report.setdefault("groups", {}).setdefault(group, {})
             part, outputs, style_imgs = evaluate({label: run}, photos, styles, args.size, part,
                                                  on_pair=lambda r: write_report(report, path))

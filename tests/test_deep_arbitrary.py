@@ -144,13 +144,16 @@ def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(photos):
                          style=(str(STYLE),))
     recipe.setup(torch.device("cpu"))
     targets = recipe.style_targets([0] * 12, torch.Generator().manual_seed(1))
-    bank = recipe.bank[0]
+    bank = {t: (m[0], sd[0]) for t, (m, sd) in recipe.bank.items()}   # style 0's crops
     for t in STYLE_TAPS:
         assert targets[t][0].shape[0] == 12
         # each drawn row is one of the bank's crops, and the draws use more than one of them
         rows = [next(k for k in range(3) if torch.equal(targets[t][0][i], bank[t][0][k])) for i in range(12)]
         assert len(set(rows)) > 1
     assert not torch.equal(bank["relu1_1"][0][0], bank["relu1_1"][0][1])
+    # Each tap is in its own unit, so the four layers weigh alike in the loss (raw VGG16 runs from ~20 to ~250).
+    levels = [float(bank[t][0].mean()) for t in STYLE_TAPS]
+    assert max(levels) / min(levels) < 5 and all(0.1 < v < 10 for v in levels)
 
 
 def test_lst_at_relu4_1_trains_and_the_method_takes_the_level_from_its_file(photos, tmp_path, content, style):

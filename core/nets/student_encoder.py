@@ -10,12 +10,9 @@ import torch
 from torch import nn
 
 from .vgg16 import _CFG, TAP_INDEX
-from .vgg16_encoder import CHANNELS
+from .vgg16_encoder import CHANNELS, MEAN_ACTIVATION
 
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-# The teacher's mean activation per tap on photos (measured on training crops): the embeddings work on unit-scale
-# numbers and are multiplied by these, so a fresh student starts at the teacher's scale instead of 1e-2 of it.
-TEACHER_UNITS = {"relu1_1": 21.5, "relu2_1": 178.0, "relu3_1": 247.0, "relu4_1": 150.0}
 
 
 class StudentEncoder(nn.Module):
@@ -56,6 +53,7 @@ class StudentEncoder(nn.Module):
             x = layer(x)
             if i in wanted:
                 tap = wanted[i]
-                # Linear, as the paper's embedding (a ReLU here left half the channels without gradient at the start).
-                out[tap] = self.embed[tap](x) * TEACHER_UNITS[tap] if embedded else x
+                # Linear, as the paper's embedding (a ReLU here left half the channels without gradient at the start);
+                # it works on unit-scale numbers, so a fresh student starts at the teacher's scale, not 1e-2 of it.
+                out[tap] = self.embed[tap](x) * MEAN_ACTIVATION[tap] if embedded else x
         return out

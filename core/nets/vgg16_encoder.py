@@ -16,6 +16,9 @@ from .vgg16 import _CAFFE_MEAN_BGR, _CFG, TAP_INDEX
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
 STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "relu5_1": 16}
+# Mean activation of each tap on photos (training crops): the unit of features that run to hundreds, for modules that
+# must work on unit-scale numbers (the distilled student's embeddings, LST's covariance branches).
+MEAN_ACTIVATION = {"relu1_1": 21.5, "relu2_1": 178.0, "relu3_1": 247.0, "relu4_1": 150.0}
 
 
 def caffe_input_conv() -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,26 +86,27 @@ class AdaINRecipe(Recipe):
         return {t: float(feats[t].mean()) for t in STYLE_TAPS}
 
     @torch.no_grad()
-    def _style_bank(self) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-        """Per style, the statistics of ``style_bank`` seeded random crops, stacked: {tap: (mean, std)} (K, C, 1, 1)."""
+    def _crop_statistics(self, crops: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{tap: (mean, std)} of style crops, each tap in its unit (the normalised scale the loss compares in)."""
+        feats = self.encoder_net(crops, STYLE_TAPS)
+        return {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
+
+    def _style_bank(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The statistics of ``style_bank`` seeded random crops of every style: {tap: (mean, std)}, (S, K, C, 1, 1)."""
         rng = torch.Generator().manual_seed(self.seed)
-        bank = []
-        for style in self.styles:
-            crops = torch.cat([random_style_crop(style, self.size, self.style_zoom, rng) for _ in range(self.style_bank)])
-            feats = self.encoder_net(crops, STYLE_TAPS)
-            bank.append({t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS})
-        return bank
+        per_style = [self._crop_statistics(torch.cat([random_style_crop(style, self.size, self.style_zoom, rng)
+                                                      for _ in range(self.style_bank)])) for style in self.styles]
+        return {t: (torch.stack([s[t][0] for s in per_style]), torch.stack([s[t][1] for s in per_style]))
+                for t in STYLE_TAPS}
 
     def style_targets(self, indices: list[int], rng: torch.Generator) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per image of the batch, the (mean, std) at every tap of one augmented crop of its style."""
         if self.bank is None:
-            with torch.no_grad():
-                crops = torch.cat([random_style_crop(self.styles[i], self.size, self.style_zoom, rng) for i in indices])
-                feats = self.encoder_net(crops, STYLE_TAPS)
-            return {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
-        picks = torch.randint(self.style_bank, (len(indices),), generator=rng).tolist()
-        return {t: (torch.cat([self.bank[i][t][0][k:k + 1] for i, k in zip(indices, picks)]),
-                    torch.cat([self.bank[i][t][1][k:k + 1] for i, k in zip(indices, picks)])) for t in STYLE_TAPS}
+            return self._crop_statistics(torch.cat([random_style_crop(self.styles[i], self.size, self.style_zoom, rng)
+                                                    for i in indices]))
+        picks = torch.randint(self.style_bank, (len(indices),), generator=rng)
+        styles = torch.tensor(indices)
+        return {t: (mean[styles, picks], std[styles, picks]) for t, (mean, std) in self.bank.items()}
 
     def losses(self, model, content, step, rng):
         indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)

@@ -15,16 +15,16 @@ import torch
 from ..nets.lst import PAPER_MATRIX, LinearTransform
 from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
                                vgg_decoder)
-from ..nets.vgg16_encoder import CHANNELS
+from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
 from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
 
 LEVELS = ("relu3_1", "relu4_1")
-# The level's mean activation on photos (measured on 8 training crops): relu4_1 of VGG16 averages ~150, the normalised
-# VGG19's relu3_1 ~0.9; the transform's covariance branches divide by it (core/nets/lst.py).
-FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": 150.0}
+# The level's unit, which the transform's covariance branches divide by (core/nets/lst.py): the normalised VGG19's
+# relu3_1 already averages ~0.9, VGG16's relu4_1 ~150.
+FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": MEAN_ACTIVATION["relu4_1"]}
 DEFAULT_STYLES = str(SHARED_DATA / "styles")
 HELD_OUT = ("contrast_of_forms", "small_worlds_i")
 PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
