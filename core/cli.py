@@ -359,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .train.command import add_train_parser
     add_train_parser(sub, _Parser)
+    from .flow.command import add_flow_parser
+    add_flow_parser(sub, _Parser)
     return p
 
 
