@@ -1,6 +1,6 @@
 """Optical flow behind one small interface: ``get_flow(name, **options)(a, b)`` -> flow from a to b.
 
-Backends register by name (OpenCV DIS now; FlowNet when it lands), so the temporal state, the
+Backends register by name (OpenCV DIS and Farneback, and FlowNet trained here: flownet_backend.py), so the temporal state, the
 warping-error metric and the hosts choose a backend by name and never import one directly.
 """
 from __future__ import annotations
@@ -40,4 +40,4 @@ def get_flow(name: str = "dis", **options) -> FlowBackend:
     return _BACKENDS[name](**options)
 
 
-from . import dis, farneback  # noqa: E402,F401  (registration)
+from . import dis, farneback, flownet_backend  # noqa: E402,F401  (registration)

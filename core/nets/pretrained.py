@@ -123,6 +123,7 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     """
     import json
 
+    from ..flow.flownet import ARCHS as FLOWNETS
     from .johnson import TransformNet
     from .lst import LinearTransform
     from .metanet import MetaNet
@@ -131,7 +132,7 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     from .student_encoder import StudentEncoder
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
-                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder}
+                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder, **FLOWNETS}
     path = weight_store.resolve(source)
     tensors = verified_state_dict(str(path))
     meta = weight_store.read_metadata(path)
