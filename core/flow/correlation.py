@@ -6,13 +6,18 @@ For every output position x (input positions 0, s1, 2 s1, ...) and every displac
 i.e. the paper's patch comparison normalised by the number of elements, as the authors' Caffe layer does.
 Values outside either map are zeros. Channel order: dy major, dx minor (dy = -D first).
 
-This module holds the plain PyTorch reference; the fused C++/CUDA kernels (csrc/) are checked against it.
+This module holds the plain PyTorch reference, the definition the fused C++/CUDA kernels (csrc/) are checked against.
+``correlation`` and ``Correlation`` run the fused kernel (built on first use by kernels.py; C++ for CPU float32/float64,
+CUDA where a GPU and a toolkit exist) through an autograd Function, and the reference for anything else.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .kernels import correlation_backend, kernel_for  # noqa: F401  (correlation_backend: re-exported)
 
 
 def displacements(max_displacement: int, stride2: int) -> list[int]:
@@ -79,7 +84,30 @@ class Correlation(nn.Module):
         return correlation(a, b, self.max_displacement, self.stride2, self.kernel_size, self.stride1, self.dilation)
 
 
+class _FusedCorrelation(torch.autograd.Function):
+    """The compiled kernel under autograd: forward saves the two maps, backward returns both maps' gradients."""
+
+    @staticmethod
+    def forward(ctx, a, b, max_displacement, stride2, kernel_size, stride1, dilation, kernel):
+        ctx.save_for_backward(a, b)
+        ctx.params, ctx.kernel = (max_displacement, stride2, kernel_size, stride1, dilation), kernel
+        return kernel.forward(a, b, *ctx.params)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad[:2]
+        grad_a, grad_b = ctx.kernel.backward(grad_out, a, b, *ctx.params, need_a, need_b)
+        return grad_a, grad_b, None, None, None, None, None, None
+
+
 def correlation(a: torch.Tensor, b: torch.Tensor, max_displacement: int = 20, stride2: int = 2, kernel_size: int = 1,
                 stride1: int = 1, dilation: int = 1) -> torch.Tensor:
-    """The layer's function form (the fused kernel replaces this body; same signature and result)."""
-    return correlation_reference(a, b, max_displacement, stride2, kernel_size, stride1, dilation)
+    """The layer's function form: the fused kernel where one serves these maps, else ``correlation_reference``
+    (same signature and result)."""
+    check_arguments(a, b, max_displacement, stride2, kernel_size, stride1, dilation)
+    kernel = kernel_for(a, b)
+    if kernel is None:
+        return correlation_reference(a, b, max_displacement, stride2, kernel_size, stride1, dilation)
+    return _FusedCorrelation.apply(a, b, max_displacement, stride2, kernel_size, stride1, dilation, kernel)
