@@ -158,12 +158,29 @@ def test_the_export_holds_the_configuration_and_a_held_out_epe(tmp_path):
 
 
 def test_missing_or_foreign_weights_fail_in_one_line(tmp_path):
-    if DEFAULT_WEIGHTS in weight_store.load_manifest():
-        pytest.skip(f"{DEFAULT_WEIGHTS} is in the manifest now")
-    with pytest.raises(BrushstreamError, match=DEFAULT_WEIGHTS) as info:
-        get_flow("flownet")
+    with pytest.raises(BrushstreamError, match="no_such_flownet") as info:
+        get_flow("flownet", weights="no_such_flownet")
     assert "\n" not in str(info.value)
+    with pytest.raises(BrushstreamError, match="scale"):
+        get_flow("flownet", weights="no_such_flownet", scale=0.05)
     foreign = tmp_path / "other.safetensors"
     weight_store.save_weights(foreign, {"w": torch.zeros(1)}, {"arch": "reconet", "config": "{}"})
     with pytest.raises(BrushstreamError, match="not a FlowNet"):
         get_flow("flownet", weights=str(foreign))
+
+
+def test_the_working_scale_shrinks_the_frames_and_scales_the_flow_back(tmp_path):
+    recipe = get_recipe("flownets")(width=0.125, size=64)
+    path = tmp_path / "fs.safetensors"
+    weight_store.save_weights(path, *recipe.export(recipe.build_model().eval()))
+    backend = get_flow("flownet", weights=str(path), scale=0.5)
+    seen = []
+
+    def one_pixel_right(a, b):   # stands in for the network: 1 px of motion at whatever size it is given
+        seen.append(tuple(a.shape[-2:]))
+        return torch.stack((torch.ones_like(a[:, 0]), torch.zeros_like(a[:, 0])), 1)
+
+    backend.net = one_pixel_right
+    flow = backend(torch.rand(1, 3, 60, 100), torch.rand(1, 3, 60, 100))
+    assert seen == [(30, 50)] and flow.shape == (1, 2, 60, 100)
+    assert torch.allclose(flow[:, 0], torch.full((1, 60, 100), 2.0)) and flow[:, 1].abs().max() == 0

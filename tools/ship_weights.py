@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--convention", default="RGB 0-1 in, RGB 0-1 out", help="what the network takes and gives")
     ap.add_argument("--float16", action="store_true", help="store the floating tensors in float16 (loading casts back; "
                     "halves a bundled file)")
+    ap.add_argument("--attribution", help="the entry's attribution when the standard one (BSDS500 photos, VGG16 loss "
+                    "network, style images) does not describe what the network was trained on")
     ap.add_argument("--method", help="the method that loads it, when not the recipe's (a decoder another method uses)")
     args = ap.parse_args()
     src = Path(args.file)
@@ -78,7 +80,7 @@ def main() -> None:
     if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
         command += f" --init-from {init_from.split(' sha256:')[0]}"
     entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
-                     attribution=ATTRIBUTION.format(styles=styles), convention=args.convention,
+                     attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
                      recipe={**sidecar["recipe"], "command": command},
                      training={**sidecar["training"], "wall_time": args.wall_time})

@@ -32,9 +32,9 @@ def cmd_flow(args) -> int:
     if first.size != second.size:
         raise BrushstreamError(f"{second.path}: is {second.size[1]}x{second.size[0]} px but {first.path} is "
                                f"{first.size[1]}x{first.size[0]}; the two frames must have one size")
-    options = {"preset": args.preset} if args.backend == "dis" else {}
+    options = {"preset": args.preset, "scale": args.scale} if args.backend == "dis" else {}
     if args.backend == "flownet":
-        options = {"weights": args.weights, "device": args.device}
+        options = {"weights": args.weights, "device": args.device, "scale": args.scale}
     backend = get_flow(args.backend, **options)
     start = time.perf_counter()
     with torch.inference_mode():
@@ -63,6 +63,8 @@ def add_flow_parser(sub, parser_class) -> None:
     f.add_argument("--preset", default=DEFAULTS["preset"], choices=list(PRESETS), help="DIS preset (default medium)")
     f.add_argument("--weights", default=None, help="flownet: weights (manifest name or .safetensors file; "
                                                    "default: the bundled FlowNetC)")
+    f.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="dis and flownet: work at this fraction of the frame size, 0.1..1 (default 1)")
     f.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="flownet: device (default cpu)")
     f.add_argument("--max-magnitude", type=float, default=None, metavar="PX",
                    help="picture output: the magnitude shown fully saturated (default: the largest in the picture)")

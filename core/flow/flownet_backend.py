@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .. import weights as weight_store
 from ..errors import BrushstreamError
 from . import register_flow
 
 DEFAULT_WEIGHTS = "flownetc_small"
+DEFAULT_SCALE = 1.0   # fraction of the frame size the network works at (bench/flow_quality.py weighs it)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -45,8 +47,12 @@ def load_flownet(weights: str | os.PathLike = DEFAULT_WEIGHTS) -> tuple[torch.nn
 class FlowNetFlow:
     name = "flownet"
 
-    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 scale: float = DEFAULT_SCALE):
         self.weights = os.fspath(weights) if weights is not None else DEFAULT_WEIGHTS
+        if not 0.1 <= float(scale) <= 1.0:
+            raise BrushstreamError(f"flownet: scale must be between 0.1 and 1, got {scale}")
+        self.scale = float(scale)
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError):
@@ -57,12 +63,21 @@ class FlowNetFlow:
         self.net.to(self.device)
 
     def __repr__(self) -> str:
-        return f"FlowNetFlow(weights={self.weights!r}, arch={self.metadata.get('arch')!r}, device={str(self.device)!r})"
+        return (f"FlowNetFlow(weights={self.weights!r}, arch={self.metadata.get('arch')!r}, scale={self.scale}, "
+                f"device={str(self.device)!r})")
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape or a.dim() != 4 or a.shape[1] != 3:
             raise BrushstreamError(f"flownet: needs two (B, 3, H, W) frames of one size, got {tuple(a.shape)} "
                                    f"and {tuple(b.shape)}")
+        h, w, out_device = *a.shape[-2:], a.device
+        a, b = (t.to(self.device, torch.float32) for t in (a, b))
         with torch.inference_mode():
-            flow = self.net(a.to(self.device, torch.float32), b.to(self.device, torch.float32))
-        return flow.float().to(a.device)
+            if self.scale < 1.0:   # work on smaller frames: faster, and large motions shrink into the trained range
+                small = (max(8, round(h * self.scale)), max(8, round(w * self.scale)))
+                a, b = (F.interpolate(t, size=small, mode="area") for t in (a, b))
+            flow = self.net(a, b)
+            if flow.shape[-2:] != (h, w):
+                gain = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], device=flow.device).view(1, 2, 1, 1)
+                flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) * gain
+        return flow.float().to(out_device)
