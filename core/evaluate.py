@@ -25,7 +25,7 @@ from .ops.resize import resize_long_side
 Runner = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def method_runner(model: StyleMethod, precision: str = "fp32") -> Runner:
+def method_runner(model: StyleMethod, precision: str = "fp32", strength: float = 1.0) -> Runner:
     """content, style -> output with a style code cached per style tensor."""
     cache: dict[int, object] = {}
 
@@ -33,7 +33,7 @@ def method_runner(model: StyleMethod, precision: str = "fp32") -> Runner:
         key = id(style)
         if key not in cache:
             cache[key] = model.encode_style([style])
-        return model.stylize(content, cache[key], precision=precision)
+        return model.stylize(content, cache[key], precision=precision, strength=strength)
     return run
 
 
