@@ -232,3 +232,11 @@ def test_gatys_lbfgs_honours_steps(styles):
         model.stylize(content, model.encode_style(code_style))
         runs[steps] = model.loss_history
     assert len(runs[10]) > len(runs[2]) and min(runs[10]) < min(runs[2])
+
+
+def test_the_evaluation_runner_applies_its_strength(adain, content, styles):
+    from brushstream.core.evaluate import method_runner
+    code = adain.encode_style([styles[0]])
+    half = method_runner(adain, strength=0.5)(content, styles[0])
+    assert torch.allclose(half, adain.stylize(content, code, strength=0.5), atol=1e-5)
+    assert not torch.allclose(half, method_runner(adain)(content, styles[0]), atol=1e-3)
