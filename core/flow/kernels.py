@@ -29,7 +29,7 @@ CHOICES = ("auto", "reference", "cpp")
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
 _SOURCES = {"cpu": ["correlation.cpp"], "cuda": ["correlation.cpp", "correlation_cuda.cu"]}
-_HEADERS = ["correlation_loops.h"]
+_HEADERS = ["correlation_geometry.h", "correlation_loops.h"]
 
 _lock = threading.Lock()
 _built: dict[str, object] = {}   # "cpu" / "cuda" -> the module, or the exception its build raised

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "correlation_geometry.h"
+
 namespace {
 
 constexpr int kWarp = 32;
@@ -30,31 +32,14 @@ struct CudaGeometry {
   double inv;
 };
 
+// The shared checks and sizes (correlation_geometry.h), narrowed to int where the kernels index small ranges.
 CudaGeometry cuda_geometry(const at::Tensor& a, const at::Tensor& b, int64_t max_displacement, int64_t stride2,
                            int64_t kernel_size, int64_t stride1, int64_t dilation) {
-  TORCH_CHECK(a.dim() == 4 && a.sizes() == b.sizes(), "correlation needs two (B, C, H, W) maps of one shape, got ",
-              a.sizes(), " and ", b.sizes());
-  TORCH_CHECK(a.is_cuda() && b.is_cuda() && a.device() == b.device(), "correlation: both maps on one CUDA device");
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "correlation: both maps must have one dtype");
-  TORCH_CHECK(kernel_size >= 1 && kernel_size % 2 == 1, "correlation: kernel_size must be odd and positive");
-  TORCH_CHECK(max_displacement >= 0 && stride2 >= 1 && stride1 >= 1 && dilation >= 1,
-              "correlation needs max_displacement >= 0 and strides and dilation >= 1");
-  CudaGeometry g;
-  g.B = a.size(0);
-  g.C = a.size(1);
-  g.H = a.size(2);
-  g.W = a.size(3);
-  g.Ho = (g.H + stride1 - 1) / stride1;
-  g.Wo = (g.W + stride1 - 1) / stride1;
-  g.steps = int(max_displacement / stride2);
-  g.nd = 2 * g.steps + 1;
-  g.ND = g.nd * g.nd;
-  g.s2 = int(stride2);
-  g.K = int(kernel_size / 2);
-  g.s1 = int(stride1);
-  g.dil = int(dilation);
-  g.inv = 1.0 / (double(g.C) * double(kernel_size * kernel_size));
-  return g;
+  TORCH_CHECK(a.is_cuda() && b.is_cuda(), "correlation: both maps on one CUDA device");
+  const brushstream_correlation::Geometry s =
+      brushstream_correlation::geometry(a, b, max_displacement, stride2, kernel_size, stride1, dilation);
+  return CudaGeometry{s.B, s.C, s.H, s.W, s.Ho, s.Wo,
+                      int(s.steps), int(s.nd), int(s.ND), int(s.s2), int(s.K), int(s.s1), int(s.dil), s.inv};
 }
 
 // Output index of input coordinate v along an axis (v = o s1), or -1 if none.
