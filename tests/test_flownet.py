@@ -184,3 +184,28 @@ def test_the_working_scale_shrinks_the_frames_and_scales_the_flow_back(tmp_path)
     flow = backend(torch.rand(1, 3, 60, 100), torch.rand(1, 3, 60, 100))
     assert seen == [(30, 50)] and flow.shape == (1, 2, 60, 100)
     assert torch.allclose(flow[:, 0], torch.full((1, 60, 100), 2.0)) and flow[:, 1].abs().max() == 0
+
+
+def test_motion_scales_the_synthetic_flow(real_photos):
+    sizes = []
+    for motion in (0.0, 0.5, 1.5):
+        _, _, flow, _ = make_pairs(real_photos, torch.Generator().manual_seed(3), motion=motion, augment=False)
+        sizes.append(flow.pow(2).sum(1).sqrt().mean().item())
+    assert sizes[0] < 1e-4 < sizes[1] < sizes[2]
+
+
+def test_flownetc_warms_its_rate_up_then_follows_the_cosine():
+    rates = {}
+    for warmup in (0, 100):
+        recipe = get_recipe("flownetc")(width=0.125, size=64, steps=1000, warmup=warmup)
+        optimizer = recipe.optimizer(recipe.build_model())
+        schedule = recipe.scheduler(optimizer)
+        seen = []
+        for _ in range(200):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        rates[warmup] = seen
+    lr = get_recipe("flownetc")().lr
+    assert rates[100][0] == pytest.approx(0.01 * rates[0][0]) and rates[0][0] == pytest.approx(lr)
+    assert rates[100][50] < rates[0][50] and rates[100][150] == pytest.approx(rates[0][150])
