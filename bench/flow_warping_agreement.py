@@ -30,7 +30,7 @@ from brushstream.core.video import VideoReader  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "flow_warping_agreement.json"
 
 
-def grade(frames, outs, flow) -> float:
+def grade(frames, outs, flow) -> dict:
     metric = WarpingError(flow)
     for f, o in zip(frames, outs):
         metric.update(f, o)
@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     ap.add_argument("-o", "--output", default=str(RESULTS))
     args = ap.parse_args()
-    judges = {"dis": lambda: get_flow("dis", preset="medium"), "flownet": lambda: get_flow("flownet", weights=args.flownet)}
+    # One instance per backend for the whole run (loading FlowNet's weights is the start-up cost worth sharing).
+    judges = {"dis": get_flow("dis", preset="medium"), "flownet": get_flow("flownet", weights=args.flownet)}
     model = build(args.method)
     code = model.encode_style(photo(STYLES / args.style, 512))
     rows = []
@@ -60,8 +61,8 @@ def main() -> None:
             sequences = {"input": frames, "per_frame": raw, "temporal": output_blend(frames, raw, 0.8, {"preset": "medium"})}
             for variant, outs in sequences.items():
                 figures = {}
-                for judge, make in judges.items():
-                    summary = grade(frames, outs, make())
+                for judge, flow in judges.items():
+                    summary = grade(frames, outs, flow)
                     figures[judge] = summary["warping_error"]
                 rows.append({"clip": clip.stem, "variant": variant, **figures, "ratio": figures["flownet"] / figures["dis"]})
                 print(f"{clip.stem:<16} {variant:<10} dis {figures['dis'] * 1e4:8.2f}  flownet {figures['flownet'] * 1e4:8.2f}"
