@@ -191,3 +191,52 @@ def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(phot
     assert adain.stylize(content, code).shape == content.shape
     with pytest.raises(Exception, match="works at relu4_1"):
         build("adain", level="relu3_1", encoder=str(tmp_path / "student.safetensors"))
+
+
+def test_the_fast_path_decoder_learns_to_read_the_student_and_names_it(photos, tmp_path, content, style):
+    import shutil
+
+    import torch.nn.functional as F
+
+    from brushstream.core.nets.student_encoder import StudentEncoder
+    from brushstream.core.ops.adain import adain
+    from brushstream.core.train.adain_recipe import INPUT, LEVEL
+    from brushstream.core.train.distill_recipe import DistillRecipe
+    from brushstream.core.train.perceptual import pick_styles
+    teacher_decoder = _decoder_file(tmp_path, "relu4_1", width=0.125)
+    student = tmp_path / "student.safetensors"
+    fit(DistillRecipe(content_dir=str(photos), decoder=teacher_decoder, width=0.125, size=32, batch=2, steps=4,
+                      lr=3e-3), student, progress=False)
+    recipe = AdaINRecipe(content_dir=str(photos), encoder=str(student), width=0.125, start_from="none", size=32,
+                         batch=2, steps=30, lr=1e-3, style=(str(STYLE),), style_size=64, style_bank=2)
+    # The AdaIN target is made from the student's features, content and style alike, as at inference.
+    recipe.setup(torch.device("cpu"))
+    net = recipe.student
+    unit = recipe.scale[LEVEL]
+    for t in (INPUT, LEVEL):
+        assert recipe.bank[t][0].shape == recipe.bank[LEVEL][0].shape
+    assert not torch.allclose(recipe.bank[INPUT][1], recipe.bank[LEVEL][1])
+    decoder = recipe.build_model()
+    batch = torch.rand(2, 3, 32, 32)
+    terms = recipe.losses(decoder, batch, 0, torch.Generator().manual_seed(5))
+    rng = torch.Generator().manual_seed(5)
+    targets = recipe.style_targets(pick_styles(rng, 1, 2, 2, per_image=True), rng)
+    with torch.no_grad():
+        t = adain(net(batch)[LEVEL], targets[INPUT][0] * unit, targets[INPUT][1] * unit)
+        expected = F.mse_loss(recipe.encoder_net(decoder(t), (LEVEL,))[LEVEL] / unit, t / unit)
+    torch.testing.assert_close(terms["content"].detach(), expected)
+    # It trains, and the file names its student so the method pairs them by itself.
+    result = fit(recipe, tmp_path / "fast.safetensors", progress=False)
+    totals = [h["total"] for h in result.history]
+    assert sum(totals[-5:]) < sum(totals[:5])
+    fast = build("adain", level="relu4_1", decoder=str(tmp_path / "fast.safetensors"))
+    assert isinstance(fast.encoder, StudentEncoder) and fast.decoder.width == 0.125
+    assert fast.stylize(content, fast.encode_style([style])).shape == content.shape
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    shutil.copy(tmp_path / "fast.safetensors", apart)
+    with pytest.raises(Exception, match="student encoder student.safetensors, which is not beside it"):
+        build("adain", level="relu4_1", decoder=str(apart / "fast.safetensors"))
+    shutil.copy(student, apart)
+    assert isinstance(build("adain", level="relu4_1", decoder=str(apart / "fast.safetensors")).encoder,
+                      StudentEncoder)

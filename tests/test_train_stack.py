@@ -61,6 +61,11 @@ def test_an_existing_checkpoint_needs_resume_and_the_same_recipe(photos, tmp_pat
         fit(tiny(photos), tmp_path / "m.safetensors", progress=False)
     with pytest.raises(BrushstreamError, match="different recipe.*lr"):
         fit(tiny(photos, lr=0.01), tmp_path / "m.safetensors", resume=True, progress=False)
+    # A hyper-parameter added after the checkpoint was made matches only at its default.
+    saved = json.loads(tiny(photos).to_json())
+    del saved["lr"]
+    assert tiny(photos).same_run_as(json.dumps(saved)) == []
+    assert tiny(photos, lr=0.01).same_run_as(json.dumps(saved)) == ["lr"]
     (tmp_path / "m.safetensors.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(BrushstreamError, match="unreadable checkpoint"):
         fit(tiny(photos), tmp_path / "m.safetensors", resume=True, progress=False)

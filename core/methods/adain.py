@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, trained_network, vgg_decoder
+from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, level_encoders, trained_network,
+                               vgg_decoder)
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -32,7 +33,8 @@ class AdaIN(StyleMethod):
         Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder) or relu3_1 "
                "(bundled light VGG19 pair)", choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
-               "in place of VGG16; auto: the level's own encoder"),
+               "in place of VGG16; auto: the one the decoder was trained on (a fast-path decoder names its "
+               "student), else the level's own encoder"),
         Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
                "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
         WORK_SIZE,
@@ -43,13 +45,16 @@ class AdaIN(StyleMethod):
         super().__init__()
         self.level, self.work_size = level, work_size
         self.stride = STRIDE[level]
+        decoder = DECODERS[level] if decoder == "auto" else decoder
+        if encoder == "auto":   # a decoder trained on a student's features (the fast path) names that student
+            encoder = decoder_input_encoder(decoder) or "auto"
         if encoder == "auto":
             self.encoder = next(iter(level_encoders((level,), vgg19n, vgg16).values()))
         elif level != "relu4_1":
             raise BrushstreamError(f"a student encoder ({encoder}) works at relu4_1, not {level}")
         else:   # the fast path: a slim student whose embedded features stand in for VGG16's
             self.encoder = trained_network(encoder, "student_encoder")[0]
-        self.decoder = vgg_decoder(level, DECODERS[level] if decoder == "auto" else decoder)
+        self.decoder = vgg_decoder(level, decoder)
 
     def _encode_style(self, *, images, refs, weights):
         # AdaIN is affine in the style statistics, so the paper's weighted sum of AdaIN outputs

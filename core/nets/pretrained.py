@@ -105,6 +105,20 @@ def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecode
     return load_verified(VGGDecoder(level, float(meta.get("width", 1.0))), source)
 
 
+def decoder_input_encoder(source: str) -> str | None:
+    """The student encoder a decoder was trained to read (its ``input_encoder`` metadata: a manifest name, or a file
+    name found beside the decoder, so the two travel as a pair), or None when the decoder reads VGG's own features."""
+    path = weight_store.resolve(source)
+    student = weight_store.read_metadata(path).get("input_encoder")
+    if not student or student in weight_store.load_manifest():
+        return student or None
+    beside = path.parent / student
+    if not beside.is_file():
+        raise BrushstreamError(f"{source}: was trained on the student encoder {student}, which is not beside it "
+                               f"({beside}); pass --encoder")
+    return str(beside)
+
+
 def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
     """A new frozen VGG16 ImageNet convolution base, Caffe convention handled inside (see vgg16.py)."""
     return load_verified(VGG16Features(), weights)

@@ -7,19 +7,24 @@ tap's features divided by its mean activation on the content photos, so the laye
 paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe (128 px crops,
 thousands of steps instead of 160k, the relu3_1 half started from the bundled relu3_1 decoder); style statistics come from a
 fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
+The fast path (--encoder STUDENT): the decoder reads a distilled student's embedded relu4_1 features (its AdaIN target
+made from the student's content and style statistics, as at inference) while the losses still use VGG16, as
+Collaborative Distillation trains its student decoder.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, vgg16_encoder
+from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder
 from ..nets.vgg_decoder import VGGDecoder
 from ..ops.adain import adain
 from ..ops.stats import mean_std
+from ..weights import load_manifest
 from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
@@ -31,6 +36,8 @@ DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
 HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
+TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
+INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
 
 
 @register_recipe
@@ -58,6 +65,9 @@ class AdaINRecipe(Recipe):
     start_from: str = hp(DECODER_WEIGHTS["relu3_1"], paper="random", help="decoder whose shared layers start this "
                          "one (the bundled relu3_1 decoder gives conv7..conv11; a trained relu4_1 decoder gives all); "
                          "'none' for random")
+    encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
+                      "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
+                      "losses still measured with VGG16")
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights (manifest name or file)", cli=False)
 
     def check(self) -> None:
@@ -74,6 +84,8 @@ class AdaINRecipe(Recipe):
     def setup(self, device: torch.device) -> None:
         self.device = device
         self.encoder_net = vgg16_encoder(LEVEL, self.vgg16).to(device)
+        self.student = None if self.encoder == TEACHER else \
+            trained_network(self.encoder, "student_encoder")[0].to(device)
         self.paths = training_style_paths(self.style, self.style_dir, self.held_out)
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
         self.scale = self._tap_scales()
@@ -85,11 +97,20 @@ class AdaINRecipe(Recipe):
         feats = self.encoder_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
         return {t: float(feats[t].mean()) for t in STYLE_TAPS}
 
+    def _input_features(self, images: torch.Tensor) -> torch.Tensor:
+        """relu4_1 features as the decoder will receive them: VGG16's own, or the student's embedded ones."""
+        net = self.encoder_net if self.student is None else self.student
+        return net(images, (LEVEL,))[LEVEL]
+
     @torch.no_grad()
     def _crop_statistics(self, crops: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """{tap: (mean, std)} of style crops, each tap in its unit (the normalised scale the loss compares in)."""
+        """{tap: (mean, std)} of style crops, each tap in its unit (the normalised scale the loss compares in), and
+        under INPUT the statistics of the input encoder's relu4_1 that the AdaIN target takes (same unit)."""
         feats = self.encoder_net(crops, STYLE_TAPS)
-        return {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
+        stats = {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
+        stats[INPUT] = stats[LEVEL] if self.student is None else \
+            mean_std(self._input_features(crops) / self.scale[LEVEL])
+        return stats
 
     def _style_bank(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The statistics of ``style_bank`` seeded random crops of every style: {tap: (mean, std)}, (S, K, C, 1, 1)."""
@@ -97,7 +118,7 @@ class AdaINRecipe(Recipe):
         per_style = [self._crop_statistics(torch.cat([random_style_crop(style, self.size, self.style_zoom, rng)
                                                       for _ in range(self.style_bank)])) for style in self.styles]
         return {t: (torch.stack([s[t][0] for s in per_style]), torch.stack([s[t][1] for s in per_style]))
-                for t in STYLE_TAPS}
+                for t in per_style[0]}
 
     def style_targets(self, indices: list[int], rng: torch.Generator) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per image of the batch, the (mean, std) at every tap of one augmented crop of its style."""
@@ -113,8 +134,8 @@ class AdaINRecipe(Recipe):
         targets = self.style_targets(indices, rng)
         unit = self.scale[LEVEL]
         with torch.no_grad():   # the AdaIN target in the encoder's own scale: the decoder's input at inference
-            fc = self.encoder_net(content, (LEVEL,))[LEVEL]
-            t = adain(fc, targets[LEVEL][0] * unit, targets[LEVEL][1] * unit)
+            fc = self._input_features(content)
+            t = adain(fc, targets[INPUT][0] * unit, targets[INPUT][1] * unit)
         feats = self.encoder_net(model(t), STYLE_TAPS)
         style = 0.0
         for tap in STYLE_TAPS:
@@ -127,10 +148,10 @@ class AdaINRecipe(Recipe):
     @torch.no_grad()
     def preview(self, model, content):
         # Preview image i shows training style i (the whole style image at --style-size).
-        fc = self.encoder_net(content, (LEVEL,))[LEVEL]
+        fc = self._input_features(content)
         out = []
         for i in range(content.shape[0]):
-            fs = self.encoder_net(self.styles[i % len(self.styles)], (LEVEL,))[LEVEL]
+            fs = self._input_features(self.styles[i % len(self.styles)])
             out.append(adain(fc[i:i + 1], *mean_std(fs)))
         return model(torch.cat(out)).clamp(0, 1)
 
@@ -141,4 +162,7 @@ class AdaINRecipe(Recipe):
                 "styles": json.dumps([p.stem for p in self.paths]),
                 "held_out": json.dumps([] if self.style else list(self.held_out)),
                 "source": "trained by Brushstream (core/train/adain_recipe.py)"}
+        if self.student is not None:   # the AdaIN method pairs this decoder with the student it was trained on:
+            # a manifest name, or the file's name, to be found beside the decoder (they are shared as a pair)
+            meta["input_encoder"] = self.encoder if self.encoder in load_manifest() else Path(self.encoder).name
         return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, meta

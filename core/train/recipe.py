@@ -111,9 +111,13 @@ class Recipe:
         return rows
 
     def same_run_as(self, other_json: str) -> list[str]:
-        """Hyper-parameters that differ from a checkpoint's recipe (``steps`` may grow on resume)."""
+        """Hyper-parameters that differ from a checkpoint's recipe (``steps`` may grow on resume). A hyper-parameter
+        the checkpoint predates counts as the same when this recipe keeps its default (the run it made is unchanged)."""
         other = json.loads(other_json)
         mine = json.loads(self.to_json())
+        for f in dataclasses.fields(self):
+            if f.name not in other and f.default is not dataclasses.MISSING:
+                other[f.name] = json.loads(json.dumps(f.default))
         return sorted(k for k in set(mine) | set(other) if k != "steps" and mine.get(k) != other.get(k))
 
 
