@@ -77,7 +77,8 @@ def main() -> None:
                 labels.append(label)
             part = report.setdefault("groups", {}).setdefault(group, {})
             part, outputs, style_imgs = evaluate({label: run}, photos, styles, args.size, part,
-                                                 on_pair=lambda r: write_report(report, path))
+                                                 on_pair=lambda r: write_report(report, path),
+                                                 keep_outputs={p.name for p in photos[:args.sheet_photos]})
             sheet_outputs.update({k: v for k, v in outputs.items() if k[0] in {p.name for p in photos[:args.sheet_photos]}})
             part.setdefault("entries", {})[label] = entry
             write_report(report, path)

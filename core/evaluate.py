@@ -9,7 +9,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,11 @@ def summarise(rows: dict[str, dict]) -> dict[str, float]:
 
 def evaluate(runners: dict[str, Runner], contents: Sequence[Path], styles: Sequence[Path], size: int = 384,
              report: dict | None = None, on_pair: Callable[[dict], None] | None = None,
-             keep_outputs: bool = True, metrics: QualityMetrics | None = None):
-    """Run every method on every (content, style) pair; pairs already in ``report`` are skipped (resumable)."""
+             keep_outputs: bool | Collection[str] = True, metrics: QualityMetrics | None = None):
+    """Run every method on every (content, style) pair; pairs already in ``report`` are skipped (resumable).
+
+    ``keep_outputs``: return every output (True), none (False), or only those of these content file names (the
+    pictures a comparison sheet shows: a resumed run then re-runs only those, not every measured pair)."""
     metrics = metrics or QualityMetrics()
     report = report if report is not None else {}
     style_imgs = {s.name: prepare_styles(s, size)[0] for s in styles}
@@ -55,16 +58,17 @@ def evaluate(runners: dict[str, Runner], contents: Sequence[Path], styles: Seque
         rows = report.setdefault("methods", {}).setdefault(name, {})
         for c in contents:
             content = resize_long_side(load_image(c).image, size)
+            keep = keep_outputs if isinstance(keep_outputs, bool) else c.name in keep_outputs
             for s, style in style_imgs.items():
                 key = f"{c.name}|{s}"
-                if key in rows and not keep_outputs:
+                if key in rows and not keep:
                     continue
                 t = time.perf_counter()
                 out = run(content, style).detach()
                 seconds = time.perf_counter() - t
                 if key not in rows:
                     rows[key] = {**metrics.evaluate(out, content, targets[s]), "seconds": seconds}
-                if keep_outputs:
+                if keep:
                     outputs[(c.name, s, name)] = out
                 if on_pair is not None:
                     on_pair(report)

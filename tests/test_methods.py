@@ -240,3 +240,28 @@ def test_the_evaluation_runner_applies_its_strength(adain, content, styles):
     half = method_runner(adain, strength=0.5)(content, styles[0])
     assert torch.allclose(half, adain.stylize(content, code, strength=0.5), atol=1e-5)
     assert not torch.allclose(half, method_runner(adain)(content, styles[0]), atol=1e-3)
+
+
+def test_a_resumed_evaluation_reruns_only_the_pictures_its_sheet_shows():
+    from brushstream.core.evaluate import evaluate
+    from brushstream.core.metrics import QualityMetrics
+
+    from .conftest import SHARED_DATA
+    photos = sorted((SHARED_DATA / "content_eval").glob("*.jpg"))[:3]
+    styles = [SHARED_DATA / "styles" / "starry_night.jpg"]
+    calls = []
+
+    def darken(content, style):
+        calls.append(content.shape)
+        return content * 0.5
+
+    metrics = QualityMetrics()
+    report, outputs, _ = evaluate({"dark": darken}, photos, styles, 48, metrics=metrics)
+    assert len(calls) == 3 and len(outputs) == 3
+    calls.clear()
+    report, outputs, _ = evaluate({"dark": darken}, photos, styles, 48, report, keep_outputs={photos[0].name},
+                                  metrics=metrics)
+    assert len(calls) == 1 and list(outputs) == [(photos[0].name, styles[0].name, "dark")]
+    calls.clear()
+    evaluate({"dark": darken}, photos, styles, 48, report, keep_outputs=False, metrics=metrics)
+    assert calls == [] and len(report["methods"]["dark"]) == 3
