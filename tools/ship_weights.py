@@ -31,6 +31,16 @@ def flag(name: str, value) -> str:
     return f"{option} {','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
 
 
+def cli_fields(command: str) -> set[str]:
+    """Recipe fields `brushstream train NAME` takes as flags: the recorded command must run as written, so fields
+    the CLI does not expose (fixed weights such as --vgg16) and --style (repeated below) are left out."""
+    from dataclasses import fields
+
+    from brushstream.core.train.catalogue import get_recipe
+    recipe = get_recipe(command.split()[-1])
+    return {f.name for f in fields(recipe) if f.metadata.get("cli", True)} - {"style", "content_dir"}
+
+
 def _as_float16(src: Path) -> Path:
     """A float16 copy of ``src`` beside it, metadata kept (the sidecar's sha256 is the float32 file's)."""
     from safetensors.torch import save_file
@@ -74,7 +84,8 @@ def main() -> None:
     listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
     styles = ", ".join(listed or json.loads(load_state_dict(src)[1].get("styles", "[]"))) or "none"
     command = sidecar["recipe"]["command"] + " " + " ".join(
-        flag(k, v) for k, v in sidecar["recipe"].items() if k not in ("command", "style", "content_dir"))
+        flag(k, v) for k, v in sidecar["recipe"].items()
+        if k in cli_fields(sidecar["recipe"]["command"]) and v != "")
     command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     init_from = load_state_dict(src)[1].get("init_from", "")
     if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
