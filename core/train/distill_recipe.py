@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..nets.pretrained import VGG16_WEIGHTS, vgg16_encoder, vgg_decoder
+from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, vgg16_encoder, vgg_decoder
 from ..nets.student_encoder import TAPS, StudentEncoder
 from .recipe import Recipe, hp, register_recipe
 
@@ -32,7 +32,8 @@ class DistillRecipe(Recipe):
                       minimum=0.05)
     collaborative_weight: float = hp(1.0, help="weight of the teacher decoder's pixel loss on the student's "
                                      "relu4_1 features", minimum=0)
-    decoder: str = hp("adain_vgg16_r41_decoder", help="the frozen teacher decoder at relu4_1 (manifest name or file)")
+    decoder: str = hp(DECODER_WEIGHTS["relu4_1"], help="the frozen teacher decoder at relu4_1 (manifest name or "
+                      "file): the reconstruction decoder, whose pixel loss the paper's collaborative term is")
     vgg16: str = hp(VGG16_WEIGHTS, help="teacher VGG16 weights (manifest name or file)", cli=False)
 
     def build_model(self) -> StudentEncoder:

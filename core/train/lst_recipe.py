@@ -62,7 +62,8 @@ class LSTRecipe(Recipe):
     level: str = hp("relu3_1", paper="relu3_1 (r31 model) or relu4_1 (the artistic r41 model)",
                     help="encoder level: relu3_1 of the bundled VGG19 or relu4_1 of VGG16", choices=LEVELS)
     decoder: str = hp("", help="frozen decoder weights (manifest name or file); default: the level's "
-                      "reconstruction decoder", cli=False)
+                      "reconstruction decoder (at relu4_1, adain_vgg16_r41_decoder renders texture the CPU-trained "
+                      "reconstruction decoder blurs)")
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights for relu4_1 (manifest name or file)", cli=False)
 
     def check(self) -> None:
