@@ -3,7 +3,9 @@ normalised VGG19) or relu4_1 (VGG16, the artistic model's level) is trained betw
 scaled and cropped, as the paper's style augmentation), on the decoded output's content and style losses.
 Deviations: the losses are read on the project's VGG16 loss network (relative content loss at relu4_3, relative Gram
 loss at relu1_2..relu4_3) instead of the paper's VGG19 (content at r41, mean + covariance at r11..r41); CPU crop size,
-step count and learning rate; cosine learning-rate decay; the file is stored in float16."""
+step count and learning rate; cosine learning-rate decay; the file is stored in float16; the shipped relu4_1 module
+(lst_r41) was trained through the style-trained AdaIN decoder (--decoder adain_vgg16_r41_decoder), which the method
+then reads from its file, because the CPU-trained reconstruction decoder blurs the style's textures away."""
 from __future__ import annotations
 
 import json
