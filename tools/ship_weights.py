@@ -83,9 +83,9 @@ def main() -> None:
     from brushstream.core.weights import load_state_dict
     listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
     styles = ", ".join(listed or json.loads(load_state_dict(src)[1].get("styles", "[]"))) or "none"
+    flags = cli_fields(sidecar["recipe"]["command"])
     command = sidecar["recipe"]["command"] + " " + " ".join(
-        flag(k, v) for k, v in sidecar["recipe"].items()
-        if k in cli_fields(sidecar["recipe"]["command"]) and v != "")
+        flag(k, v) for k, v in sidecar["recipe"].items() if k in flags and v != "")
     command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     init_from = load_state_dict(src)[1].get("init_from", "")
     if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
