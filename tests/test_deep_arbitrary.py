@@ -181,7 +181,7 @@ def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(phot
     from brushstream.core.train.distill_recipe import DistillRecipe
     decoder = _decoder_file(tmp_path, "relu4_1", width=0.25)
     recipe = DistillRecipe(content_dir=str(photos), decoder=decoder, width=0.125, size=32, batch=2, steps=30,
-                           lr=3e-3)
+                           lr=3e-3, start_from="none")
     result = fit(recipe, tmp_path / "student.safetensors", progress=False)
     embedding = [h["embedding"] for h in result.history]
     assert sum(embedding[-5:]) < 0.9 * sum(embedding[:5])
@@ -206,7 +206,7 @@ def test_the_fast_path_decoder_learns_to_read_the_student_and_names_it(photos, t
     teacher_decoder = _decoder_file(tmp_path, "relu4_1", width=0.125)
     student = tmp_path / "student.safetensors"
     fit(DistillRecipe(content_dir=str(photos), decoder=teacher_decoder, width=0.125, size=32, batch=2, steps=4,
-                      lr=3e-3), student, progress=False)
+                      lr=3e-3, start_from="none"), student, progress=False)
     recipe = AdaINRecipe(content_dir=str(photos), encoder=str(student), width=0.125, start_from="none", size=32,
                          batch=2, steps=30, lr=1e-3, style=(str(STYLE),), style_size=64, style_bank=2)
     # The AdaIN target is made from the student's features, content and style alike, as at inference.

@@ -125,7 +125,7 @@ def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
 
 
 # Settings that files written before they became options were trained with (MSG-Net's first files: raw Gram).
-LEGACY_CONFIG = {"msgnet": {"statistic": "gram", "init": "paper"}}
+LEGACY_CONFIG = {"msgnet": {"statistic": "gram", "init": "paper"}, "student_encoder": {"centred": False}}
 
 
 def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, str], dict[str, torch.Tensor]]:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .prune import fit_slim_conv
+
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 # name, in, out, relu, upsample after
@@ -62,3 +64,22 @@ class VGGDecoder(nn.Module):
             if upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
         return x
+
+
+@torch.no_grad()
+def start_from_wide(slim: VGGDecoder, wide: VGGDecoder, wide_in: torch.Tensor, slim_in: torch.Tensor) -> None:
+    """Start a slim decoder from a full-width one of the same level (core/nets/prune.py): layer by layer, keep the
+    wide decoder's most active channels and refit each slim convolution to its outputs, fed the slim decoder's own
+    inputs (``slim_in`` may come from another encoder than ``wide_in``: the fast path's student)."""
+    if slim.level != wide.level:
+        raise ValueError(f"a {slim.level} decoder cannot start from a {wide.level} one")
+    wide_x, slim_x = wide_in, slim_in
+    for name, _, _, relu, upsample in slim.plan:
+        _, wide_x, slim_x = fit_slim_conv(getattr(wide, name), getattr(slim, name),
+                                          F.pad(wide_x, (1, 1, 1, 1), mode="reflect"),
+                                          F.pad(slim_x, (1, 1, 1, 1), mode="reflect"))
+        if relu:
+            wide_x, slim_x = F.relu(wide_x), F.relu(slim_x)
+        if upsample:
+            wide_x = F.interpolate(wide_x, scale_factor=2, mode="nearest")
+            slim_x = F.interpolate(slim_x, scale_factor=2, mode="nearest")

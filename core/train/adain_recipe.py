@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder
-from ..nets.vgg_decoder import VGGDecoder
+from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder, vgg_decoder
+from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
@@ -36,6 +36,7 @@ DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
 HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
+PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on
 TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
 INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
 
@@ -63,8 +64,8 @@ class AdaINRecipe(Recipe):
     width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",
                       minimum=0.05)
     start_from: str = hp(DECODER_WEIGHTS["relu3_1"], paper="random", help="decoder whose shared layers start this "
-                         "one (the bundled relu3_1 decoder gives conv7..conv11; a trained relu4_1 decoder gives all); "
-                         "'none' for random")
+                         "one (the bundled relu3_1 decoder gives conv7..conv11; a trained relu4_1 decoder gives all; "
+                         "with --width below 1, a full relu4_1 decoder pruned into the slim one); 'none' for random")
     encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
                       "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
                       "losses still measured with VGG16")
@@ -77,7 +78,7 @@ class AdaINRecipe(Recipe):
     def build_model(self) -> VGGDecoder:
         torch.manual_seed(self.seed)
         decoder = VGGDecoder(LEVEL, self.width)
-        if self.start_from != "none":
+        if self.start_from != "none" and self.width == 1:
             copy_shared_layers(decoder, self.start_from)
         return decoder.requires_grad_(True)
 
@@ -96,6 +97,24 @@ class AdaINRecipe(Recipe):
         """Mean activation of each tap on fixed crops of the first content photos (the normalised VGG's unit)."""
         feats = self.encoder_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
         return {t: float(feats[t].mean()) for t in STYLE_TAPS}
+
+    def prepare_model(self, model: VGGDecoder) -> None:
+        if self.start_from != "none" and self.width < 1:   # a slim decoder: pruned from a full relu4_1 one
+            self._prune_start(model)
+
+    @torch.no_grad()
+    def _prune_start(self, model: VGGDecoder) -> None:
+        """Fit the slim decoder, layer by layer, to the full decoder's activations on AdaIN targets of content crops
+        (each with one training style): the full decoder reads VGG16's targets, the slim one its input encoder's."""
+        wide = vgg_decoder(LEVEL, self.start_from).to(self.device)
+        crops = fixed_crops(self.content_dir, self.size, PRUNE_PHOTOS).to(self.device)
+        wide_stats = [mean_std(self.encoder_net(style, (LEVEL,))[LEVEL]) for style in self.styles]
+        slim_stats = [mean_std(self._input_features(style)) for style in self.styles]
+        wide_in, slim_in = [], []
+        for i, crop in enumerate(crops.split(1)):
+            wide_in.append(adain(self.encoder_net(crop, (LEVEL,))[LEVEL], *wide_stats[i % len(self.styles)]))
+            slim_in.append(adain(self._input_features(crop), *slim_stats[i % len(self.styles)]))
+        start_from_wide(model, wide, torch.cat(wide_in), torch.cat(slim_in))
 
     def _input_features(self, images: torch.Tensor) -> torch.Tensor:
         """relu4_1 features as the decoder will receive them: VGG16's own, or the student's embedded ones."""
