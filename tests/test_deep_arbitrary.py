@@ -240,3 +240,23 @@ def test_the_fast_path_decoder_learns_to_read_the_student_and_names_it(photos, t
     shutil.copy(student, apart)
     assert isinstance(build("adain", level="relu4_1", decoder=str(apart / "fast.safetensors")).encoder,
                       StudentEncoder)
+
+
+def test_the_fast_level_runs_the_bundled_student_pair_and_moves_the_photo_toward_the_style(content, style):
+    from brushstream.core.nets.pretrained import level_encoders
+    from brushstream.core.nets.student_encoder import StudentEncoder
+    fast = build("adain", level="fast")
+    # The bundled pair: the decoder's file names its student, and neither needs the 58 MB VGG16 Hub file.
+    assert isinstance(fast.encoder, StudentEncoder) and fast.encoder.width == 0.25
+    assert fast.decoder.width == 0.25 and fast.level == "relu4_1" and fast.stride == 8
+    out = fast.stylize(content, fast.encode_style([style]))
+    assert out.shape == content.shape
+    # Judged by another network (the bundled VGG19 at relu3_1): the output's channel statistics are nearer the
+    # style's than the photo's are, and its features still nearer the photo's than the style's.
+    judge = next(iter(level_encoders(("relu3_1",)).values()))
+    with torch.no_grad():
+        f = {k: judge(v, ("relu3_1",))["relu3_1"] for k, v in {"out": out, "photo": content, "style": style}.items()}
+    stats = {k: torch.cat(mean_std(v)) for k, v in f.items()}
+    assert (stats["out"] - stats["style"]).norm() < 0.6 * (stats["photo"] - stats["style"]).norm()
+    assert (f["out"] - f["photo"]).norm() < (torch.nn.functional.interpolate(f["style"], f["photo"].shape[-2:])
+                                             - f["photo"]).norm()

@@ -1,7 +1,9 @@
 """AdaIN: Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization", ICCV 2017.
 ``level="relu4_1"``: the paper's setting, on the VGG16 ImageNet encoder (not VGG19) with a decoder trained here with the
 paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="relu3_1"``: the light option, the bundled
-normalised VGG19 pair with a reconstruction decoder (no download, no style-trained decoder).
+normalised VGG19 pair with a reconstruction decoder (no download, no style-trained decoder). ``level="fast"``: relu4_1
+through a slim student encoder distilled from VGG16 (Collaborative Distillation, Wang et al. 2020) and a slim decoder
+trained on its features with the same losses (both small and bundled).
 """
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strengt
 from .options import Option
 from .registry import register
 
-LEVELS = ("relu4_1", "relu3_1")
-# The decoder each level uses: relu4_1's was trained with AdaIN's style loss, relu3_1's for reconstruction.
-DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "vgg19_normalised_r31_decoder"}
+LEVELS = ("relu4_1", "relu3_1", "fast")
+# The decoder each level uses: relu4_1's was trained with AdaIN's style loss, relu3_1's for reconstruction; "fast" is
+# relu4_1 through the distilled pair: a slim student encoder (named in the decoder's file) and a slim decoder.
+DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "vgg19_normalised_r31_decoder",
+            "fast": "adain_student_r41_decoder_w025"}
+FAST_LEVEL = "relu4_1"   # the features the fast pair works on
 
 
 @register
@@ -30,8 +35,9 @@ class AdaIN(StyleMethod):
     stride = STRIDE["relu4_1"]   # the finest that serves both levels; set per instance below
     batches = True   # instance statistics are per image inside the batch
     options = (
-        Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder) or relu3_1 "
-               "(bundled light VGG19 pair)", choices=LEVELS, paper="relu4_1"),
+        Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder), relu3_1 "
+               "(bundled light VGG19 pair) or fast (relu4_1 through a bundled student pair distilled from VGG16)",
+               choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
                "in place of VGG16; auto: the one the decoder was trained on (a fast-path decoder names its "
                "student), else the level's own encoder"),
@@ -43,9 +49,10 @@ class AdaIN(StyleMethod):
     def __init__(self, level: str = "relu3_1", encoder: str = "auto", decoder: str = "auto", work_size: int = 0,
                  vgg19n: str = ENCODER_WEIGHTS, vgg16: str = VGG16_WEIGHTS):
         super().__init__()
+        decoder = DECODERS[level] if decoder == "auto" else decoder
+        level = FAST_LEVEL if level == "fast" else level
         self.level, self.work_size = level, work_size
         self.stride = STRIDE[level]
-        decoder = DECODERS[level] if decoder == "auto" else decoder
         if encoder == "auto":   # a decoder trained on a student's features (the fast path) names that student
             encoder = decoder_input_encoder(decoder) or "auto"
         if encoder == "auto":
