@@ -110,3 +110,22 @@ def test_the_recipes_start_from_the_pruned_networks(photos, tmp_path):
     pruned, random = (first_loss(AdaINRecipe(**common, **styles, start_from=s), "total")
                       for s in ("adain_vgg16_r41_decoder", "none"))
     assert pruned < 0.5 * random, (pruned, random)
+
+
+def test_a_student_file_from_before_centring_loads_uncentred(tmp_path):
+    """Files written before the student centred its input have no "centred" in their config: they keep working as
+    they were trained (no shift), while new students centre."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from brushstream.core.nets.pretrained import trained_network
+    old = StudentEncoder(0.125, centred=False)
+    path = tmp_path / "old_student.safetensors"
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, str(path),
+              metadata={"arch": "student_encoder", "config": json.dumps({"arch": "student_encoder", "width": 0.125})})
+    loaded = trained_network(str(path), "student_encoder")[0]
+    assert not loaded.centred and float(loaded.input_shift.abs().sum()) == 0
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x)["relu4_1"], old(x)["relu4_1"])
+    assert StudentEncoder(0.125).centred and StudentEncoder(0.125).config()["centred"]
