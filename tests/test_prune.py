@@ -129,3 +129,12 @@ def test_a_student_file_from_before_centring_loads_uncentred(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x)["relu4_1"], old(x)["relu4_1"])
     assert StudentEncoder(0.125).centred and StudentEncoder(0.125).config()["centred"]
+
+
+def test_a_slim_decoder_with_the_relu3_1_default_start_is_refused_in_one_line():
+    from brushstream.core.errors import BrushstreamError
+    from brushstream.core.train.adain_recipe import AdaINRecipe
+    with pytest.raises(BrushstreamError, match="--start-from: a slim decoder .* e.g. --start-from adain_vgg16_r41"):
+        AdaINRecipe(width=0.25).check()
+    AdaINRecipe(width=0.25, start_from="adain_vgg16_r41_decoder").check()
+    AdaINRecipe(width=1.0).check()

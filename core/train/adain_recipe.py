@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder, vgg_decoder
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
+from ..errors import BrushstreamError
 from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
@@ -36,6 +37,7 @@ DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
 HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
+PRUNE_SOURCE = "adain_vgg16_r41_decoder"   # the full decoder a slim one is pruned from
 PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on
 TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
 INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
@@ -74,6 +76,10 @@ class AdaINRecipe(Recipe):
     def check(self) -> None:
         super().check()
         check_zoom(self.style_zoom)
+        if self.width < 1 and self.start_from == DECODER_WEIGHTS["relu3_1"]:
+            raise BrushstreamError(f"--start-from: a slim decoder (--width below 1) starts from a full relu4_1 decoder "
+                                   f"pruned into it, e.g. --start-from {PRUNE_SOURCE} (or none: random); "
+                                   f"{self.start_from} decodes relu3_1")
 
     def build_model(self) -> VGGDecoder:
         torch.manual_seed(self.seed)
