@@ -9,7 +9,8 @@ thousands of steps instead of 160k, the relu3_1 half started from the bundled re
 fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
 The fast path (--encoder STUDENT): the decoder reads a distilled student's embedded relu4_1 features (its AdaIN target
 made from the student's content and style statistics, as at inference) while the losses still use VGG16, as
-Collaborative Distillation trains its student decoder.
+Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from the full relu4_1
+decoder pruned into it by layer-wise reconstruction (core/nets/prune.py; the paper's is random).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import BrushstreamError
 from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder, vgg_decoder
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
-from ..errors import BrushstreamError
 from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
