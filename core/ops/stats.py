@@ -9,9 +9,8 @@ def mean_std(feat: torch.Tensor, eps: float = 1e-5, mask: torch.Tensor | None = 
 
     With ``mask`` (B, 1, H, W) in [0, 1] the statistics are weighted by it (AdaIN spatial control).
     """
-    if mask is None:
-        mean = feat.mean(dim=(2, 3), keepdim=True)
-        var = feat.var(dim=(2, 3), keepdim=True, unbiased=False)
+    if mask is None:   # one pass over the features for both
+        var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, unbiased=False)
     else:
         w = mask / mask.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
         mean = (feat * w).sum(dim=(2, 3), keepdim=True)
