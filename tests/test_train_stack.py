@@ -52,6 +52,17 @@ def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_pa
     assert resumed.history == straight.history
 
 
+def test_a_resumed_run_does_not_prepare_the_model_again(photos, tmp_path, monkeypatch):
+    """Preparing (a pruned start, LST's PCA basis) is start-up cost whose result the checkpoint already holds."""
+    calls = []
+    monkeypatch.setattr(JohnsonRecipe, "prepare_model", lambda self, model: calls.append(model))
+    with pytest.raises(TrainingStopped):
+        fit(tiny(photos), tmp_path / "p.safetensors", checkpoint_every=3, callback=_stop_at(3), progress=False)
+    assert len(calls) == 1
+    fit(tiny(photos), tmp_path / "p.safetensors", checkpoint_every=3, resume=True, progress=False)
+    assert len(calls) == 1
+
+
 def test_an_existing_checkpoint_needs_resume_and_the_same_recipe(photos, tmp_path):
     with pytest.raises(BrushstreamError, match="no checkpoint to resume"):
         fit(tiny(photos), tmp_path / "m.safetensors", resume=True, progress=False)

@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 RIDGE = 1e-3   # relative to the mean diagonal of the normal equations: keeps under-sampled deep layers stable
-
-
 CHUNK = 8      # images per block of the normal equations (the unfolded inputs of a whole batch would not fit)
 
 

@@ -83,10 +83,9 @@ def start_from_teacher(student: StudentEncoder, teacher: nn.Module, images: torc
     student.features[0].bias.copy_(first.bias[keep])
     slim_x, own, target = student.features[0](images - student.input_shift), {}, {}
     taps = {TAP_INDEX[t]: t for t in TAPS}
-    for i, (wide, slim) in enumerate(zip(teacher.features, student.features)):
-        if i == 0:
-            pass
-        elif isinstance(slim, nn.Conv2d):
+    for i in range(1, len(student.features)):   # layer 0 is set above
+        wide, slim = teacher.features[i], student.features[i]
+        if isinstance(slim, nn.Conv2d):
             _, wide_x, slim_x = fit_slim_conv(wide, slim, wide_x, slim_x)
         else:
             wide_x, slim_x = wide(wide_x), slim(slim_x)

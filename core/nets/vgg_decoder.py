@@ -58,12 +58,18 @@ class VGGDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         x = feat
         for name, _, _, relu, upsample in self.plan:
-            x = getattr(self, name)(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-            if relu:
-                x = F.relu(x)
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = _after_conv(getattr(self, name)(_pad(x)), relu, upsample)
         return x
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    return F.pad(x, (1, 1, 1, 1), mode="reflect")
+
+
+def _after_conv(x: torch.Tensor, relu: bool, upsample: bool) -> torch.Tensor:
+    if relu:
+        x = F.relu(x)
+    return F.interpolate(x, scale_factor=2, mode="nearest") if upsample else x
 
 
 @torch.no_grad()
@@ -75,11 +81,5 @@ def start_from_wide(slim: VGGDecoder, wide: VGGDecoder, wide_in: torch.Tensor, s
         raise ValueError(f"a {slim.level} decoder cannot start from a {wide.level} one")
     wide_x, slim_x = wide_in, slim_in
     for name, _, _, relu, upsample in slim.plan:
-        _, wide_x, slim_x = fit_slim_conv(getattr(wide, name), getattr(slim, name),
-                                          F.pad(wide_x, (1, 1, 1, 1), mode="reflect"),
-                                          F.pad(slim_x, (1, 1, 1, 1), mode="reflect"))
-        if relu:
-            wide_x, slim_x = F.relu(wide_x), F.relu(slim_x)
-        if upsample:
-            wide_x = F.interpolate(wide_x, scale_factor=2, mode="nearest")
-            slim_x = F.interpolate(slim_x, scale_factor=2, mode="nearest")
+        _, wide_x, slim_x = fit_slim_conv(getattr(wide, name), getattr(slim, name), _pad(wide_x), _pad(slim_x))
+        wide_x, slim_x = _after_conv(wide_x, relu, upsample), _after_conv(slim_x, relu, upsample)

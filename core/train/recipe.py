@@ -75,7 +75,7 @@ class Recipe:
 
     # -- defaults recipes may override ---------------------------------------------------------------
     def prepare_model(self, model: nn.Module) -> None:
-        """Set data-dependent parts of a new model after ``setup`` (a resumed run loads them back instead)."""
+        """Set data-dependent parts of a new model after ``setup`` (not called on resume: the checkpoint has them)."""
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=self.lr)
