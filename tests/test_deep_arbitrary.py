@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
 from brushstream.core.nets.pretrained import vgg16_encoder, vgg16_features
 from brushstream.core.nets.vgg_decoder import VGGDecoder
@@ -139,6 +140,25 @@ def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_style
     assert adain.decoder.width == 0.25
 
 
+def test_a_relu3_1_decoder_trains_on_the_bundled_vgg19_from_the_reconstruction_decoder(photos, tmp_path):
+    recipe = AdaINRecipe(content_dir=str(photos), level="relu3_1", size=32, batch=2, steps=30, lr=1e-3,
+                         style=(str(STYLE),), style_bank=2, style_size=64)
+    result = fit(recipe, tmp_path / "adain31.safetensors", progress=False)
+    styles = [h["style"] for h in result.history]
+    # It starts from the reconstruction decoder (low content loss, a style far off) and learns the style.
+    assert result.history[0]["content"] < 0.2 * result.history[0]["style"]
+    assert sum(styles[-5:]) < 0.5 * sum(styles[:5])
+    meta = load_state_dict(tmp_path / "adain31.safetensors")[1]
+    assert meta["level"] == "relu3_1" and meta["encoder"] == "vgg19_normalised_r31_encoder"
+    # Content in the normalised VGG19 (its own unit), style on VGG16's four taps as at relu4_1.
+    assert meta["loss_network"] == "vgg16_imagenet_caffe" and set(json.loads(meta["tap_scales"])) == set(STYLE_TAPS)
+    assert recipe.unit == 1.0 and recipe.content_net is not recipe.loss_net
+    adain = build("adain", level="relu3_1", decoder=str(tmp_path / "adain31.safetensors"))
+    assert adain.decoder.level == "relu3_1"
+    with pytest.raises(BrushstreamError, match="--level relu3_1"):
+        AdaINRecipe(content_dir=str(photos), level="relu3_1", width=0.5, start_from="none").check()
+
+
 def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(photos):
     recipe = AdaINRecipe(content_dir=str(photos), size=32, batch=2, style_bank=3, style_size=64,
                          style=(str(STYLE),))
@@ -223,7 +243,7 @@ def test_the_fast_path_decoder_learns_to_read_the_student_and_names_it(photos, t
     targets = recipe.style_targets(pick_styles(rng, 1, 2, 2, per_image=True), rng)
     with torch.no_grad():
         t = adain(net(batch)[LEVEL], targets[INPUT][0] * unit, targets[INPUT][1] * unit)
-        expected = F.mse_loss(recipe.encoder_net(decoder(t), (LEVEL,))[LEVEL] / unit, t / unit)
+        expected = F.mse_loss(recipe.loss_net(decoder(t), (LEVEL,))[LEVEL] / unit, t / unit)
     torch.testing.assert_close(terms["content"].detach(), expected)
     # It trains, and the file names its student so the method pairs them by itself.
     result = fit(recipe, tmp_path / "fast.safetensors", progress=False)

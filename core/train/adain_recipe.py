@@ -7,6 +7,9 @@ tap's features divided by its mean activation on the content photos, so the laye
 paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe (128 px crops,
 thousands of steps instead of 160k, the relu3_1 half started from the bundled relu3_1 decoder); style statistics come from a
 fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
+--level relu3_1 (the light option): the decoder reads relu3_1 AdaIN targets of the bundled normalised VGG19 and the
+content loss is measured there (its own unit); the style loss stays on VGG16 relu1_1..relu4_1 (that network stops at
+relu3_1, and the paper's style loss reaches relu4_1); started from the bundled relu3_1 reconstruction decoder.
 The fast path (--encoder STUDENT): the decoder reads a distilled student's embedded relu4_1 features (its AdaIN target
 made from the student's content and style statistics, as at inference) while the losses still use VGG16, as
 Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from the full relu4_1
@@ -22,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import DECODER_WEIGHTS, VGG16_WEIGHTS, trained_network, vgg16_encoder, vgg_decoder
+from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, trained_network,
+                               vgg16_encoder, vgg_decoder)
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -32,8 +36,9 @@ from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
 
-LEVEL = "relu4_1"
+LEVEL = "relu4_1"   # the paper's level; the fast path (student encoder, slim decoder) works only there
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+LEVELS = (LEVEL, "relu3_1")   # relu3_1: the bundled normalised VGG19's, the light option
 DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
@@ -49,7 +54,8 @@ INPUT = "input"     # key of the statistics the AdaIN target is made from (the i
 class AdaINRecipe(Recipe):
     name = "adain"
     method = "adain"
-    summary = "AdaIN (Huang & Belongie 2017) decoder at VGG16 relu4_1, trained with the style loss, any style"
+    summary = ("AdaIN (Huang & Belongie 2017) decoder trained with the style loss, any style: VGG16 relu4_1 (--level "
+               "relu3_1: the bundled normalised VGG19's)")
 
     style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
     held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out "
@@ -67,16 +73,24 @@ class AdaINRecipe(Recipe):
     width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",
                       minimum=0.05)
     start_from: str = hp(DECODER_WEIGHTS["relu3_1"], paper="random", help="decoder whose shared layers start this "
-                         "one (the bundled relu3_1 decoder gives conv7..conv11; a trained relu4_1 decoder gives all; "
+                         "one (the bundled relu3_1 reconstruction decoder gives a relu4_1 decoder conv7..conv11 and a relu3_1 "
+                         "one all; a trained relu4_1 decoder gives all; "
                          "with --width below 1, a full relu4_1 decoder pruned into the slim one); 'none' for random")
     encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
                       "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
                       "losses still measured with VGG16")
+    level: str = hp(LEVEL, "paper", help="the level the decoder inverts: relu4_1 of VGG16, or relu3_1 of the bundled "
+                    "normalised VGG19 (the light option; content loss there, style loss still on VGG16)",
+                    choices=LEVELS)
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights (manifest name or file)", cli=False)
+    vgg19n: str = hp(ENCODER_WEIGHTS, help="normalised VGG19 weights for --level relu3_1", cli=False)
 
     def check(self) -> None:
         super().check()
         check_zoom(self.style_zoom)
+        if self.level != LEVEL and (self.width < 1 or self.encoder != TEACHER):
+            raise BrushstreamError(f"--level {self.level}: the fast path (--width below 1, --encoder STUDENT) works at "
+                                   f"{LEVEL} only")
         if self.width < 1 and self.start_from == DECODER_WEIGHTS["relu3_1"]:
             raise BrushstreamError(f"--start-from: a slim decoder (--width below 1) starts from a full relu4_1 decoder "
                                    f"pruned into it, e.g. --start-from {PRUNE_SOURCE} (or none: random); "
@@ -84,25 +98,28 @@ class AdaINRecipe(Recipe):
 
     def build_model(self) -> VGGDecoder:
         torch.manual_seed(self.seed)
-        decoder = VGGDecoder(LEVEL, self.width)
+        decoder = VGGDecoder(self.level, self.width)
         if self.start_from != "none" and self.width == 1:
             copy_shared_layers(decoder, self.start_from)
         return decoder.requires_grad_(True)
 
     def setup(self, device: torch.device) -> None:
         self.device = device
-        self.encoder_net = vgg16_encoder(LEVEL, self.vgg16).to(device)
+        self.loss_net = vgg16_encoder(LEVEL, self.vgg16).to(device)   # the style loss's network (and relu4_1's)
+        # The network whose level the AdaIN target lives in; the content loss is measured there.
+        self.content_net = self.loss_net if self.level == LEVEL else normalised_vgg_encoder(self.vgg19n).to(device)
         self.student = None if self.encoder == TEACHER else \
             trained_network(self.encoder, "student_encoder")[0].to(device)
         self.paths = training_style_paths(self.style, self.style_dir, self.held_out)
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
         self.scale = self._tap_scales()
+        self.unit = self.scale[LEVEL] if self.level == LEVEL else 1.0   # the normalised VGG19 is in its own unit
         self.bank = self._style_bank() if self.style_bank else None
 
     @torch.no_grad()
     def _tap_scales(self) -> dict[str, float]:
-        """Mean activation of each tap on fixed crops of the first content photos (the normalised VGG's unit)."""
-        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
+        """Mean activation of each VGG16 tap on fixed crops of the first content photos (the normalised VGG's unit)."""
+        feats = self.loss_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
         return {t: float(feats[t].mean()) for t in STYLE_TAPS}
 
     def prepare_model(self, model: VGGDecoder) -> None:
@@ -115,27 +132,27 @@ class AdaINRecipe(Recipe):
         (each with one training style): the full decoder reads VGG16's targets, the slim one its input encoder's."""
         wide = vgg_decoder(LEVEL, self.start_from).to(self.device)
         crops = fixed_crops(self.content_dir, self.size, PRUNE_PHOTOS).to(self.device)
-        wide_stats = [mean_std(self.encoder_net(style, (LEVEL,))[LEVEL]) for style in self.styles]
+        wide_stats = [mean_std(self.loss_net(style, (LEVEL,))[LEVEL]) for style in self.styles]
         slim_stats = [mean_std(self._input_features(style)) for style in self.styles]
         wide_in, slim_in = [], []
         for i, crop in enumerate(crops.split(1)):
-            wide_in.append(adain(self.encoder_net(crop, (LEVEL,))[LEVEL], *wide_stats[i % len(self.styles)]))
+            wide_in.append(adain(self.loss_net(crop, (LEVEL,))[LEVEL], *wide_stats[i % len(self.styles)]))
             slim_in.append(adain(self._input_features(crop), *slim_stats[i % len(self.styles)]))
         start_from_wide(model, wide, torch.cat(wide_in), torch.cat(slim_in))
 
     def _input_features(self, images: torch.Tensor) -> torch.Tensor:
-        """relu4_1 features as the decoder will receive them: VGG16's own, or the student's embedded ones."""
-        net = self.encoder_net if self.student is None else self.student
-        return net(images, (LEVEL,))[LEVEL]
+        """The level's features as the decoder will receive them: the encoder's own, or the student's embedded ones."""
+        net = self.content_net if self.student is None else self.student
+        return net(images, (self.level,))[self.level]
 
     @torch.no_grad()
     def _crop_statistics(self, crops: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{tap: (mean, std)} of style crops, each tap in its unit (the normalised scale the loss compares in), and
-        under INPUT the statistics of the input encoder's relu4_1 that the AdaIN target takes (same unit)."""
-        feats = self.encoder_net(crops, STYLE_TAPS)
+        under INPUT the statistics of the input encoder's level that the AdaIN target takes (same unit)."""
+        feats = self.loss_net(crops, STYLE_TAPS)
         stats = {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
-        stats[INPUT] = stats[LEVEL] if self.student is None else \
-            mean_std(self._input_features(crops) / self.scale[LEVEL])
+        reads_loss_net = self.student is None and self.content_net is self.loss_net
+        stats[INPUT] = stats[LEVEL] if reads_loss_net else mean_std(self._input_features(crops) / self.unit)
         return stats
 
     def _style_bank(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -158,16 +175,18 @@ class AdaINRecipe(Recipe):
     def losses(self, model, content, step, rng):
         indices = pick_styles(rng, len(self.styles), self.batch, content.shape[0], per_image=True)
         targets = self.style_targets(indices, rng)
-        unit = self.scale[LEVEL]
+        unit = self.unit
         with torch.no_grad():   # the AdaIN target in the encoder's own scale: the decoder's input at inference
             fc = self._input_features(content)
             t = adain(fc, targets[INPUT][0] * unit, targets[INPUT][1] * unit)
-        feats = self.encoder_net(model(t), STYLE_TAPS)
+        out = model(t)
+        feats = self.loss_net(out, STYLE_TAPS)
         style = 0.0
         for tap in STYLE_TAPS:
             mean, std = mean_std(feats[tap] / self.scale[tap])
             style = style + F.mse_loss(mean, targets[tap][0]) + F.mse_loss(std, targets[tap][1])
-        terms = {"content": F.mse_loss(feats[LEVEL] / unit, t / unit), "style": self.style_weight * style}
+        level = feats[LEVEL] if self.content_net is self.loss_net else self.content_net(out, (self.level,))[self.level]
+        terms = {"content": F.mse_loss(level / unit, t / unit), "style": self.style_weight * style}
         terms["total"] = terms["content"] + terms["style"]
         return terms
 
@@ -182,7 +201,8 @@ class AdaINRecipe(Recipe):
         return model(torch.cat(out)).clamp(0, 1)
 
     def export(self, model):
-        meta = {"arch": "vgg_decoder", "level": LEVEL, "width": str(self.width), "encoder": self.vgg16,
+        meta = {"arch": "vgg_decoder", "level": self.level, "width": str(self.width),
+                "encoder": self.vgg16 if self.level == LEVEL else self.vgg19n, "loss_network": self.vgg16,
                 "trained_for": "adain", "style_weight": str(self.style_weight),
                 "tap_scales": json.dumps({t: round(v, 4) for t, v in self.scale.items()}),
                 "styles": json.dumps([p.stem for p in self.paths]),
