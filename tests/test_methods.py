@@ -68,9 +68,14 @@ def test_adain_output_moves_towards_style_statistics(adain, content, styles):
 
 
 def test_adain_strength_zero_reconstructs_the_content(adain, content, styles):
-    out = adain.stylize(content, adain.encode_style([styles[0]]), strength=0.0)
-    mse = torch.mean((out - content) ** 2).item()
-    assert mse < 0.01  # decoder reconstruction, ~25 dB on a tiny image
+    # With the reconstruction decoder, strength 0 gives the photo back (~25 dB on a tiny image).
+    recon = build("adain", decoder="vgg19_normalised_r31_decoder")
+    out = recon.stylize(content, recon.encode_style([styles[0]]), strength=0.0)
+    assert torch.mean((out - content) ** 2).item() < 0.01
+    # The default, style-trained decoder paints a little even then (18 dB), but stays far nearer the photo than at full style.
+    code = adain.encode_style([styles[0]])
+    none, full = (torch.mean((adain.stylize(content, code, strength=a) - content) ** 2).item() for a in (0.0, 1.0))
+    assert none < 0.02 and none < 0.5 * full   # measured: 0.0145 against 0.047
 
 
 def test_adain_blend_weights_and_mask(adain, content, styles):

@@ -1,7 +1,8 @@
 """AdaIN: Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization", ICCV 2017.
 ``level="relu4_1"``: the paper's setting, on the VGG16 ImageNet encoder (not VGG19) with a decoder trained here with the
-paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="relu3_1"``: the light option, the bundled
-normalised VGG19 pair with a reconstruction decoder (no download, no style-trained decoder). ``level="fast"``: relu4_1
+paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="relu3_1"``: the light default, the bundled
+normalised VGG19 encoder with a decoder trained here with the same losses (content in that network, style on VGG16
+relu1_1..relu4_1), so it needs no download. ``level="fast"``: relu4_1
 through a slim student encoder distilled from VGG16 (Collaborative Distillation, Wang et al. 2020) and a slim decoder
 trained on its features with the same losses (both small and bundled).
 """
@@ -20,9 +21,10 @@ from .options import Option
 from .registry import register
 
 LEVELS = ("relu4_1", "relu3_1", "fast")
-# The decoder each level uses: relu4_1's was trained with AdaIN's style loss, relu3_1's for reconstruction; "fast" is
-# relu4_1 through the distilled pair: a slim student encoder (named in the decoder's file) and a slim decoder.
-DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "vgg19_normalised_r31_decoder",
+# The decoder each level uses, each trained with AdaIN's style loss (the relu3_1 reconstruction decoder it started from,
+# vgg19_normalised_r31_decoder, stays a --decoder choice); "fast" is relu4_1 through the distilled pair: a slim
+# student encoder (named in the decoder's file) and a slim decoder.
+DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder",
             "fast": "adain_student_r41_decoder_w025"}
 FAST_LEVEL = "relu4_1"   # the features the fast pair works on
 
@@ -36,7 +38,7 @@ class AdaIN(StyleMethod):
     batches = True   # instance statistics are per image inside the batch
     options = (
         Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder), relu3_1 "
-               "(bundled light VGG19 pair) or fast (relu4_1 through a bundled student pair distilled from VGG16)",
+               "(bundled light VGG19 encoder, style-trained decoder) or fast (relu4_1 through a bundled student pair distilled from VGG16)",
                choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
                "in place of VGG16; auto: the one the decoder was trained on (a fast-path decoder names its "
