@@ -67,6 +67,16 @@ def test_adain_output_moves_towards_style_statistics(adain, content, styles):
     assert (o_std - s_std).norm() < 0.7 * (c_std - s_std).norm()
 
 
+def test_the_default_adain_decoder_paints_the_style_the_reconstruction_decoder_does_not(adain, content, styles):
+    # The default relu3_1 decoder was trained with the style loss: through the same encoder and AdaIN target, its
+    # output's Gram matrices sit nearer the style's than the reconstruction decoder's output.
+    recon = build("adain", decoder="vgg19_normalised_r31_decoder")
+    for style in styles:
+        trained = _gram_dist(adain, adain.stylize(content, adain.encode_style([style])), style)
+        rebuilt = _gram_dist(recon, recon.stylize(content, recon.encode_style([style])), style)
+        assert trained < 0.8 * rebuilt
+
+
 def test_adain_strength_zero_reconstructs_the_content(adain, content, styles):
     # With the reconstruction decoder, strength 0 gives the photo back (~25 dB on a tiny image).
     recon = build("adain", decoder="vgg19_normalised_r31_decoder")
