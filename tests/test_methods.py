@@ -82,7 +82,8 @@ def test_adain_strength_zero_reconstructs_the_content(adain, content, styles):
     recon = build("adain", decoder="vgg19_normalised_r31_decoder")
     out = recon.stylize(content, recon.encode_style([styles[0]]), strength=0.0)
     assert torch.mean((out - content) ** 2).item() < 0.01
-    # The default, style-trained decoder paints a little even then (18 dB), but stays far nearer the photo than at full style.
+    # The default, style-trained decoder paints a little even then (18 dB), but stays far nearer the photo than at
+    # full style.
     code = adain.encode_style([styles[0]])
     none, full = (torch.mean((adain.stylize(content, code, strength=a) - content) ** 2).item() for a in (0.0, 1.0))
     assert none < 0.02 and none < 0.5 * full   # measured: 0.0145 against 0.047

@@ -38,7 +38,8 @@ class AdaIN(StyleMethod):
     batches = True   # instance statistics are per image inside the batch
     options = (
         Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder), relu3_1 "
-               "(bundled light VGG19 encoder, style-trained decoder) or fast (relu4_1 through a bundled student pair distilled from VGG16)",
+               "(bundled light VGG19 encoder, style-trained decoder) or fast (relu4_1 through a bundled student pair "
+               "distilled from VGG16)",
                choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
                "in place of VGG16; auto: the one the decoder was trained on (a fast-path decoder names its "

@@ -73,9 +73,9 @@ class AdaINRecipe(Recipe):
     width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",
                       minimum=0.05)
     start_from: str = hp(DECODER_WEIGHTS["relu3_1"], paper="random", help="decoder whose shared layers start this "
-                         "one (the bundled relu3_1 reconstruction decoder gives a relu4_1 decoder conv7..conv11 and a relu3_1 "
-                         "one all; a trained relu4_1 decoder gives all; "
-                         "with --width below 1, a full relu4_1 decoder pruned into the slim one); 'none' for random")
+                         "one (the bundled relu3_1 reconstruction decoder gives a relu4_1 decoder conv7..conv11 and "
+                         "a relu3_1 one all; a trained relu4_1 decoder gives all; with --width below 1, a full relu4_1 "
+                         "decoder pruned into the slim one); 'none' for random")
     encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
                       "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
                       "losses still measured with VGG16")
