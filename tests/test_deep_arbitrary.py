@@ -155,8 +155,39 @@ def test_a_relu3_1_decoder_trains_on_the_bundled_vgg19_from_the_reconstruction_d
     assert recipe.unit == 1.0 and recipe.content_net is not recipe.loss_net
     adain = build("adain", level="relu3_1", decoder=str(tmp_path / "adain31.safetensors"))
     assert adain.decoder.level == "relu3_1"
-    with pytest.raises(BrushstreamError, match="--level relu3_1"):
-        AdaINRecipe(content_dir=str(photos), level="relu3_1", width=0.5, start_from="none").check()
+
+
+def test_the_relu3_1_fast_path_pairs_a_student_of_the_vgg19_with_a_slim_decoder_pruned_from_the_default(
+        photos, tmp_path, content, style):
+    from brushstream.core.nets.student_encoder import StudentEncoder
+    from brushstream.core.train.distill_recipe import DistillRecipe
+    student = tmp_path / "student19.safetensors"
+    result = fit(DistillRecipe(content_dir=str(photos), teacher="vgg19n", width=0.25, size=32, batch=2, steps=20,
+                               lr=1e-3), student, progress=False)
+    embedding = [h["embedding"] for h in result.history]
+    assert sum(embedding[-5:]) < sum(embedding[:5])
+    meta = load_state_dict(student)[1]
+    assert meta["teacher"] == "vgg19_normalised_r31_encoder" and meta["decoder"] == "vgg19_normalised_r31_decoder"
+    common = dict(content_dir=str(photos), level="relu3_1", encoder=str(student), width=0.25, size=32, batch=2,
+                  lr=1e-3, style=(str(STYLE),), style_bank=2, style_size=64)
+    # The slim decoder starts from the default relu3_1 decoder pruned onto the student's features: far below random.
+    first = {}
+    for start in ("adain_vgg19n_r31_decoder", "none"):
+        recipe = AdaINRecipe(**common, start_from=start, steps=1)
+        first[start] = fit(recipe, tmp_path / f"{start}.safetensors", progress=False).history[0]["total"]
+    assert first["adain_vgg19n_r31_decoder"] < 0.5 * first["none"], first
+    fit(AdaINRecipe(**common, start_from="adain_vgg19n_r31_decoder", steps=3), tmp_path / "fast31.safetensors",
+        progress=False)
+    fast = build("adain", level="fast", decoder=str(tmp_path / "fast31.safetensors"))
+    # The decoder's file names its level and student, so the fast level runs the pair at relu3_1 (stride 4).
+    assert fast.level == "relu3_1" and fast.stride == 4 and fast.decoder.width == 0.25
+    assert isinstance(fast.encoder, StudentEncoder) and fast.encoder.teacher == "vgg19n"
+    assert fast.stylize(content, fast.encode_style([style])).shape == content.shape
+    vgg16_student = tmp_path / "student16.safetensors"
+    fit(DistillRecipe(content_dir=str(photos), width=0.125, size=32, batch=2, steps=1, start_from="none"),
+        vgg16_student, progress=False)
+    with pytest.raises(BrushstreamError, match="a student of vgg16 has no relu3_1"):
+        AdaINRecipe(**{**common, "encoder": str(vgg16_student)}, steps=1).setup(torch.device("cpu"))
 
 
 def test_the_style_bank_draws_the_statistics_of_real_augmented_crops(photos):
@@ -209,7 +240,7 @@ def test_a_distilled_student_learns_the_teacher_s_features_and_serves_adain(phot
     assert isinstance(adain.encoder, StudentEncoder) and adain.encoder.width == 0.125
     code = adain.encode_style([style])
     assert adain.stylize(content, code).shape == content.shape
-    with pytest.raises(Exception, match="works at relu4_1"):
+    with pytest.raises(Exception, match="a student of vgg16 cannot stand in at relu3_1"):
         build("adain", level="relu3_1", encoder=str(tmp_path / "student.safetensors"))
 
 

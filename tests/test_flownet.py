@@ -11,7 +11,6 @@ from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.flow import get_flow
 from brushstream.core.flow.flownet import FlowNetC, FlowNetS
-from brushstream.core.flow.flownet_backend import DEFAULT_WEIGHTS
 from brushstream.core.flow.synthetic import held_out_pairs, make_pairs
 from brushstream.core.ops.warp import backward_warp
 from brushstream.core.train.catalogue import get_recipe

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from brushstream.core.nets.prune import fit_slim_conv
-from brushstream.core.nets.pretrained import vgg16_encoder, vgg_decoder
+from brushstream.core.nets.pretrained import normalised_vgg_encoder, vgg16_encoder, vgg_decoder
 from brushstream.core.nets.student_encoder import TAPS, StudentEncoder, start_from_teacher
 from brushstream.core.nets.vgg_decoder import VGGDecoder
 from brushstream.core.train.data import fixed_crops
@@ -58,6 +58,25 @@ def test_vgg16_pruned_into_a_full_width_student_is_vgg16(crops, held_out):
     assert _relative_error(teacher, student, held_out, "relu4_1") < 0.1
     with pytest.raises(ValueError, match="centres its input"):
         start_from_teacher(StudentEncoder(0.25, centred=False), teacher, crops)
+
+
+def test_the_normalised_vgg19_pruned_into_a_full_width_student_is_that_vgg19(crops, held_out):
+    """The light level's teacher: its 1x1 colour convolution folds into the first 3x3 one and the student pads by
+    reflection as it does, so a full-width student is the network, border included; a quarter one starts near it."""
+    teacher = normalised_vgg_encoder()
+    student = StudentEncoder(1.0, teacher="vgg19n")
+    assert student.taps == ("relu1_1", "relu2_1", "relu3_1") and not student.centred
+    start_from_teacher(student, teacher, crops)
+    for tap in student.taps:
+        assert _relative_error(teacher, student, held_out, tap) < 1e-3, tap
+    pruned = StudentEncoder(0.25, teacher="vgg19n")
+    start_from_teacher(pruned, teacher, crops)
+    errors = {tap: _relative_error(teacher, pruned, held_out, tap) for tap in pruned.taps}
+    torch.manual_seed(0)
+    assert _relative_error(teacher, StudentEncoder(0.25, teacher="vgg19n"), held_out, "relu3_1") > 0.9
+    assert errors["relu1_1"] < 0.15 and errors["relu3_1"] < 0.6, errors
+    with pytest.raises(ValueError, match="not in the student encoder"):
+        pruned(held_out, ("relu4_1",))
 
 
 def test_a_pruned_student_starts_near_the_teacher_where_a_random_one_does_not(crops, held_out):

@@ -2,17 +2,17 @@
 ``level="relu4_1"``: the paper's setting, on the VGG16 ImageNet encoder (not VGG19) with a decoder trained here with the
 paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="relu3_1"``: the light default, the bundled
 normalised VGG19 encoder with a decoder trained here with the same losses (content in that network, style on VGG16
-relu1_1..relu4_1), so it needs no download. ``level="fast"``: relu4_1
-through a slim student encoder distilled from VGG16 (Collaborative Distillation, Wang et al. 2020) and a slim decoder
-trained on its features with the same losses (both small and bundled).
+relu1_1..relu4_1), so it needs no download. ``level="fast"``: a slim
+student encoder distilled from the level's encoder (Collaborative Distillation, Wang et al. 2020) and a slim decoder
+trained on its features with the same losses (both small and bundled; the decoder's file names its level and student).
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, level_encoders, trained_network,
-                               vgg_decoder)
+from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, decoder_level, level_encoders,
+                               trained_network, vgg_decoder)
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -22,11 +22,12 @@ from .registry import register
 
 LEVELS = ("relu4_1", "relu3_1", "fast")
 # The decoder each level uses, each trained with AdaIN's style loss (the relu3_1 reconstruction decoder it started from,
-# vgg19_normalised_r31_decoder, stays a --decoder choice); "fast" is relu4_1 through the distilled pair: a slim
-# student encoder (named in the decoder's file) and a slim decoder.
+# vgg19_normalised_r31_decoder, stays a --decoder choice); "fast" is the distilled pair: a slim student encoder
+# (named in the decoder's file) and a slim decoder, at the level the decoder's file names.
 DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder",
             "fast": "adain_student_r41_decoder_w025"}
-FAST_LEVEL = "relu4_1"   # the features the fast pair works on
+# The network a student must have been distilled from to stand in at each level.
+STUDENT_TEACHER = {"relu4_1": "vgg16", "relu3_1": "vgg19n"}
 
 
 @register
@@ -41,8 +42,8 @@ class AdaIN(StyleMethod):
                "(bundled light VGG19 encoder, style-trained decoder) or fast (relu4_1 through a bundled student pair "
                "distilled from VGG16)",
                choices=LEVELS, paper="relu4_1"),
-        Option("encoder", "text", "auto", "relu4_1 only: a distilled student encoder file (brushstream train distill) "
-               "in place of VGG16; auto: the one the decoder was trained on (a fast-path decoder names its "
+        Option("encoder", "text", "auto", "a distilled student encoder file (brushstream train distill; --teacher "
+               "vgg16 for relu4_1, vgg19n for relu3_1) in place of the level's encoder; auto: the one the decoder was trained on (a fast-path decoder names its "
                "student), else the level's own encoder"),
         Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
                "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
@@ -53,17 +54,18 @@ class AdaIN(StyleMethod):
                  vgg19n: str = ENCODER_WEIGHTS, vgg16: str = VGG16_WEIGHTS):
         super().__init__()
         decoder = DECODERS[level] if decoder == "auto" else decoder
-        level = FAST_LEVEL if level == "fast" else level
+        level = decoder_level(decoder, "relu4_1") if level == "fast" else level
         self.level, self.work_size = level, work_size
         self.stride = STRIDE[level]
         if encoder == "auto":   # a decoder trained on a student's features (the fast path) names that student
             encoder = decoder_input_encoder(decoder) or "auto"
         if encoder == "auto":
             self.encoder = next(iter(level_encoders((level,), vgg19n, vgg16).values()))
-        elif level != "relu4_1":
-            raise BrushstreamError(f"a student encoder ({encoder}) works at relu4_1, not {level}")
-        else:   # the fast path: a slim student whose embedded features stand in for VGG16's
+        else:   # the fast path: a slim student whose embedded features stand in for its teacher's
             self.encoder = trained_network(encoder, "student_encoder")[0]
+            if self.encoder.teacher != STUDENT_TEACHER[level]:
+                raise BrushstreamError(f"{encoder}: a student of {self.encoder.teacher} cannot stand in at {level} "
+                                       f"(that needs one distilled from {STUDENT_TEACHER[level]})")
         self.decoder = vgg_decoder(level, decoder)
 
     def _encode_style(self, *, images, refs, weights):

@@ -105,6 +105,11 @@ def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecode
     return load_verified(VGGDecoder(level, float(meta.get("width", 1.0))), source)
 
 
+def decoder_level(source: str, default: str) -> str:
+    """The level a decoder file says it inverts (its ``level`` metadata), else ``default``."""
+    return weight_store.read_metadata(weight_store.resolve(source)).get("level", default)
+
+
 def decoder_input_encoder(source: str) -> str | None:
     """The student encoder a decoder was trained to read (its ``input_encoder`` metadata: a manifest name, or a file
     name found beside the decoder, so the two travel as a pair), or None when the decoder reads VGG's own features."""

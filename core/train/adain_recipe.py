@@ -10,10 +10,10 @@ fixed bank of augmented crops per style computed once per run (--style-bank; 0 =
 --level relu3_1 (the light option): the decoder reads relu3_1 AdaIN targets of the bundled normalised VGG19 and the
 content loss is measured there (its own unit); the style loss stays on VGG16 relu1_1..relu4_1 (that network stops at
 relu3_1, and the paper's style loss reaches relu4_1); started from the bundled relu3_1 reconstruction decoder.
-The fast path (--encoder STUDENT): the decoder reads a distilled student's embedded relu4_1 features (its AdaIN target
-made from the student's content and style statistics, as at inference) while the losses still use VGG16, as
-Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from the full relu4_1
-decoder pruned into it by layer-wise reconstruction (core/nets/prune.py; the paper's is random).
+The fast path (--encoder STUDENT): the decoder reads a distilled student's embedded features at the level (its AdaIN
+target made from the student's content and style statistics, as at inference) while the losses still use the full
+networks, as Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from a full
+decoder of the level pruned into it by layer-wise reconstruction (core/nets/prune.py; the paper's is random).
 """
 from __future__ import annotations
 
@@ -36,14 +36,15 @@ from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
 
-LEVEL = "relu4_1"   # the paper's level; the fast path (student encoder, slim decoder) works only there
+LEVEL = "relu4_1"   # the paper's level
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LEVELS = (LEVEL, "relu3_1")   # relu3_1: the bundled normalised VGG19's, the light option
 DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
 HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
-PRUNE_SOURCE = "adain_vgg16_r41_decoder"   # the full decoder a slim one is pruned from
+# The full decoder a slim one is pruned from, per level.
+PRUNE_SOURCE = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder"}
 PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on
 TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
 INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
@@ -88,12 +89,9 @@ class AdaINRecipe(Recipe):
     def check(self) -> None:
         super().check()
         check_zoom(self.style_zoom)
-        if self.level != LEVEL and (self.width < 1 or self.encoder != TEACHER):
-            raise BrushstreamError(f"--level {self.level}: the fast path (--width below 1, --encoder STUDENT) works at "
-                                   f"{LEVEL} only")
-        if self.width < 1 and self.start_from == DECODER_WEIGHTS["relu3_1"]:
+        if self.level == LEVEL and self.width < 1 and self.start_from == DECODER_WEIGHTS["relu3_1"]:
             raise BrushstreamError(f"--start-from: a slim decoder (--width below 1) starts from a full relu4_1 decoder "
-                                   f"pruned into it, e.g. --start-from {PRUNE_SOURCE} (or none: random); "
+                                   f"pruned into it, e.g. --start-from {PRUNE_SOURCE[LEVEL]} (or none: random); "
                                    f"{self.start_from} decodes relu3_1")
 
     def build_model(self) -> VGGDecoder:
@@ -110,6 +108,11 @@ class AdaINRecipe(Recipe):
         self.content_net = self.loss_net if self.level == LEVEL else normalised_vgg_encoder(self.vgg19n).to(device)
         self.student = None if self.encoder == TEACHER else \
             trained_network(self.encoder, "student_encoder")[0].to(device)
+        wanted = "vgg16" if self.level == LEVEL else "vgg19n"   # the network whose level the student stands in for
+        if self.student is not None and self.student.teacher != wanted:
+            raise BrushstreamError(f"--encoder {self.encoder}: a student of {self.student.teacher} has no {self.level} "
+                                   f"of the level's encoder; distil one with brushstream train distill --teacher "
+                                   f"{wanted}")
         self.paths = training_style_paths(self.style, self.style_dir, self.held_out)
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
         self.scale = self._tap_scales()
@@ -129,14 +132,19 @@ class AdaINRecipe(Recipe):
     @torch.no_grad()
     def _prune_start(self, model: VGGDecoder) -> None:
         """Fit the slim decoder, layer by layer, to the full decoder's activations on AdaIN targets of content crops
-        (each with one training style): the full decoder reads VGG16's targets, the slim one its input encoder's."""
-        wide = vgg_decoder(LEVEL, self.start_from).to(self.device)
+        (each with one training style): the full decoder reads the level's full encoder's targets, the slim one its
+        input encoder's (a student's, on the fast path)."""
+        wide = vgg_decoder(self.level, self.start_from).to(self.device)
         crops = fixed_crops(self.content_dir, self.size, PRUNE_PHOTOS).to(self.device)
-        wide_stats = [mean_std(self.loss_net(style, (LEVEL,))[LEVEL]) for style in self.styles]
+
+        def full(images):
+            return self.content_net(images, (self.level,))[self.level]
+
+        wide_stats = [mean_std(full(style)) for style in self.styles]
         slim_stats = [mean_std(self._input_features(style)) for style in self.styles]
         wide_in, slim_in = [], []
         for i, crop in enumerate(crops.split(1)):
-            wide_in.append(adain(self.loss_net(crop, (LEVEL,))[LEVEL], *wide_stats[i % len(self.styles)]))
+            wide_in.append(adain(full(crop), *wide_stats[i % len(self.styles)]))
             slim_in.append(adain(self._input_features(crop), *slim_stats[i % len(self.styles)]))
         start_from_wide(model, wide, torch.cat(wide_in), torch.cat(slim_in))
 
