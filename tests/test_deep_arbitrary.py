@@ -311,3 +311,32 @@ def test_the_fast_level_runs_the_bundled_student_pair_and_moves_the_photo_toward
     assert (stats["out"] - stats["style"]).norm() < 0.6 * (stats["photo"] - stats["style"]).norm()
     assert (f["out"] - f["photo"]).norm() < (torch.nn.functional.interpolate(f["style"], f["photo"].shape[-2:])
                                              - f["photo"]).norm()
+
+
+def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp_path):
+    """--imitate: the term compares the fast pair's output with the full pair's for the same photo and style crops.
+    A student that is the VGG19 (a full-width exact prune) with the imitated decoder itself scores ~0; a random
+    decoder does not; and without --imitate there is no such term."""
+    from brushstream.core.nets.pretrained import normalised_vgg_encoder
+    from brushstream.core.nets.student_encoder import StudentEncoder, start_from_teacher
+    from brushstream.core.train.data import fixed_crops
+    student = StudentEncoder(1.0, teacher="vgg19n")
+    start_from_teacher(student, normalised_vgg_encoder(), fixed_crops(SHARED_DATA / "content", 48, 24))
+    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, tmp_path / "exact.safetensors",
+              metadata={"arch": "student_encoder", "config": json.dumps(student.config())})
+    batch = fixed_crops(SHARED_DATA / "content_eval", 48, 2)
+    common = dict(content_dir=str(photos), level="relu3_1", encoder=str(tmp_path / "exact.safetensors"), size=48,
+                  batch=2, style=(str(STYLE),), style_bank=2, style_size=96)
+    terms, full = {}, "adain_vgg19n_r31_decoder"
+    for start, imitate in ((full, full), ("none", full), (full, "none")):
+        recipe = AdaINRecipe(**common, start_from=start, imitate=imitate, imitation_weight=2.0)
+        recipe.setup(torch.device("cpu"))
+        with torch.no_grad():
+            terms[start, imitate] = recipe.losses(recipe.build_model(), batch, 0, torch.Generator().manual_seed(0))
+    same, random = terms[full, full], terms["none", full]
+    assert float(same["imitation"]) < 0.01 * float(random["imitation"]), (same, random)
+    assert "imitation" not in terms[full, "none"]
+    torch.testing.assert_close(same["total"], same["content"] + same["style"] + same["imitation"])
+    with pytest.raises(BrushstreamError, match="give --encoder STUDENT"):
+        AdaINRecipe(content_dir=str(photos), level="relu3_1", imitate="adain_vgg19n_r31_decoder", style=(str(STYLE),),
+                    style_bank=1, style_size=64).setup(torch.device("cpu"))

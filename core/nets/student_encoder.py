@@ -112,7 +112,8 @@ def start_from_teacher(student: StudentEncoder, teacher: nn.Module, images: torc
 
 
 def _vgg16_plan(teacher: nn.Module) -> tuple[torch.Tensor, torch.Tensor, nn.Sequential]:
-    """VGG16's first convolution over RGB 0..1 inputs centred on the mean colour, and its layers in the student's plan."""
+    """VGG16's first convolution over RGB 0..1 inputs centred on the mean colour, and its layers (the student's
+    plan)."""
     first = teacher.features[0]
     in_weight = teacher.input_weight[:, :, 0, 0].to(first.weight.dtype)   # (caffe channel, rgb channel)
     return torch.einsum("ockl,cr->orkl", first.weight, in_weight), first.bias, teacher.features

@@ -4,9 +4,10 @@ mu(phi_i(s))||^2 + ||sigma(phi_i(g(t))) - sigma(phi_i(s))||^2) over relu1_1..rel
 authors' code, content photos x style images with random crops and scales of the styles, some styles held out.
 Deviations: the VGG16 ImageNet encoder instead of the normalised VGG19 (the backbone the project has), with each
 tap's features divided by its mean activation on the content photos, so the layers weigh in the loss as in the
-paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe (128 px crops,
-thousands of steps instead of 160k, the relu3_1 half started from the bundled relu3_1 decoder); style statistics come from a
-fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop each step, the paper's).
+paper's normalised network (unscaled, relu3_1 would outweigh relu1_1 by 10^2 in the squared terms); CPU recipe
+(128 px crops, thousands of steps instead of 160k, the relu3_1 half started from the bundled relu3_1 decoder); style
+statistics come from a fixed bank of augmented crops per style computed once per run (--style-bank; 0 = a fresh crop
+each step, the paper's).
 --level relu3_1 (the light option): the decoder reads relu3_1 AdaIN targets of the bundled normalised VGG19 and the
 content loss is measured there (its own unit); the style loss stays on VGG16 relu1_1..relu4_1 (that network stops at
 relu3_1, and the paper's style loss reaches relu4_1); started from the bundled relu3_1 reconstruction decoder.
@@ -14,6 +15,9 @@ The fast path (--encoder STUDENT): the decoder reads a distilled student's embed
 target made from the student's content and style statistics, as at inference) while the losses still use the full
 networks, as Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from a full
 decoder of the level pruned into it by layer-wise reconstruction (core/nets/prune.py; the paper's is random).
+--imitate DECODER adds output distillation (not in either paper): the full pair's stylized image for the same photo
+and style statistics is a dense target, and the slim pair's loss-network features are pulled towards it, which
+teaches a quarter-width decoder texture much faster than the statistics alone.
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ PRUNE_SOURCE = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r
 PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on
 TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
 INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
+FULL = "full"       # key of the level's full encoder's statistics (the imitated pair's AdaIN target)
 
 
 @register_recipe
@@ -80,6 +85,10 @@ class AdaINRecipe(Recipe):
     encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
                       "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
                       "losses still measured with VGG16")
+    imitate: str = hp("none", help="fast path: a full decoder of the level (e.g. adain_vgg19n_r31_decoder) whose "
+                      "stylized output, from the level's full encoder, the slim pair also learns to reproduce (loss "
+                      "network features, every style tap); none: the paper's losses only")
+    imitation_weight: float = hp(1.0, help="weight of the --imitate term", minimum=0)
     level: str = hp(LEVEL, "paper", help="the level the decoder inverts: relu4_1 of VGG16, or relu3_1 of the bundled "
                     "normalised VGG19 (the light option; content loss there, style loss still on VGG16)",
                     choices=LEVELS)
@@ -117,6 +126,9 @@ class AdaINRecipe(Recipe):
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
         self.scale = self._tap_scales()
         self.unit = self.scale[LEVEL] if self.level == LEVEL else 1.0   # the normalised VGG19 is in its own unit
+        self.imitated = None if self.imitate == "none" else vgg_decoder(self.level, self.imitate).to(device)
+        if self.imitated is not None and self.student is None:
+            raise BrushstreamError("--imitate: output distillation trains a fast-path decoder; give --encoder STUDENT")
         self.bank = self._style_bank() if self.style_bank else None
 
     @torch.no_grad()
@@ -161,6 +173,8 @@ class AdaINRecipe(Recipe):
         stats = {t: mean_std(feats[t] / self.scale[t]) for t in STYLE_TAPS}
         reads_loss_net = self.student is None and self.content_net is self.loss_net
         stats[INPUT] = stats[LEVEL] if reads_loss_net else mean_std(self._input_features(crops) / self.unit)
+        if self.imitated is not None:
+            stats[FULL] = mean_std(self.content_net(crops, (self.level,))[self.level] / self.unit)
         return stats
 
     def _style_bank(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -195,7 +209,14 @@ class AdaINRecipe(Recipe):
             style = style + F.mse_loss(mean, targets[tap][0]) + F.mse_loss(std, targets[tap][1])
         level = feats[LEVEL] if self.content_net is self.loss_net else self.content_net(out, (self.level,))[self.level]
         terms = {"content": F.mse_loss(level / unit, t / unit), "style": self.style_weight * style}
-        terms["total"] = terms["content"] + terms["style"]
+        if self.imitated is not None:
+            with torch.no_grad():   # the full pair's output for the same photo and style crops
+                full_t = adain(self.content_net(content, (self.level,))[self.level], targets[FULL][0] * unit,
+                               targets[FULL][1] * unit)
+                reference = self.loss_net(self.imitated(full_t), STYLE_TAPS)
+            terms["imitation"] = self.imitation_weight * sum(
+                F.mse_loss(feats[tap] / self.scale[tap], reference[tap] / self.scale[tap]) for tap in STYLE_TAPS)
+        terms["total"] = sum(terms.values())
         return terms
 
     @torch.no_grad()

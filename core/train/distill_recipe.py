@@ -90,5 +90,6 @@ class DistillRecipe(Recipe):
     def export(self, model):
         meta = {"arch": "student_encoder", "config": json.dumps(model.config()),
                 "teacher": self.vgg16 if self.teacher == "vgg16" else self.vgg19n,
-                "decoder": DECODER_WEIGHTS[self.taps[-1]] if self.decoder == "auto" else self.decoder, "source": "trained by Brushstream (core/train/distill_recipe.py)"}
+                "decoder": DECODER_WEIGHTS[self.taps[-1]] if self.decoder == "auto" else self.decoder,
+                "source": "trained by Brushstream (core/train/distill_recipe.py)"}
         return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, meta
