@@ -15,9 +15,9 @@ The fast path (--encoder STUDENT): the decoder reads a distilled student's embed
 target made from the student's content and style statistics, as at inference) while the losses still use the full
 networks, as Collaborative Distillation trains its student decoder; a slim decoder (--width below 1) starts from a full
 decoder of the level pruned into it by layer-wise reconstruction (core/nets/prune.py; the paper's is random).
---imitate DECODER adds output distillation (not in either paper): the full pair's stylized image for the same photo
-and style statistics is a dense target, and the slim pair's loss-network features are pulled towards it, which
-teaches a quarter-width decoder texture much faster than the statistics alone.
+--imitate DECODER adds output distillation (not in either paper): the stylized image of a full pair (that decoder and
+its level's full encoder, at either level) for the same photo and style crops is a dense target, and the fast pair's
+loss-network features are pulled towards it.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, trained_network,
-                               vgg16_encoder, vgg_decoder)
+from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_level, normalised_vgg_encoder,
+                               trained_network, vgg16_encoder, vgg_decoder)
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -52,7 +52,7 @@ PRUNE_SOURCE = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r
 PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on
 TEACHER = "vgg16"   # --encoder's value when the decoder reads the loss network's own features
 INPUT = "input"     # key of the statistics the AdaIN target is made from (the input encoder's relu4_1)
-FULL = "full"       # key of the level's full encoder's statistics (the imitated pair's AdaIN target)
+FULL = "full"       # key of the imitated full pair's encoder statistics (its AdaIN target)
 
 
 @register_recipe
@@ -85,9 +85,9 @@ class AdaINRecipe(Recipe):
     encoder: str = hp(TEACHER, paper="vgg16", help="encoder whose relu4_1 features the decoder reads: vgg16, or a "
                       "student encoder (brushstream train distill; manifest name or file) for the fast path, the "
                       "losses still measured with VGG16")
-    imitate: str = hp("none", help="fast path: a full decoder of the level (e.g. adain_vgg19n_r31_decoder) whose "
-                      "stylized output, from the level's full encoder, the slim pair also learns to reproduce (loss "
-                      "network features, every style tap); none: the paper's losses only")
+    imitate: str = hp("none", help="fast path: a full AdaIN decoder of either level (e.g. adain_vgg19n_r31_decoder) "
+                      "whose stylized output, with its level's full encoder, the fast pair also learns to reproduce "
+                      "(loss network features, every style tap); none: the paper's losses only")
     imitation_weight: float = hp(1.0, help="weight of the --imitate term", minimum=0)
     level: str = hp(LEVEL, "paper", help="the level the decoder inverts: relu4_1 of VGG16, or relu3_1 of the bundled "
                     "normalised VGG19 (the light option; content loss there, style loss still on VGG16)",
@@ -126,9 +126,16 @@ class AdaINRecipe(Recipe):
         self.styles = [s.to(device) for s in load_styles(self.paths, self.style_size)]
         self.scale = self._tap_scales()
         self.unit = self.scale[LEVEL] if self.level == LEVEL else 1.0   # the normalised VGG19 is in its own unit
-        self.imitated = None if self.imitate == "none" else vgg_decoder(self.level, self.imitate).to(device)
-        if self.imitated is not None and self.student is None:
-            raise BrushstreamError("--imitate: output distillation trains a fast-path decoder; give --encoder STUDENT")
+        self.imitated = None
+        if self.imitate != "none":
+            if self.student is None:
+                raise BrushstreamError("--imitate: output distillation trains a fast-path decoder; give --encoder "
+                                       "STUDENT")
+            self.imitated_level = decoder_level(self.imitate, self.level)
+            self.imitated = vgg_decoder(self.imitated_level, self.imitate).to(device)
+            self.imitated_encoder = self.loss_net if self.imitated_level == LEVEL else \
+                normalised_vgg_encoder(self.vgg19n).to(device)
+            self.imitated_unit = self.scale[LEVEL] if self.imitated_level == LEVEL else 1.0
         self.bank = self._style_bank() if self.style_bank else None
 
     @torch.no_grad()
@@ -165,6 +172,9 @@ class AdaINRecipe(Recipe):
         net = self.content_net if self.student is None else self.student
         return net(images, (self.level,))[self.level]
 
+    def _imitated_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.imitated_encoder(images, (self.imitated_level,))[self.imitated_level]
+
     @torch.no_grad()
     def _crop_statistics(self, crops: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{tap: (mean, std)} of style crops, each tap in its unit (the normalised scale the loss compares in), and
@@ -174,7 +184,7 @@ class AdaINRecipe(Recipe):
         reads_loss_net = self.student is None and self.content_net is self.loss_net
         stats[INPUT] = stats[LEVEL] if reads_loss_net else mean_std(self._input_features(crops) / self.unit)
         if self.imitated is not None:
-            stats[FULL] = mean_std(self.content_net(crops, (self.level,))[self.level] / self.unit)
+            stats[FULL] = mean_std(self._imitated_features(crops) / self.imitated_unit)
         return stats
 
     def _style_bank(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -211,8 +221,8 @@ class AdaINRecipe(Recipe):
         terms = {"content": F.mse_loss(level / unit, t / unit), "style": self.style_weight * style}
         if self.imitated is not None:
             with torch.no_grad():   # the full pair's output for the same photo and style crops
-                full_t = adain(self.content_net(content, (self.level,))[self.level], targets[FULL][0] * unit,
-                               targets[FULL][1] * unit)
+                full_t = adain(self._imitated_features(content), targets[FULL][0] * self.imitated_unit,
+                               targets[FULL][1] * self.imitated_unit)
                 reference = self.loss_net(self.imitated(full_t), STYLE_TAPS)
             terms["imitation"] = self.imitation_weight * sum(
                 F.mse_loss(feats[tap] / self.scale[tap], reference[tap] / self.scale[tap]) for tap in STYLE_TAPS)
