@@ -319,6 +319,7 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     decoder does not; and without --imitate there is no such term."""
     from brushstream.core.nets.pretrained import normalised_vgg_encoder
     from brushstream.core.nets.student_encoder import StudentEncoder, start_from_teacher
+    from brushstream.core.nets.vgg_normalised import NormalisedVGGEncoder
     from brushstream.core.train.data import fixed_crops
     student = StudentEncoder(1.0, teacher="vgg19n")
     start_from_teacher(student, normalised_vgg_encoder(), fixed_crops(SHARED_DATA / "content", 48, 24))
@@ -340,3 +341,14 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     with pytest.raises(BrushstreamError, match="give --encoder STUDENT"):
         AdaINRecipe(content_dir=str(photos), level="relu3_1", imitate="adain_vgg19n_r31_decoder", style=(str(STYLE),),
                     style_bank=1, style_size=64).setup(torch.device("cpu"))
+    # Across levels: a relu4_1 fast pair imitating the relu3_1 default pair takes that pair's encoder and statistics.
+    vgg16_student = StudentEncoder(0.125)
+    save_file({k: v.contiguous() for k, v in vgg16_student.state_dict().items()}, tmp_path / "s16.safetensors",
+              metadata={"arch": "student_encoder", "config": json.dumps(vgg16_student.config())})
+    recipe = AdaINRecipe(**{**common, "level": "relu4_1", "encoder": str(tmp_path / "s16.safetensors")}, width=0.125,
+                         start_from="none", imitate=full)
+    recipe.setup(torch.device("cpu"))
+    assert recipe.imitated_level == "relu3_1" and recipe.imitated.level == "relu3_1"
+    assert isinstance(recipe.imitated_encoder, NormalisedVGGEncoder) and recipe.bank["full"][0].shape[-3] == 256
+    with torch.no_grad():
+        assert float(recipe.losses(recipe.build_model(), batch, 0, torch.Generator().manual_seed(0))["imitation"]) > 0
