@@ -332,10 +332,17 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     for start, imitate in ((full, full), ("none", full), (full, "none")):
         recipe = AdaINRecipe(**common, start_from=start, imitate=imitate, imitation_weight=2.0)
         recipe.setup(torch.device("cpu"))
+        # At the recipe's own level the imitated pair reads the VGG19 the recipe already holds (no second copy).
+        assert imitate == "none" or recipe.imitated_encoder is recipe.content_net
         with torch.no_grad():
             terms[start, imitate] = recipe.losses(recipe.build_model(), batch, 0, torch.Generator().manual_seed(0))
     same, random = terms[full, full], terms["none", full]
     assert float(same["imitation"]) < 0.01 * float(random["imitation"]), (same, random)
+    unweighted = AdaINRecipe(**common, start_from="none", imitate=full)   # --imitation-weight scales the term
+    unweighted.setup(torch.device("cpu"))
+    with torch.no_grad():
+        once = unweighted.losses(unweighted.build_model(), batch, 0, torch.Generator().manual_seed(0))["imitation"]
+    torch.testing.assert_close(random["imitation"], 2 * once)
     assert "imitation" not in terms[full, "none"]
     torch.testing.assert_close(same["total"], same["content"] + same["style"] + same["imitation"])
     with pytest.raises(BrushstreamError, match="give --encoder STUDENT"):

@@ -13,6 +13,7 @@ import torch
 from ..errors import BrushstreamError
 from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, decoder_level, level_encoders,
                                trained_network, vgg_decoder)
+from ..nets.student_encoder import LEVEL_TEACHER
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -26,8 +27,6 @@ LEVELS = ("relu4_1", "relu3_1", "fast")
 # (named in the decoder's file) and a slim decoder, at the level the decoder's file names.
 DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder",
             "fast": "adain_student_r41_decoder_w025"}
-# The network a student must have been distilled from to stand in at each level.
-STUDENT_TEACHER = {"relu4_1": "vgg16", "relu3_1": "vgg19n"}
 
 
 @register
@@ -63,9 +62,9 @@ class AdaIN(StyleMethod):
             self.encoder = next(iter(level_encoders((level,), vgg19n, vgg16).values()))
         else:   # the fast path: a slim student whose embedded features stand in for its teacher's
             self.encoder = trained_network(encoder, "student_encoder")[0]
-            if self.encoder.teacher != STUDENT_TEACHER[level]:
+            if self.encoder.teacher != LEVEL_TEACHER[level]:
                 raise BrushstreamError(f"{encoder}: a student of {self.encoder.teacher} cannot stand in at {level} "
-                                       f"(that needs one distilled from {STUDENT_TEACHER[level]})")
+                                       f"(that needs one distilled from {LEVEL_TEACHER[level]})")
         self.decoder = vgg_decoder(level, decoder)
 
     def _encode_style(self, *, images, refs, weights):

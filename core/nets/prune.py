@@ -55,15 +55,15 @@ def fit_slim_conv(wide: nn.Conv2d, slim: nn.Conv2d, wide_in: torch.Tensor, slim_
     wide_out = wide(wide_in)
     keep = most_active(wide_out, slim.out_channels)
 
-    padding = slim.padding
-    if slim.padding_mode != "zeros":   # unfold pads with zeros only: pad the inputs the convolution's own way first
-        padding, pad = 0, slim._reversed_padding_repeated_twice
+    # unfold pads with zeros only: a reflection-padded convolution's inputs are padded its own way first.
+    own_padding = slim.padding_mode != "zeros"
 
     def blocks():
         for start in range(0, len(slim_in), CHUNK):
             x = slim_in[start:start + CHUNK]
-            x = x if padding == slim.padding else F.pad(x, pad, mode=slim.padding_mode)
-            cols = F.unfold(x, slim.kernel_size, padding=padding, stride=slim.stride)
+            if own_padding:
+                x = F.pad(x, slim._reversed_padding_repeated_twice, mode=slim.padding_mode)
+            cols = F.unfold(x, slim.kernel_size, padding=0 if own_padding else slim.padding, stride=slim.stride)
             yield cols.transpose(1, 2).reshape(-1, cols.shape[1]), _pixels(wide_out[start:start + CHUNK, keep])
 
     _set(slim, _solve(blocks(), ridge))

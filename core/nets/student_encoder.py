@@ -22,6 +22,8 @@ TEACHERS = ("vgg16", "vgg19n")
 # mean activations 0.93 / 0.88 / 0.83 on the content photos).
 TEACHER_TAPS = {"vgg16": TAPS, "vgg19n": TAPS[:3]}
 TEACHER_UNIT = {"vgg16": MEAN_ACTIVATION, "vgg19n": dict.fromkeys(TAPS[:3], 1.0)}
+# The teacher whose features a student stands in for at each AdaIN level.
+LEVEL_TEACHER = {"relu4_1": "vgg16", "relu3_1": "vgg19n"}
 
 
 class StudentEncoder(nn.Module):

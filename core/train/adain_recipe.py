@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..errors import BrushstreamError
 from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_level, normalised_vgg_encoder,
                                trained_network, vgg16_encoder, vgg_decoder)
+from ..nets.student_encoder import LEVEL_TEACHER
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
@@ -117,7 +118,7 @@ class AdaINRecipe(Recipe):
         self.content_net = self.loss_net if self.level == LEVEL else normalised_vgg_encoder(self.vgg19n).to(device)
         self.student = None if self.encoder == TEACHER else \
             trained_network(self.encoder, "student_encoder")[0].to(device)
-        wanted = "vgg16" if self.level == LEVEL else "vgg19n"   # the network whose level the student stands in for
+        wanted = LEVEL_TEACHER[self.level]   # the network whose level the student stands in for
         if self.student is not None and self.student.teacher != wanted:
             raise BrushstreamError(f"--encoder {self.encoder}: a student of {self.student.teacher} has no {self.level} "
                                    f"of the level's encoder; distil one with brushstream train distill --teacher "
@@ -133,9 +134,12 @@ class AdaINRecipe(Recipe):
                                        "STUDENT")
             self.imitated_level = decoder_level(self.imitate, self.level)
             self.imitated = vgg_decoder(self.imitated_level, self.imitate).to(device)
-            self.imitated_encoder = self.loss_net if self.imitated_level == LEVEL else \
-                normalised_vgg_encoder(self.vgg19n).to(device)
-            self.imitated_unit = self.scale[LEVEL] if self.imitated_level == LEVEL else 1.0
+            # The level's full encoder: the loss network at relu4_1; at relu3_1 the recipe's own VGG19 when it has one.
+            if self.imitated_level == LEVEL:
+                self.imitated_encoder, self.imitated_unit = self.loss_net, self.scale[LEVEL]
+            else:
+                self.imitated_encoder, self.imitated_unit = (self.content_net if self.level != LEVEL else
+                                                             normalised_vgg_encoder(self.vgg19n).to(device)), 1.0
         self.bank = self._style_bank() if self.style_bank else None
 
     @torch.no_grad()
