@@ -313,6 +313,19 @@ def test_the_fast_level_runs_the_bundled_student_pair_and_moves_the_photo_toward
                                              - f["photo"]).norm()
 
 
+def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(content, style):
+    """The student pair skips its embedded feature map (ops/adain_fold.py): same output as embedding, AdaIN and
+    decoder run in turn, for a blend of two styles at a strength below 1 on a batch of two; a mask keeps the plain
+    path."""
+    fast = build("adain", level="fast")
+    code = fast.encode_style([style, content.flip(-1)], weights=[0.7, 0.3])
+    batch = torch.cat([content, content.flip(-2)])
+    with torch.no_grad():
+        plain = fast.decoder(fast.transfer(fast.encoder(batch, (fast.level,))[fast.level], code, 0.6))
+        folded = fast._stylize(content=batch, code=code, strength=0.6, mask=None, state=None)
+    torch.testing.assert_close(folded, plain, atol=1e-4, rtol=1e-4)
+
+
 def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp_path):
     """--imitate: the term compares the fast pair's output with the full pair's for the same photo and style crops.
     A student that is the VGG19 (a full-width exact prune) with the imitated decoder itself scores ~0; a random

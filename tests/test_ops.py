@@ -99,3 +99,28 @@ def test_pad_and_crop_round_trip_and_resize_keeps_aspect():
     assert padded.shape[-2:] == (20, 32)
     assert torch.equal(crop_to(padded, size), x)
     assert resize_long_side(torch.rand(1, 3, 300, 451), 384).shape[-2:] == (255, 384)
+
+
+def test_adain_folded_into_the_next_convolution_equals_embedding_adain_and_convolution():
+    """The fast path's rewrite (ops/adain_fold.py): embedding -> AdaIN (with strength, per-image statistics, a style
+    shared by the batch or one per image) -> reflection pad -> 3x3 convolution, as one convolution over the student's
+    own channels. Exact, border included."""
+    import torch.nn.functional as F
+
+    from brushstream.core.methods.base import blend_strength
+    from brushstream.core.ops.adain_fold import embedded_stats, folded_first_conv
+    torch.manual_seed(0)
+    native = torch.relu(torch.randn(2, 6, 9, 11)) + torch.rand(2, 6, 1, 1)   # per-image statistics differ
+    embed, conv, unit = torch.nn.Conv2d(6, 16, 1), torch.nn.Conv2d(16, 5, 3), 0.7
+    embedded = unit * embed(native)
+    torch.testing.assert_close(torch.cat([s.flatten(1) for s in mean_std(embedded)]),
+                               torch.cat(embedded_stats(native, embed.weight[:, :, 0, 0], embed.bias, unit)),
+                               atol=1e-5, rtol=1e-5)
+    for style in (_feat(seed=3, scale=2.0, shift=1.0), torch.cat([_feat(seed=4), _feat(seed=5, scale=0.3)])):
+        s_mean, s_std = mean_std(style)
+        for strength in (1.0, 0.4):
+            with torch.no_grad():
+                t = blend_strength(adain(embedded, s_mean, s_std), embedded, strength)
+                reference = conv(F.pad(t, (1, 1, 1, 1), mode="reflect"))
+                folded = folded_first_conv(native, embed, unit, conv, s_mean, s_std, strength)
+            torch.testing.assert_close(folded, reference, atol=1e-4, rtol=1e-4)

@@ -13,9 +13,10 @@ import torch
 from ..errors import BrushstreamError
 from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, decoder_level, level_encoders,
                                trained_network, vgg_decoder)
-from ..nets.student_encoder import LEVEL_TEACHER
+from ..nets.student_encoder import LEVEL_TEACHER, StudentEncoder
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
+from ..ops.adain_fold import folded_first_conv
 from ..ops.stats import mean_std
 from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
@@ -68,21 +69,35 @@ class AdaIN(StyleMethod):
         self.decoder = vgg_decoder(level, decoder)
 
     def _encode_style(self, *, images, refs, weights):
-        # AdaIN is affine in the style statistics, so the paper's weighted sum of AdaIN outputs
-        # (section 7.3, style interpolation) equals AdaIN with the weighted statistics. Keep the
-        # per-style statistics too: a spatial mask composites two styles instead of blending them.
+        # Per-style statistics, blended at stylize time (style_stats): a spatial mask composites two styles instead.
         return [mean_std(self.encoder(s, (self.level,))[self.level]) for s in images]
 
     def _stylize(self, *, content, code, strength, mask, state):
+        if mask is None and isinstance(self.encoder, StudentEncoder):
+            # The fast path: the student's embedding, AdaIN and the decoder's first convolution are one convolution
+            # over the student's own channels (exact; ops/adain_fold.py).
+            native = self.encoder(content, (self.level,), embedded=False)[self.level]
+            mean, std = self.style_stats(code)
+
+            def first(x: torch.Tensor) -> torch.Tensor:
+                return folded_first_conv(x, self.encoder.embed[self.level], self.encoder.unit[self.level],
+                                         self.decoder.first_conv, mean, std, strength)
+            return self.decoder(native, first=first)
         return self.decoder(self.transfer(self.encoder(content, (self.level,))[self.level], code, strength, mask))
+
+    @staticmethod
+    def style_stats(code: StyleCode) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blend's mean and std: AdaIN is affine in them, so the paper's weighted sum of AdaIN outputs (section
+        7.3, style interpolation) is AdaIN with the weighted statistics."""
+        mean = sum(w * m for w, (m, _) in zip(code.weights, code.data))
+        std = sum(w * s for w, (_, s) in zip(code.weights, code.data))
+        return mean, std
 
     def transfer(self, fc: torch.Tensor, code: StyleCode, strength: float = 1.0,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
         """Content features at the level -> target features t (eq. 8, then eq. 14 for strength)."""
         if mask is None:
-            mean = sum(w * m for w, (m, _) in zip(code.weights, code.data))
-            std = sum(w * s for w, (_, s) in zip(code.weights, code.data))
-            t = adain(fc, mean, std)
+            t = adain(fc, *self.style_stats(code))
         else:
             # Spatial control: each region takes its own style, with content statistics of that region.
             m = torch.nn.functional.interpolate(mask, size=fc.shape[-2:], mode="bilinear", align_corners=False)

@@ -9,6 +9,8 @@ pool, conv4_1 are undone by d41_1 (512 -> 256, then upsample), d41_2, d41_3; con
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,11 +57,18 @@ class VGGDecoder(nn.Module):
         for name, cin, cout, _, _ in self.plan:
             self.add_module(name, nn.Conv2d(cin, cout, 3))
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor, first: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``first``: a stand-in for the first convolution, padding included, that reads ``feat`` (the fast path's
+        AdaIN folded into it: ops/adain_fold.py)."""
         x = feat
-        for name, _, _, relu, upsample in self.plan:
-            x = _after_conv(getattr(self, name)(_pad(x)), relu, upsample)
+        for i, (name, _, _, relu, upsample) in enumerate(self.plan):
+            x = first(x) if i == 0 and first is not None else getattr(self, name)(_pad(x))
+            x = _after_conv(x, relu, upsample)
         return x
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return getattr(self, self.plan[0][0])
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:
