@@ -326,6 +326,22 @@ def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(co
     torch.testing.assert_close(folded, plain, atol=1e-4, rtol=1e-4)
 
 
+def test_palette_moves_the_result_toward_the_style_s_colours(content, style):
+    """--palette, an option of every arbitrary-style method that works at a size: the result's colour mean and
+    covariance move toward the style image's, in proportion, and the default leaves the method's own colours."""
+    from brushstream.core.methods import get
+    from brushstream.core.ops.colour import palette_stats
+    assert all("palette" in {o.name for o in get(m).options} for m in ("adain", "wct", "lst"))
+    target = palette_stats([style], (1.0,))
+
+    def colour_gap(palette):
+        model = build("adain", level="fast", palette=palette)
+        out = palette_stats([model.stylize(content, model.encode_style([style]))], (1.0,))
+        return float((out.mean - target.mean).norm() + (out.cov - target.cov).norm())
+    none, half, full = colour_gap(0.0), colour_gap(0.5), colour_gap(1.0)
+    assert full < 0.3 * none and full < half < none
+
+
 def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp_path):
     """--imitate: the term compares the fast pair's output with the full pair's for the same photo and style crops.
     A student that is the VGG19 (a full-width exact prune) with the imitated decoder itself scores ~0; a random

@@ -18,7 +18,7 @@ from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.adain_fold import folded_first_conv
 from ..ops.stats import mean_std
-from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
+from .base import PALETTE, WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
@@ -47,15 +47,15 @@ class AdaIN(StyleMethod):
                "trained on (a fast-path decoder names its student), else the level's own encoder"),
         Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
                "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
-        WORK_SIZE,
+        WORK_SIZE, PALETTE,
     )
 
     def __init__(self, level: str = "relu3_1", encoder: str = "auto", decoder: str = "auto", work_size: int = 0,
-                 vgg19n: str = ENCODER_WEIGHTS, vgg16: str = VGG16_WEIGHTS):
+                 palette: float = 0.0, vgg19n: str = ENCODER_WEIGHTS, vgg16: str = VGG16_WEIGHTS):
         super().__init__()
         decoder = DECODERS[level] if decoder == "auto" else decoder
         level = decoder_level(decoder, "relu4_1") if level == "fast" else level
-        self.level, self.work_size = level, work_size
+        self.level, self.work_size, self.palette = level, work_size, palette
         self.stride = STRIDE[level]
         if encoder == "auto":   # a decoder trained on a student's features (the fast path) names that student
             encoder = decoder_input_encoder(decoder) or "auto"

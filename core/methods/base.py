@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ..errors import BrushstreamError
-from ..ops.colour import preserve_colour
+from ..ops.colour import match_palette, palette_stats, preserve_colour
 from ..ops.resize import crop_to, pad_to_multiple, resize_long_side, resize_to
+from ..ops.wct import ColouringStats
 from ..temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_TEMPORAL_STRENGTH, StreamState
 from .options import Option
 from .style_spec import StyleSpec, resolve_refs
@@ -39,9 +40,12 @@ PRECISION = Option("precision", "choice", "fp32", "bf16: bfloat16 autocast; fast
                    "much slower on AVX2-only CPUs",
                    choices=("fp32", "bf16"))
 STYLIZE_OPTIONS = (STRENGTH, PRESERVE_COLOR, PRECISION)
-# A construction option of the arbitrary-style methods (the peer's trick: it always works at 384 px).
+# Construction options of the arbitrary-style methods. WORK_SIZE is the peer's trick: it always works at 384 px.
 WORK_SIZE = Option("work_size", "int", 0, "run the networks with the longer side at this many px and resize the "
                    "result to the input's size; 0: work at the input's size", minimum=0, maximum=16384)
+PALETTE = Option("palette", "float", 0.0, "move the result's colours this far toward the style image's palette (its "
+                 "colour mean and covariance, by linear colour transfer); 0: the method's own colours",
+                 minimum=0.0, maximum=1.0)
 
 
 def max_pixels_override() -> int | None:
@@ -106,12 +110,17 @@ class StyleCode:
     weights: tuple[float, ...]
     data: Any = field(repr=False)
     refs: tuple[int, ...] = ()            # fixed-style indices (empty for style images)
+    palette: ColouringStats | None = field(default=None, repr=False)   # the style images' colours (PALETTE)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "StyleCode":
         """This code with its tensors on ``device`` (floating ones in ``dtype``): ``self`` when nothing moves,
         else a copy (the original is untouched)."""
         data = _tree_to(self.data, device, dtype)
-        return self if data is self.data else dataclasses.replace(self, data=data)
+        # The palette stays float64 (a 3x3 eigendecomposition); only its device follows.
+        palette = _tree_to(self.palette, device, None)
+        if data is self.data and palette is self.palette:
+            return self
+        return dataclasses.replace(self, data=data, palette=palette)
 
 
 def blend_strength(stylized: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
@@ -135,6 +144,7 @@ class StyleMethod(nn.Module):
     temporal_strength: ClassVar[float] = DEFAULT_TEMPORAL_STRENGTH
     max_pixels: int | None = None        # per-instance override of the budget (hosts, tests)
     work_size: int = 0                   # WORK_SIZE: longer side the networks see (0: the input's own)
+    palette: float = 0.0                 # PALETTE: how far results move to the style images' colour statistics
 
     # -- to implement -------------------------------------------------------------------
     def _encode_style(self, *, images: list[torch.Tensor], refs: tuple[int, ...],
@@ -191,7 +201,8 @@ class StyleMethod(nn.Module):
                 raise BrushstreamError(f"{self.name} has fixed styles ({', '.join(caps.fixed_styles)}); "
                                        f"give a style index or name, not an image")
             images = [self._check_image(s, "style") for s in spec.images]
-            return StyleCode(self.name, w, self._encode_style(images=images, refs=(), weights=w))
+            return StyleCode(self.name, w, self._encode_style(images=images, refs=(), weights=w),
+                             palette=palette_stats(images, w))
         if not caps.fixed_styles:
             raise BrushstreamError(f"{self.name} takes style images, not style indices or names")
         refs = resolve_refs(spec.refs, caps.fixed_styles, self.name)
@@ -233,7 +244,10 @@ class StyleMethod(nn.Module):
             with torch.set_grad_enabled(self.capabilities.optimisation), \
                     torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 y = self._stylize(content=x, code=code, strength=strength, mask=m, state=state)
-            y = resize_to(crop_to(y.to(content.dtype), size).clamp(0, 1), frame.shape[-2:])
+            y = crop_to(y.to(content.dtype), size).clamp(0, 1)
+            if self.palette and code.palette is not None:   # at the working size: same statistics, fewer pixels
+                y = match_palette(y, code.palette, self.palette)
+            y = resize_to(y, frame.shape[-2:])
             if preserve_color:
                 y = preserve_colour(y, frame)
             if state is not None:

@@ -15,7 +15,7 @@ from ..nets.lst import LinearTransform
 from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, trained_network,
                                vgg_decoder)
 from ..nets.vgg16_encoder import CHANNELS, STRIDE
-from .base import WORK_SIZE, Capabilities, StyleMethod, blend_strength
+from .base import PALETTE, WORK_SIZE, Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
@@ -32,14 +32,14 @@ class LinearStyleTransfer(StyleMethod):
     batches = True   # the content matrix is per image; one style code serves the whole batch
     options = (Option("model", "text", DEFAULT_MODEL, "trained LST transformation module: manifest name or "
                       ".safetensors file (brushstream train lst); its file says which level it works at"),
-               WORK_SIZE)
+               WORK_SIZE, PALETTE)
 
-    def __init__(self, model: str = DEFAULT_MODEL, work_size: int = 0, encoder: str = ENCODER_WEIGHTS,
-                 decoder: str | None = None, vgg16: str = VGG16_WEIGHTS):
+    def __init__(self, model: str = DEFAULT_MODEL, work_size: int = 0, palette: float = 0.0,
+                 encoder: str = ENCODER_WEIGHTS, decoder: str | None = None, vgg16: str = VGG16_WEIGHTS):
         super().__init__()
         self.transform: LinearTransform
         self.transform, meta, _ = trained_network(model, "lst_transform")
-        self.level, self.work_size = meta.get("level", "relu3_1"), work_size
+        self.level, self.work_size, self.palette = meta.get("level", "relu3_1"), work_size, palette
         if self.level not in DECODER_WEIGHTS:
             raise BrushstreamError(f"{model}: works at an unknown level {self.level!r}")
         if self.transform.channels != CHANNELS[self.level]:

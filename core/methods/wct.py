@@ -12,7 +12,7 @@ from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, le
 from ..nets.vgg16_encoder import STRIDE
 from ..nets.vgg_decoder import LEVELS
 from ..ops.wct import colouring_stats, whiten_colour
-from .base import WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
+from .base import PALETTE, WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
@@ -32,14 +32,14 @@ class WCT(StyleMethod):
                choices=LEVELS, paper="relu5_1,relu4_1,relu3_1,relu2_1,relu1_1"),
         Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1,
                texture_only=True),
-        WORK_SIZE,
+        WORK_SIZE, PALETTE,
     )
 
-    def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, work_size: int = 0,
+    def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, work_size: int = 0, palette: float = 0.0,
                  encoder: str = ENCODER_WEIGHTS, decoders: dict[str, str] | None = None, eig_floor: float = 1e-5,
                  vgg16: str = VGG16_WEIGHTS):
         super().__init__()
-        self.work_size = work_size
+        self.work_size, self.palette = work_size, palette
         # Coarse to fine, as in the paper's multi-level pipeline (deepest first); each level once.
         self.levels = tuple(sorted(set(levels), key=LEVELS.index, reverse=True))
         self.stride = max(STRIDE[lv] for lv in self.levels)

@@ -29,7 +29,7 @@ def _covariance(fc: torch.Tensor) -> torch.Tensor:
     return fc @ fc.T / max(fc.shape[1] - 1, 1)
 
 
-def _sym_power(cov: torch.Tensor, power: float, floor: float) -> torch.Tensor:
+def sym_power(cov: torch.Tensor, power: float, floor: float) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh(cov)
     vals = vals.clamp_min(vals.max().clamp_min(1e-12) * floor)
     return (vecs * vals.pow(power)) @ vecs.T
@@ -39,14 +39,14 @@ def colouring_stats(style_feat: torch.Tensor, floor: float = 1e-5) -> ColouringS
     """Style side of WCT, computed once per style (the reusable style code)."""
     fs, mean = _centred(style_feat)
     cov = _covariance(fs)
-    return ColouringStats(mean=mean, cov_sqrt=_sym_power(cov, 0.5, floor), cov=cov)
+    return ColouringStats(mean=mean, cov_sqrt=sym_power(cov, 0.5, floor), cov=cov)
 
 
 def whiten_colour(content_feat: torch.Tensor, style: ColouringStats, floor: float = 1e-5) -> torch.Tensor:
     """Whiten (B=1, C, H, W) content features and colour them with the style's covariance."""
     _, c, h, w = content_feat.shape
     fc, _ = _centred(content_feat)
-    whitening = _sym_power(_covariance(fc), -0.5, floor)
+    whitening = sym_power(_covariance(fc), -0.5, floor)
     # The style side may arrive in another dtype (a code moved with its method): compute in float64.
     out = style.cov_sqrt.double() @ (whitening @ fc) + style.mean.double()
     return out.reshape(1, c, h, w).to(content_feat.dtype)
