@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="only the first N photos")
     ap.add_argument("--sheet-photos", type=int, default=3, help="photos per comparison sheet")
     ap.add_argument("--report", default=str(RESULTS / "arbitrary_quality.json"))
+    ap.add_argument("--sheets", default="arbitrary", help="sheet name prefix: sheets/PREFIX_seen.png, PREFIX_held_out.png")
     args = ap.parse_args()
     path = Path(args.report)
     report = json.loads(path.read_text()) if path.exists() else {"size": args.size}
@@ -88,7 +89,7 @@ def main() -> None:
         # Lossless PNG, as the issue asks: 3 photos of 128 px tiles keep each sheet near 2.5 MB.
         sheet = comparison_sheet(sheet_outputs, photos[:args.sheet_photos], style_imgs, order, args.size, tile=128)
         save_image(torch.from_numpy(np.array(sheet)).permute(2, 0, 1).float() / 255,
-                   RESULTS / "sheets" / f"arbitrary_{group}.png")
+                   RESULTS / "sheets" / f"{args.sheets}_{group}.png")
     print(f"# {len(photos)} photos of content_eval at {args.size} px; Gram style ratio (lower: closer to the style), "
           f"content distance (lower: closer to the photo)")
     for group, names in GROUPS.items():
