@@ -126,9 +126,10 @@ def test_adain_folded_into_the_next_convolution_equals_embedding_adain_and_convo
             torch.testing.assert_close(folded, reference, atol=1e-4, rtol=1e-4)
 
 
-def test_palette_matching_gives_the_style_colour_mean_and_covariance():
-    """--palette (ops/colour.py): at 1 the image takes the palette's colour mean and covariance (an image whose matched
-    colours stay inside [0, 1], so the clamp is idle); at 0 it is unchanged; two styles blend as one mixture."""
+def test_palette_matching_gives_the_style_chrominance_mean_and_covariance_and_keeps_luminance():
+    """--palette (ops/colour.py): at 1 the image takes the palette's I/Q mean and covariance and keeps its luminance (an
+    image whose matched colours stay inside [0, 1], so the clamp is idle); at 0 it is unchanged; two styles blend as
+    one mixture of their pixels."""
     from brushstream.core.ops.colour import match_palette, palette_stats
     g = torch.Generator().manual_seed(0)
     image = 0.5 + 0.05 * torch.randn(2, 3, 20, 24, generator=g)
@@ -136,13 +137,15 @@ def test_palette_matching_gives_the_style_colour_mean_and_covariance():
              + 0.04 * torch.einsum("ij,bjhw->bihw", torch.randn(3, 3, generator=g), torch.randn(1, 3, 30, 30, generator=g)))
     palette = palette_stats([style], (1.0,))
     out = match_palette(image, palette, 1.0)
+    assert 0 < out.min() and out.max() < 1
+    torch.testing.assert_close(rgb_to_yiq(out)[:, 0], rgb_to_yiq(image)[:, 0], atol=1e-5, rtol=0)
     for x in out.split(1):
-        pixels = x[0].reshape(3, -1).double()
-        torch.testing.assert_close(pixels.mean(1, keepdim=True), palette.mean, atol=1e-5, rtol=0)
-        torch.testing.assert_close(torch.cov(pixels), palette.cov, atol=1e-5, rtol=1e-3)
+        chroma = rgb_to_yiq(x)[0, 1:].reshape(2, -1).double()
+        torch.testing.assert_close(chroma.mean(1, keepdim=True), palette.mean, atol=1e-5, rtol=0)
+        torch.testing.assert_close(torch.cov(chroma), palette.cov, atol=1e-6, rtol=1e-3)
     torch.testing.assert_close(match_palette(image, palette, 0.0), image.clamp(0, 1))
     other = torch.rand(1, 3, 30, 30, generator=g)
     both = palette_stats([style, other], (0.5, 0.5))
-    pooled = torch.cat([style, other], dim=-1)[0].reshape(3, -1).double()
+    pooled = rgb_to_yiq(torch.cat([style, other], dim=-1))[0, 1:].reshape(2, -1).double()
     torch.testing.assert_close(both.mean, pooled.mean(1, keepdim=True))
-    torch.testing.assert_close(both.cov, torch.cov(pooled), atol=1e-4, rtol=1e-2)
+    torch.testing.assert_close(both.cov, torch.cov(pooled), atol=1e-5, rtol=1e-2)

@@ -43,8 +43,8 @@ STYLIZE_OPTIONS = (STRENGTH, PRESERVE_COLOR, PRECISION)
 # Construction options of the arbitrary-style methods. WORK_SIZE is the peer's trick: it always works at 384 px.
 WORK_SIZE = Option("work_size", "int", 0, "run the networks with the longer side at this many px and resize the "
                    "result to the input's size; 0: work at the input's size", minimum=0, maximum=16384)
-PALETTE = Option("palette", "float", 0.0, "move the result's colours this far toward the style image's palette (its "
-                 "colour mean and covariance, by linear colour transfer); 0: the method's own colours",
+PALETTE = Option("palette", "float", 0.0, "move the result's colours this far toward the style images' palette (their "
+                 "chrominance mean and covariance; the result's luminance stays); 0: the method's own colours",
                  minimum=0.0, maximum=1.0)
 
 

@@ -1,6 +1,6 @@
 """Colour control. Preservation by luminance-only transfer (Gatys et al. 2016, "Preserving colour in neural
 artistic style transfer", section 2): keep the output's luminance, take chrominance from the content. The palette
-option goes the other way: the result takes the style image's colour mean and covariance.
+option goes the other way: the result keeps its luminance and takes the style images' chrominance statistics.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ def preserve_colour(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tens
 
 
 def palette_stats(images: list[torch.Tensor], weights: tuple[float, ...]) -> ColouringStats:
-    """The colour mean and covariance of style images (B=1 each), blended as one mixture of their pixels: the palette
-    a result is moved toward by ``match_palette``."""
-    mean = torch.zeros(3, 1, dtype=torch.float64, device=images[0].device)
-    second = torch.zeros(3, 3, dtype=torch.float64, device=images[0].device)
+    """The chrominance (YIQ's I and Q) mean and covariance of style images (B=1 each), blended as one mixture of their
+    pixels: the palette a result is moved toward by ``match_palette``."""
+    mean = torch.zeros(2, 1, dtype=torch.float64, device=images[0].device)
+    second = torch.zeros(2, 2, dtype=torch.float64, device=images[0].device)
     for image, w in zip(images, weights):
-        s = colouring_stats(image[:1])
+        s = colouring_stats(rgb_to_yiq(image[:1])[:, 1:])
         mean += w * s.mean
         second += w * (s.cov + s.mean @ s.mean.T)
     cov = second - mean @ mean.T
@@ -48,8 +48,11 @@ def palette_stats(images: list[torch.Tensor], weights: tuple[float, ...]) -> Col
 
 
 def match_palette(image: torch.Tensor, palette: ColouringStats, amount: float) -> torch.Tensor:
-    """Move (B, 3, H, W) ``image``'s colours ``amount`` of the way to ``palette``: the linear colour transfer that gives
-    each image the palette's colour mean and covariance (Hertzmann et al. 2001, "Image Analogies", section 3.4; Gatys
-    et al. 2017, "Controlling Perceptual Factors", section 5, in the other direction), clamped to [0, 1]."""
-    matched = torch.cat([whiten_colour(x, palette) for x in image.split(1)])
+    """Move (B, 3, H, W) ``image``'s chrominance ``amount`` of the way to ``palette``'s mean and covariance (linear
+    colour transfer, Hertzmann et al. 2001, "Image Analogies", section 3.4, on the I and Q channels), keeping its
+    luminance: the converse of ``preserve_colour``. Luminance carries the structure the network drew (matching it too
+    cost more content than it gained style: README, issue 9). Clamped to [0, 1]."""
+    yiq = rgb_to_yiq(image)
+    chroma = torch.cat([whiten_colour(x, palette) for x in yiq[:, 1:].split(1)])
+    matched = yiq_to_rgb(torch.cat([yiq[:, :1], chroma], dim=1))
     return torch.lerp(image, matched, amount).clamp(0, 1)
