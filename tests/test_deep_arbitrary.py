@@ -293,17 +293,21 @@ def test_the_fast_path_decoder_learns_to_read_the_student_and_names_it(photos, t
                       StudentEncoder)
 
 
-def test_the_fast_level_runs_the_bundled_student_pair_and_moves_the_photo_toward_the_style(content, style):
+@pytest.mark.parametrize("decoder, level, widths", [("auto", "relu3_1", (0.375, 0.5)),
+                                                   ("adain_student_r41_decoder_w025", "relu4_1", (0.25, 0.25))])
+def test_the_fast_level_runs_a_bundled_student_pair_and_moves_the_photo_toward_the_style(content, style, decoder, level,
+                                                                                          widths):
     from brushstream.core.nets.pretrained import level_encoders
     from brushstream.core.nets.student_encoder import StudentEncoder
-    fast = build("adain", level="fast")
-    # The bundled pair: the decoder's file names its student, and neither needs the 58 MB VGG16 Hub file.
-    assert isinstance(fast.encoder, StudentEncoder) and fast.encoder.width == 0.25
-    assert fast.decoder.width == 0.25 and fast.level == "relu4_1" and fast.stride == 8
+    fast = build("adain", level="fast", decoder=decoder)
+    # The bundled pairs: the decoder's file names its level and student, and neither needs the 58 MB VGG16 Hub file.
+    assert isinstance(fast.encoder, StudentEncoder) and (fast.encoder.width, fast.decoder.width) == widths
+    assert fast.level == level
     out = fast.stylize(content, fast.encode_style([style]))
     assert out.shape == content.shape
-    # Judged by another network (the bundled VGG19 at relu3_1): the output's channel statistics are nearer the
-    # style's than the photo's are, and its features still nearer the photo's than the style's.
+    # Judged by the bundled VGG19 at relu3_1 (the relu3_1 pair's teacher, not its student): the output's channel
+    # statistics are nearer the style's than the photo's are, and its features still nearer the photo's than the
+    # style's.
     judge = next(iter(level_encoders(("relu3_1",)).values()))
     with torch.no_grad():
         f = {k: judge(v, ("relu3_1",))["relu3_1"] for k, v in {"out": out, "photo": content, "style": style}.items()}
@@ -313,11 +317,12 @@ def test_the_fast_level_runs_the_bundled_student_pair_and_moves_the_photo_toward
                                              - f["photo"]).norm()
 
 
-def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(content, style):
+@pytest.mark.parametrize("decoder", ["auto", "adain_student_r41_decoder_w025"])
+def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(content, style, decoder):
     """The student pair skips its embedded feature map (ops/adain_fold.py): same output as embedding, AdaIN and
     decoder run in turn, for a blend of two styles at a strength below 1 on a batch of two; a mask keeps the plain
     path."""
-    fast = build("adain", level="fast")
+    fast = build("adain", level="fast", decoder=decoder)
     code = fast.encode_style([style, content.flip(-1)], weights=[0.7, 0.3])
     batch = torch.cat([content, content.flip(-2)])
     with torch.no_grad():

@@ -4,7 +4,9 @@ paper's content + mean/std style loss (core/train/adain_recipe.py). ``level="rel
 normalised VGG19 encoder with a decoder trained here with the same losses (content in that network, style on VGG16
 relu1_1..relu4_1), so it needs no download. ``level="fast"``: a slim
 student encoder distilled from the level's encoder (Collaborative Distillation, Wang et al. 2020) and a slim decoder
-trained on its features with the same losses (both small and bundled; the decoder's file names its level and student).
+trained on its features with the same losses (both small and bundled; the decoder's file names its level and student):
+relu3_1 by default, the relu4_1 pair by --decoder. Deviation (speed only, exact): the student's embedding, AdaIN and the
+decoder's first convolution run as one convolution (ops/adain_fold.py).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ LEVELS = ("relu4_1", "relu3_1", "fast")
 # vgg19_normalised_r31_decoder, stays a --decoder choice); "fast" is the distilled pair: a slim student encoder
 # (named in the decoder's file) and a slim decoder, at the level the decoder's file names.
 DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder",
-            "fast": "adain_student_r41_decoder_w025"}
+            "fast": "adain_student_r31_decoder_w05"}
 
 
 @register
@@ -39,8 +41,8 @@ class AdaIN(StyleMethod):
     batches = True   # instance statistics are per image inside the batch
     options = (
         Option("level", "choice", "relu3_1", "encoder level: relu4_1 (VGG16, style-trained decoder), relu3_1 "
-               "(bundled light VGG19 encoder, style-trained decoder) or fast (relu4_1 through a bundled student pair "
-               "distilled from VGG16)",
+               "(bundled light VGG19 encoder, style-trained decoder) or fast (relu3_1 through a bundled student pair "
+               "distilled from the VGG19 and its decoder; --decoder adain_student_r41_decoder_w025: the relu4_1 pair)",
                choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "a distilled student encoder file (brushstream train distill; --teacher "
                "vgg16 for relu4_1, vgg19n for relu3_1) in place of the level's encoder; auto: the one the decoder was "
