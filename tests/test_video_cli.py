@@ -103,9 +103,12 @@ def test_temporal_flag_changes_the_output_and_the_api_matches_the_cli(tmp_path, 
     assert code == 2 and "DIS flow scale must be between 0.1 and 1, got 5.0" in err[-1]   # flow options reach DIS
     result = brushstream.stylize_video(clip, STYLE, tmp_path / "api.mkv", temporal=False)
     assert result.frames == 8 and result.output.exists() and result.fps > 0 and result.warping is None
-    with VideoReader(result.output) as a, VideoReader(tmp_path / "--no-temporal.mkv") as b:
-        # Both are encoded video, which differs from run to run in places (see above): compare the mean.
-        assert max(float((x.image - y.image).abs().mean()) for x, y in zip(a, b)) < 4 / 255
+    # The API against the CLI on lossless frames: encoded video differs from run to run (see above; a mean over
+    # H.264 frames went past 4/255 in about half the runs).
+    api = brushstream.stylize_video(clip, STYLE, tmp_path / "api" / "f_%03d.png", temporal=False)
+    frames = sorted((tmp_path / "api").iterdir())
+    assert api.frames == 8 and len(frames) == 8
+    assert max(float((load_image(x).image - load_image(y).image).abs().max()) for x, y in zip(frames, off)) < 2 / 255
 
 
 def test_measure_reports_the_warping_error_beside_the_inputs(tmp_path, capsys):
