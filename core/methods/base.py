@@ -116,7 +116,7 @@ class StyleCode:
         """This code with its tensors on ``device`` (floating ones in ``dtype``): ``self`` when nothing moves,
         else a copy (the original is untouched)."""
         data = _tree_to(self.data, device, dtype)
-        # The palette stays float64 (a 3x3 eigendecomposition); only its device follows.
+        # The palette stays float64 (it feeds a small eigendecomposition); only its device follows.
         palette = _tree_to(self.palette, device, None)
         if data is self.data and palette is self.palette:
             return self
