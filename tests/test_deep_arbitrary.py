@@ -328,7 +328,14 @@ def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(co
     with torch.no_grad():
         plain = fast.decoder(fast.transfer(fast.encoder(batch, (fast.level,))[fast.level], code, 0.6))
         folded = fast._stylize(content=batch, code=code, strength=0.6, mask=None, state=None)
+        mask = torch.zeros(2, 1, *batch.shape[-2:])
+        mask[..., : batch.shape[-1] // 2] = 1
+        two = fast.encode_style([style, content.flip(-1)])
+        masked = fast.stylize(batch, two, mask=mask)
+        level_mask = torch.nn.functional.interpolate(mask, size=batch.shape[-2:])
+        reference = fast.decoder(fast.transfer(fast.encoder(batch, (fast.level,))[fast.level], two, 1.0, level_mask))
     torch.testing.assert_close(folded, plain, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(masked, reference.clamp(0, 1), atol=1e-4, rtol=1e-4)
 
 
 def test_palette_moves_the_result_toward_the_style_s_colours(content, style):

@@ -201,8 +201,9 @@ class StyleMethod(nn.Module):
                 raise BrushstreamError(f"{self.name} has fixed styles ({', '.join(caps.fixed_styles)}); "
                                        f"give a style index or name, not an image")
             images = [self._check_image(s, "style") for s in spec.images]
+            # The palette is measured only where --palette will use it (a code serves the method that made it).
             return StyleCode(self.name, w, self._encode_style(images=images, refs=(), weights=w),
-                             palette=palette_stats(images, w))
+                             palette=palette_stats(images, w) if self.palette else None)
         if not caps.fixed_styles:
             raise BrushstreamError(f"{self.name} takes style images, not style indices or names")
         refs = resolve_refs(spec.refs, caps.fixed_styles, self.name)
