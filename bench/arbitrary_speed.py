@@ -35,13 +35,14 @@ def runner(entry: str):
     if method == PEER:
         engine = peer.Peer(threads=torch.get_num_threads())
         return label, engine.stylize
+    strength = float(options.pop("strength", 1.0))   # a stylize option (AdaIN's alpha), not a construction one
     model = build(method, progress=False, **options)
     codes: dict[int, object] = {}
 
     def run(content, style):
         if id(style) not in codes:   # once per style (setdefault would encode it on every call)
             codes[id(style)] = model.encode_style([style])
-        return model.stylize(content, codes[id(style)])
+        return model.stylize(content, codes[id(style)], strength=strength)
     return label, run
 
 

@@ -14,7 +14,6 @@ Results: printed, and bench/results/video_speed.txt.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
