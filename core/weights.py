@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_path
 from .errors import BrushstreamError
+from .hub_refs import fetch_hub_ref, is_hub_ref
 from .hub_session import (
     HUB_CONNECT_TIMEOUT,
     HUB_READ_TIMEOUT,
@@ -312,9 +313,12 @@ def _explicit(text: str) -> Path:
 
 def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry] | None = None,
             local_files_only: bool | None = None) -> Path:
-    """A local path to use: a manifest name is found and verified, a path must be a safetensors file."""
-    manifest = manifest if manifest is not None else load_manifest()
+    """A local path to use: a manifest name is found and verified, a path must be a safetensors file, and a Hub
+    reference (hf://OWNER/REPO/FILE.safetensors, core/hub_refs.py) is fetched and checked."""
     text = os.fspath(name_or_path)
+    if is_hub_ref(text):
+        return fetch_hub_ref(text)
+    manifest = manifest if manifest is not None else load_manifest()
     if text not in manifest:
         if isinstance(name_or_path, os.PathLike) or Path(text).suffix or os.sep in text or Path(text).exists():
             return _explicit(text)

@@ -1,4 +1,12 @@
-"""ComfyUI nodes: thin adapters over core/ (IMAGE is (B, H, W, C) here and (B, C, H, W) inside core)."""
-from .stylize_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+"""The ComfyUI node pack (V3 node API). The logic lives in plain modules (stylize.py, analysis.py, host.py) that
+run without ComfyUI; nodes/v3/ holds the node schemas and imports ComfyUI's API, so only ComfyUI loads it,
+through ``comfy_entrypoint``."""
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+async def comfy_entrypoint():
+    """ComfyUI's V3 entry point: the extension whose node list is read from the method registry."""
+    from .v3.extension import BrushstreamExtension
+    return BrushstreamExtension()
+
+
+__all__ = ["comfy_entrypoint"]

@@ -141,21 +141,22 @@ def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_p
 
 
 def test_comfyui_nodes_run_trained_networks_with_typed_styles(models):
-    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+    from brushstream.nodes.stylize import encode_style, load_model, stylize_images
 
     image = torch.rand(2, 40, 52, 3)
     common = dict(strength=1.0, preserve_color=False, precision="fp32")
-    johnson = NODE_CLASS_MAPPINGS["BrushstreamStylize_johnson"]
-    assert johnson.INPUT_TYPES()["required"]["style"][0] == "STRING"
-    (out,) = johnson().stylize(image, "starry_night", model=str(models["johnson"]), **common)
+    johnson = load_model("johnson", {}, source=str(models["johnson"]))      # the weights_source input
+    out = stylize_images(johnson, encode_style(johnson, [], trained_style="starry_night"), image, **common)
     assert out.shape == image.shape
-    msg = NODE_CLASS_MAPPINGS["BrushstreamStylize_msgnet"]()
-    (by_name,) = msg.stylize(image, None, "the_great_wave", model=str(models["msgnet"]), brush=1.0, **common)
-    (by_index,) = msg.stylize(image, None, "1", model=str(models["msgnet"]), brush=1.0, **common)
-    (first,) = msg.stylize(image, None, "0", model=str(models["msgnet"]), brush=1.0, **common)
+    msg = load_model("msgnet", {"model": str(models["msgnet"]), "brush": 1.0})
+
+    def run(trained="", style=None):
+        return stylize_images(msg, encode_style(msg, [style], trained_style=trained), image, **common)
+    by_name, by_index, first = run("the_great_wave"), run("1"), run("0")
     assert torch.equal(by_name, by_index) and not torch.allclose(by_name, first)
-    (from_image,) = msg.stylize(image, torch.rand(1, 64, 64, 3), "0", model=str(models["msgnet"]), brush=1.0, **common)
-    assert not torch.allclose(from_image, first)
+    assert not torch.allclose(run("", torch.rand(1, 64, 64, 3)), first)     # a style image instead
+    blend = run("the_great_wave:0.5, 0:0.5")
+    assert not torch.allclose(blend, first) and not torch.allclose(blend, by_name)
 
 
 def test_msgnet_matches_the_style_at_both_scales(models):

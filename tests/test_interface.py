@@ -165,19 +165,17 @@ def test_style_spec_indices_names_and_blends(counter, style):
 def test_registry_is_what_hosts_read(counter):
     assert "test_frame_counter" in available()
     from brushstream.core.cli import build_parser
-    from brushstream.nodes.stylize_nodes import _mappings, make_method_node
+    from brushstream.nodes.stylize import encode_style, load_model, stylize_images
 
     help_text = build_parser()._subparsers._group_actions[0].choices["stylize"].format_help()
     assert "test_frame_counter" in help_text and "--gain" in help_text and "brightening per frame" in help_text
-    node = make_method_node("test_frame_counter")
-    spec = node.INPUT_TYPES()["required"]
-    assert spec["style"] == (["red", "green", "blue"],)
-    assert spec["gain"][0] == "FLOAT" and spec["gain"][1]["default"] == 0.1 and spec["gain"][1]["max"] == 1.0
-    classes, _ = _mappings()
-    assert "BrushstreamStylize_test_frame_counter" in classes
-    (out,) = node().stylize(torch.rand(2, 8, 8, 3), "green", gain=0.0, strength=1.0, preserve_color=False,
-                            precision="fp32")
+    # the node pack's loader builds any registered method from its declared options (schemas: host_tests/)
+    model = load_model("test_frame_counter", {"gain": 0.0})
+    out = stylize_images(model, encode_style(model, [], trained_style="green"), torch.rand(2, 8, 8, 3),
+                         strength=1.0, preserve_color=False, precision="fp32")
     torch.testing.assert_close(out[..., 1], torch.ones(2, 8, 8))
+    with pytest.raises(BrushstreamError, match="gain"):
+        load_model("test_frame_counter", {"gain": 7.0})
 
 
 # -- 3. options as data ------------------------------------------------------------------------------------

@@ -1,124 +1,273 @@
-"""The ComfyUI node pack seen from outside ComfyUI: importable without side effects, IMAGE layout respected."""
+"""The ComfyUI node pack's logic, outside ComfyUI: the pack imports without side effects and exposes the V3 entry
+point; loading, encoding and stylizing keep ComfyUI's IMAGE layout, honour every setting, show progress, stop on an
+interrupt, leave inference_mode only where autograd needs it, and tile an image that does not fit. The node schemas
+themselves are checked inside a real ComfyUI (host_tests/)."""
+import asyncio
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from brushstream.core.errors import BrushstreamError
 from brushstream.core.image import load_image
 from brushstream.core.ops.resize import resize_long_side
+from brushstream.nodes import analysis, host, stylize
+from brushstream.nodes.stylize import encode_style, load_model, stylize_images
 
 from .conftest import SHARED_DATA
 
+COMMON = dict(strength=1.0, preserve_color=False, precision="fp32")
+
 
 def test_importing_the_pack_loads_no_weights():
-    code = ("import brushstream; from brushstream.core.nets import pretrained; from brushstream.core import weights; "
+    code = ("import brushstream, inspect; from brushstream.core.nets import pretrained; from brushstream.core import weights; "
             "assert pretrained._read.cache_info().currsize == 0; "
-            "assert weights._sha256_cached.cache_info().currsize == 0; print(len(brushstream.NODE_CLASS_MAPPINGS))")
+            "assert weights._sha256_cached.cache_info().currsize == 0; "
+            "import sys; assert not any(m.startswith('brushstream.nodes.v3') for m in sys.modules); "
+            "print(inspect.iscoroutinefunction(brushstream.comfy_entrypoint))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and int(proc.stdout.strip()) >= 5, proc.stderr  # generic node + one per method
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
 
 
 def test_loads_the_way_comfyui_loads_a_custom_node_folder():
-    """ComfyUI imports custom_nodes/<folder>/__init__.py under the folder's own name (often with a dash)."""
+    """ComfyUI imports custom_nodes/<folder>/__init__.py under the folder's own name (often with a dash) and takes
+    the V3 path only when the module has no NODE_CLASS_MAPPINGS."""
     root = Path(__file__).resolve().parents[1]
-    code = ("import importlib.util, sys\n"
+    code = ("import importlib.util, sys, inspect\n"
             f"spec = importlib.util.spec_from_file_location('Brushstream-main', {str(root / '__init__.py')!r})\n"
             "module = importlib.util.module_from_spec(spec)\n"
             "sys.modules['Brushstream-main'] = module\n"
             "spec.loader.exec_module(module)\n"
-            "print(sorted(module.NODE_CLASS_MAPPINGS))\n")
+            "print(hasattr(module, 'NODE_CLASS_MAPPINGS'), inspect.iscoroutinefunction(module.comfy_entrypoint))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
     assert proc.returncode == 0, proc.stderr
-    assert "BrushstreamArbitraryStyle" in proc.stdout
+    assert proc.stdout.split() == ["False", "True"]
 
 
-def test_root_package_exposes_node_mappings_and_api_without_loading_weights():
+def test_root_package_exposes_the_entry_point_and_api():
     sys.modules.pop("brushstream", None)
     pkg = importlib.import_module("brushstream")
-    assert "BrushstreamArbitraryStyle" in pkg.NODE_CLASS_MAPPINGS
-    assert set(pkg.NODE_CLASS_MAPPINGS) == set(pkg.NODE_DISPLAY_NAME_MAPPINGS)
+    assert inspect.iscoroutinefunction(pkg.comfy_entrypoint)
     assert callable(pkg.stylize) and callable(pkg.load)
 
 
-def test_arbitrary_style_node_keeps_comfy_layout_and_batch():
-    from brushstream.nodes.stylize_nodes import BrushstreamArbitraryStyle
-
-    spec = BrushstreamArbitraryStyle.INPUT_TYPES()["required"]
-    assert spec["image"] == ("IMAGE",) and spec["style"] == ("IMAGE",)
-    photo = resize_long_side(load_image(SHARED_DATA / "content_eval" / "skimage_rocket.jpg").image, 64)
-    style = resize_long_side(load_image(SHARED_DATA / "styles" / "mosaic.jpg").image, 64)
-    batch = torch.cat([photo, photo.flip(-1)]).permute(0, 2, 3, 1)      # (B, H, W, C) as ComfyUI gives it
-    (out,) = BrushstreamArbitraryStyle().stylize(batch, style.permute(0, 2, 3, 1), "adain", 1.0, False)
-    assert out.shape == batch.shape
-    assert (out - batch).abs().mean() > 0.05             # it was stylized
-    (alone,) = BrushstreamArbitraryStyle().stylize(batch[1:], style.permute(0, 2, 3, 1), "adain", 1.0, False)
-    torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=0)  # each frame is stylized on its own
+def _inputs(side=64):
+    photo = resize_long_side(load_image(SHARED_DATA / "content_eval" / "skimage_rocket.jpg").image, side)
+    style = resize_long_side(load_image(SHARED_DATA / "styles" / "mosaic.jpg").image, side)
+    return photo.permute(0, 2, 3, 1), style.permute(0, 2, 3, 1)        # (B, H, W, C) as ComfyUI gives them
 
 
-def _node_inputs():
-    photo = resize_long_side(load_image(SHARED_DATA / "content_eval" / "skimage_rocket.jpg").image, 64)
-    style = resize_long_side(load_image(SHARED_DATA / "styles" / "mosaic.jpg").image, 64)
-    return photo.permute(0, 2, 3, 1), style.permute(0, 2, 3, 1)
+def test_stylize_keeps_comfy_layout_and_stylizes_each_image_alone():
+    photo, style = _inputs()
+    model = load_model("adain", {})
+    code = encode_style(model, [style])
+    batch = torch.cat([photo, photo.flip(2)])
+    out = stylize_images(model, code, batch, **COMMON)
+    assert out.shape == batch.shape and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert (out - batch).abs().mean() > 0.05                                  # it was stylized
+    torch.testing.assert_close(out[1:], stylize_images(model, code, batch[1:], **COMMON), atol=1e-5, rtol=0)
 
 
-def test_node_honours_strength_and_preserve_color():
-    """Guards: the node ignores strength and preserve_color."""
-    from brushstream.nodes.stylize_nodes import BrushstreamArbitraryStyle
-
-    photo, style = _node_inputs()
-    node = BrushstreamArbitraryStyle()
-    (full,) = node.stylize(photo, style, "adain", 1.0, False)
-    (light,) = node.stylize(photo, style, "adain", 0.2, False)
+def test_stylize_honours_strength_preserve_color_and_loader_options():
+    """Guards: a node that drops strength, preserve_color or a method option."""
+    photo, style = _inputs()
+    adain = load_model("adain", {})
+    code = encode_style(adain, [style])
+    full = stylize_images(adain, code, photo, **COMMON)
+    light = stylize_images(adain, code, photo, **{**COMMON, "strength": 0.2})
     assert (light - photo).abs().mean() < 0.7 * (full - photo).abs().mean()
-    (kept,) = node.stylize(photo, style, "adain", 1.0, True)
+    kept = stylize_images(adain, code, photo, **{**COMMON, "preserve_color": True})
     colour = lambda x: x.mean(dim=(1, 2))  # noqa: E731
     assert (colour(kept) - colour(photo)).norm() < 0.5 * (colour(full) - colour(photo)).norm()
-
-
-def test_method_nodes_are_generated_from_declared_options():
-    from brushstream.core.methods import STYLIZE_OPTIONS, available
-    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
-
-    for name, cls in available().items():
-        node = NODE_CLASS_MAPPINGS[f"BrushstreamStylize_{name}"]
-        types = node.INPUT_TYPES()
-        spec = types["required"]
-        shown = [o for o in (*cls.options, *STYLIZE_OPTIONS) if not o.texture_only
-                 and not (o.name == "precision" and cls.capabilities.optimisation)]
-        # a method that takes a style image or one of its trained styles has both as optional inputs
-        both = cls.capabilities.arbitrary_style and cls.capabilities.trained_styles
-        assert set(types.get("optional", {})) == ({"style", "trained_style"} if both else set()), name
-        assert set(spec) == {"image", *(() if both else ("style",)), *(o.name for o in shown)}, name
-        for opt in shown:
-            default = spec[opt.name][1]["default"]
-            assert default == (",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default)
-    swap = NODE_CLASS_MAPPINGS["BrushstreamStylize_swap"].INPUT_TYPES()["required"]["patch_size"]
-    assert swap[0] == "INT" and swap[1]["step"] == 2 and (swap[1]["min"], swap[1]["max"]) == (1, 9)
-
-
-def test_method_node_passes_its_options_to_the_method():
-    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
-
-    photo, style = _node_inputs()
-    node = NODE_CLASS_MAPPINGS["BrushstreamStylize_wct"]()
-    common = dict(strength=1.0, preserve_color=False, precision="fp32")
-    (one,) = node.stylize(photo, style, levels="relu3_1", **common)
-    (three,) = node.stylize(photo, style, levels="relu3_1,relu2_1,relu1_1", **common)
+    wct = {levels: load_model("wct", {"levels": levels}) for levels in ("relu3_1", "relu3_1,relu2_1,relu1_1")}
+    one, three = (stylize_images(m, encode_style(m, [style]), photo, **COMMON) for m in wct.values())
     assert (one - three).abs().mean() > 0.005
 
 
-def test_gatys_node_runs_under_comfyuis_inference_mode():
-    """ComfyUI executes nodes under torch.inference_mode(); the optimising method must still optimise."""
-    from brushstream.nodes.stylize_nodes import NODE_CLASS_MAPPINGS
+def test_two_styles_and_a_mask_paint_two_regions():
+    photo, style = _inputs()
+    other = torch.rand_like(style) * 0.2 + torch.tensor([0.9, 0.1, 0.1])      # a red noise style
+    model = load_model("adain", {})
+    code = encode_style(model, [style, other])
+    mask = torch.zeros(1, *photo.shape[1:3])
+    mask[:, :, : photo.shape[2] // 2] = 1.0                                   # left half: the first style
+    out = stylize_images(model, code, photo, mask=mask, **COMMON)
+    only_first = stylize_images(model, encode_style(model, [style]), photo, **COMMON)
+    half = photo.shape[2] // 2
+    left = (out[:, :, : half - 8] - only_first[:, :, : half - 8]).abs().mean()
+    right = (out[:, :, half + 8:] - only_first[:, :, half + 8:]).abs().mean()
+    assert left < 0.5 * right
+    assert float(out[:, :, half + 8:, 0].mean()) > float(only_first[:, :, half + 8:, 0].mean())   # redder
+    with pytest.raises(BrushstreamError, match="exactly two styles"):
+        stylize_images(model, encode_style(model, [style]), photo, mask=mask, **COMMON)
 
-    photo, style = _node_inputs()
-    node = NODE_CLASS_MAPPINGS["BrushstreamStylize_gatys"]()
-    inputs = {o: v for o, v in dict(strength=1.0, preserve_color=False, steps=3, optimizer="lbfgs",
-                                    lr=0.02, init="content", scales="1.0", style_layers="relu1_1,relu2_1",
-                                    content_layers="relu2_2", style_weight=5.0, content_weight=1.0, tv_weight=0.0,
-                                    seed=0).items()}
+
+def test_style_weights_and_trained_style_text():
+    photo, style = _inputs()
+    model = load_model("adain", {})
+    styles = torch.cat([style, style.flip(1)])
+    assert encode_style(model, [styles], "0.7, 0.3").weights == pytest.approx((0.7, 0.3))
+    with pytest.raises(BrushstreamError, match="2 style weights for 1 styles"):
+        encode_style(model, [style], "0.5,0.5")
+    with pytest.raises(BrushstreamError, match="numbers separated by commas"):
+        encode_style(model, [styles], "a,b")
+    with pytest.raises(BrushstreamError, match="needs a style"):
+        encode_style(model, [None, None])
+    assert stylize.parse_trained_style("udnie:0.7, 0:0.3") == {"udnie": 0.7, 0: 0.3}
+    assert stylize.parse_trained_style(" 2 ") == 2 and stylize.parse_trained_style("udnie") == "udnie"
+
+
+def test_weight_menus_and_sources():
+    decoders = stylize.weight_choices("adain", "decoder")
+    encoders = stylize.weight_choices("adain", "encoder")
+    assert decoders[0] == "auto" and "adain_student_r31_decoder_w05" in decoders
+    assert "student_vgg19n_r31_w0375" in encoders and "student_vgg19n_r31_w0375" not in decoders
+    assert "johnson_starry_night" in stylize.weight_choices("johnson", "model")
+    with pytest.raises(BrushstreamError, match="loads no weight file"):
+        load_model("gatys", {}, source="some_file.safetensors")
+    with pytest.raises(BrushstreamError, match="no such weights file"):
+        load_model("johnson", {}, source="/nowhere/x.safetensors")
+
+
+class _Recorder:
+    def __init__(self, total):
+        self.total, self.updates = total, []
+
+    def update(self, done, preview=None):
+        self.updates.append((done, preview is not None))
+
+
+def test_gatys_optimises_under_inference_mode_with_progress_and_previews(monkeypatch):
+    """ComfyUI runs nodes under torch.inference_mode(); the optimiser must still get gradients, and the user
+    sees per-step progress with a live preview."""
+    bars = []
+    monkeypatch.setattr(host, "Progress", lambda total: bars.append(_Recorder(total)) or bars[-1])
+    photo, style = _inputs(32)
+    options = dict(steps=10, optimizer="adam", lr=0.05, scales="1.0", style_layers="relu1_1,relu2_1",
+                   content_layers="relu2_2")
     with torch.inference_mode():
-        (out,) = node.stylize(photo[:, :32, :32].clone(), style, **inputs)
-    assert out.shape == (1, 32, 32, 3) and (out - photo[:, :32, :32]).abs().mean() > 0.005
+        model = load_model("gatys", options)
+        code = encode_style(model, [style])
+        out = stylize_images(model, code, photo, **{**COMMON, "precision": "fp32"})
+    assert out.shape == photo.shape and (out - photo).abs().mean() > 0.005
+    (bar,) = bars
+    steps = [d for d, _ in bar.updates]
+    assert bar.total == 10 and steps == sorted(steps) and steps[-1] == 10 and len(steps) >= 10
+    assert sum(p for _, p in bar.updates) >= 2                          # previews along the way, not only at the end
+    assert model.module.on_step is None                                 # the hook does not outlive the run
+
+
+def test_an_interrupt_stops_the_batch_and_puts_the_model_back(monkeypatch):
+    photo, style = _inputs()
+    model = load_model("adain", {})
+    code = encode_style(model, [style])
+    calls = []
+
+    class Interrupted(Exception):
+        pass
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupted
+    monkeypatch.setattr(host, "check_interrupt", check)
+    moves = []
+    monkeypatch.setattr(host, "offload_device", lambda: moves.append("back") or torch.device("cpu"))
+    with pytest.raises(Interrupted):
+        stylize_images(model, code, photo.expand(5, -1, -1, -1), **COMMON)
+    assert len(calls) == 3 and moves == ["back"]                        # stopped at the third image, model offloaded
+
+
+def test_an_image_that_does_not_fit_is_stylized_in_tiles(monkeypatch):
+    photo, style = _inputs(700)
+    model = load_model("adain", {})
+    code = encode_style(model, [style])
+    whole = stylize_images(model, code, photo, **COMMON)
+    real, sizes = model.module.stylize, []
+
+    def small_memory(x, *a, **k):
+        sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > stylize.TILE:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(x, *a, **k)
+    monkeypatch.setattr(model.module, "stylize", small_memory)
+    tiled = stylize_images(model, code, photo, **COMMON)
+    assert tiled.shape == whole.shape and sizes[0] == 700 and max(sizes[1:]) <= stylize.TILE and len(sizes) >= 3
+    assert (tiled - whole).abs().mean() < 0.06                          # the same picture, up to tile statistics
+    monkeypatch.setattr(model.module, "stylize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):                     # other errors are not hidden by tiling
+        stylize_images(model, code, photo, **COMMON)
+
+
+def test_tiles_blend_back_to_the_image_exactly_for_a_per_pixel_map():
+    image = torch.rand(1, 3, 300, 410)
+    out = stylize.stylize_tiled(lambda x: x * 0.5 + 0.1, image, tile=128, overlap=32)
+    torch.testing.assert_close(out, image * 0.5 + 0.1, atol=1e-5, rtol=0)
+
+
+def test_optical_flow_node_sees_the_motion():
+    photo, _ = _inputs(96)
+    frames = torch.cat([photo[:, :, 8:72], photo[:, :, 4:68], photo[:, :, 0:64]])   # the camera pans left
+    pictures = analysis.optical_flow(frames, "dis")
+    assert pictures.shape == (2, *frames.shape[1:])
+    back = analysis.optical_flow(frames.flip(0), "dis")                  # the same pan, the other way
+    centre = (slice(16, -16), slice(16, -16))
+    assert (pictures[0][centre] - back[0][centre]).abs().mean() > 0.1    # opposite directions, different hues
+    with pytest.raises(BrushstreamError, match="at least 2 frames"):
+        analysis.optical_flow(frames[:1])
+
+
+def test_evaluate_node_reports_the_bench_figures():
+    photo, style = _inputs(64)
+    model = load_model("adain", {})
+    out = stylize_images(model, encode_style(model, [style]), photo, **COMMON)
+    same = analysis.evaluate_stylization(photo, photo, style, size=64)
+    styled = analysis.evaluate_stylization(photo, out, style, size=64)
+    assert same["content"] == pytest.approx(0.0, abs=1e-6) and same["gram_ratio"] == pytest.approx(1.0)
+    assert styled["content"] > 0.1 and styled["gram_ratio"] < 0.9
+    clip = analysis.evaluate_stylization(photo.expand(3, -1, -1, -1), out.expand(3, -1, -1, -1), size=64)
+    assert clip["pairs"] == 2 and clip["warping_error"] == pytest.approx(0.0, abs=1e-6) and "gram_ratio" not in clip
+    assert '"content"' in analysis.report_text(styled)
+
+
+def test_entry_point_is_a_coroutine_that_needs_comfyui():
+    """Outside ComfyUI the entry point fails on ComfyUI's own API, not on the pack (it is only ever awaited by
+    ComfyUI; host_tests/ await it there)."""
+    from brushstream.nodes import comfy_entrypoint
+
+    with pytest.raises(ImportError, match="comfy"):
+        asyncio.run(comfy_entrypoint())
+
+
+def test_train_node_trains_previews_stops_keeping_its_checkpoint_and_resumes(tmp_path, monkeypatch):
+    from brushstream.core.train.loop import TrainingStopped
+    from brushstream.core.weights import read_metadata
+    from brushstream.nodes import training
+
+    bars = []
+    monkeypatch.setattr(host, "Progress", lambda total: bars.append(_Recorder(total)) or bars[-1])
+    _, style = _inputs(64)
+    run = dict(steps=6, size=32, content_dir=str(SHARED_DATA / "content"), preview_every=2, folder=tmp_path)
+    steps_seen = []
+    monkeypatch.setattr(host, "interrupted", lambda: len(bars[-1].updates) >= 3 and not steps_seen.append(1))
+    with pytest.raises(TrainingStopped, match="stopped at step 3 of 6"):   # the user pressed Cancel at step 3
+        training.train_style_model("johnson", style, "mine", **run)
+    out, ckpt, styles = training.model_paths("mine", tmp_path)
+    assert ckpt.exists() and not out.exists() and (styles / "style_0.png").exists()
+    monkeypatch.setattr(host, "interrupted", lambda: False)
+    name, preview = training.train_style_model("johnson", style, "mine", **run)      # resume is on by default
+    assert name == "mine.safetensors" and out.exists() and read_metadata(out)["steps"] == "6"
+    assert [d for d, _ in bars[-1].updates] == [4, 5, 6] and preview.shape == (1, 32, 32, 3)
+    assert sum(p for _, p in bars[-1].updates) == 2                        # previews at steps 4 and 6
+    model = load_model("johnson", {}, source=str(out))                     # what Load Style Model does with it
+    assert stylize_images(model, encode_style(model, [], trained_style="0"), style, **COMMON).shape == style.shape
+    with pytest.raises(BrushstreamError, match="already exists"):          # never overwritten by accident
+        training.train_style_model("johnson", style, "mine", **{**run, "resume": False})
+    with pytest.raises(BrushstreamError, match="model name"):
+        training.train_style_model("johnson", style, "../escape", **run)
+    with pytest.raises(BrushstreamError, match="unknown style recipe"):
+        training.train_style_model("flownet_s", style, "x", **run)

@@ -13,6 +13,7 @@ from brushstream.core import weights as W
 from brushstream.core.errors import BrushstreamError
 
 from .conftest import SHARED_WEIGHTS
+from .hub_server import HubServer
 
 DECODER = "vgg19_normalised_r31_decoder.safetensors"
 ENCODER = "vgg19_normalised_r31_encoder.safetensors"
@@ -441,3 +442,33 @@ def test_save_weights_is_atomic_and_round_trips_metadata(tmp_path):
     with pytest.raises(AttributeError):  # a failure half-way leaves the old file whole and no temp file behind
         W.save_weights(out, {"w": torch.zeros(1), "bad": "not a tensor"}, {})
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"] and W.sha256_file(out) == digest
+
+
+# -- community weights named by their Hub place (hf://...) ---------------------------------------------------
+
+def test_hub_reference_downloads_checks_and_pins(hf_env, tmp_path, monkeypatch):
+    """A style shared on the Hub, outside the manifest: fetched through huggingface-hub, checked as safetensors,
+    and refused when its #sha256 pin does not match or the file is not whole."""
+    from brushstream.core import weights
+    from brushstream.core.hub_refs import parse_hub_ref
+
+    src = weights.resolve("johnson_starry_night")   # any small, real safetensors file
+    root = tmp_path / "community"
+    root.mkdir()
+    (root / "my_style.safetensors").write_bytes(src.read_bytes())
+    (root / "broken.safetensors").write_bytes(src.read_bytes()[:-10])
+    digest = weights.sha256_file(src)
+    with HubServer(root, repo_id="someone/styles") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        got = weights.resolve(f"hf://someone/styles/my_style.safetensors#sha256={digest}")
+        assert got.read_bytes() == src.read_bytes() and str(hf_env) in str(got)
+        assert weights.resolve("hf://someone/styles@main/my_style.safetensors") == got   # now from the cache
+        with pytest.raises(BrushstreamError, match="sha256 mismatch"):
+            weights.resolve("hf://someone/styles/my_style.safetensors#sha256=" + "0" * 64)
+        with pytest.raises(BrushstreamError, match="not a valid safetensors file"):
+            weights.resolve("hf://someone/styles/broken.safetensors")
+        with pytest.raises(BrushstreamError, match="not on the Hub"):
+            weights.resolve("hf://someone/styles/absent.safetensors")
+    assert parse_hub_ref("hf://a/b@v1/dir/x.safetensors").revision == "v1"
+    with pytest.raises(BrushstreamError, match="not a Hub reference"):
+        parse_hub_ref("hf://only-owner/x.bin")

@@ -62,6 +62,10 @@ class Gatys(StyleMethod):
         self.steps, self.optimizer, self.lr, self.init = steps, optimizer, lr, init
         self.scales = tuple(sorted(scales))
         self.seed, self.progress = seed, progress
+        # A host's hook, on_step(done, total, image) after each optimiser step (ComfyUI's progress with a live
+        # preview); it may raise to stop the run (ComfyUI's interrupt does).
+        self.on_step = None
+        self._done = self._total = 0
 
     def _encode_style(self, *, images, refs, weights):
         # Blending Gram targets with weights has the same minimiser as the weighted sum of style losses.
@@ -88,6 +92,7 @@ class Gatys(StyleMethod):
         gen = torch.Generator().manual_seed(self.seed)
         full = content.shape[-2:]
         x = None
+        self._done, self._total = 0, sum(self._steps_at(i, steps) for i in range(len(self.scales)))
         for i, scale in enumerate(self.scales):
             size = (max(16, round(full[0] * scale)), max(16, round(full[1] * scale)))
             target = resize_to(content, size)
@@ -137,6 +142,7 @@ class Gatys(StyleMethod):
                 loss.backward()
                 if bar.n < steps:
                     bar.update(1)
+                    self._stepped(x)
                 bar.set_postfix(loss=f"{loss.item():.4g}")
                 return loss
             opt.step(closure)
@@ -151,5 +157,11 @@ class Gatys(StyleMethod):
                     x.clamp_(0, 1)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4g}")
+                self._stepped(x)
         bar.close()
         return x.detach()
+
+    def _stepped(self, x: torch.Tensor) -> None:
+        self._done += 1
+        if self.on_step is not None:
+            self.on_step(min(self._done, self._total), self._total, x.detach())

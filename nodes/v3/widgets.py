@@ -1,0 +1,38 @@
+"""Declared method options -> ComfyUI V3 inputs, so every node's widgets come from core's one declaration."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ...core.methods import Option
+from ..stylize import WEIGHT_OPTIONS, weight_choices
+
+INT_LIMIT = 0xFFFFFFFFFFFFFFFF   # ComfyUI's own bound for INT widgets (seeds)
+
+# Custom socket types: a built method, and a style encoded for it.
+StyleModel = io.Custom("BRUSHSTREAM_MODEL")
+StyleCodeType = io.Custom("BRUSHSTREAM_STYLE")
+
+
+def option_input(opt: Option, method: str | None = None, optional: bool = False):
+    """One declared option as a V3 input (widget type, default, range, tooltip)."""
+    tip = opt.describe()
+    if method is not None and opt.name in WEIGHT_OPTIONS and opt.kind == "text":
+        return io.Combo.Input(opt.name, options=weight_choices(method, opt.name), default=str(opt.default),
+                              tooltip=tip + "; files in models/nst_models are listed too", optional=optional)
+    if opt.kind == "int":
+        top = int(min(opt.maximum, INT_LIMIT)) if opt.maximum is not None else INT_LIMIT
+        return io.Int.Input(opt.name, default=int(opt.default), min=int(opt.minimum or 0), max=top,
+                            step=2 if opt.odd else 1, tooltip=tip, optional=optional)
+    if opt.kind == "float":
+        top = opt.maximum if opt.maximum is not None else 1e9
+        return io.Float.Input(opt.name, default=float(opt.default), min=opt.minimum if opt.minimum is not None else -1e9,
+                              max=top, step=0.01 if top <= 1 else 0.1, tooltip=tip, optional=optional)
+    if opt.kind == "bool":
+        return io.Boolean.Input(opt.name, default=bool(opt.default), tooltip=tip, optional=optional)
+    if opt.kind == "choice":
+        return io.Combo.Input(opt.name, options=list(opt.choices), default=opt.default, tooltip=tip,
+                              optional=optional)
+    if opt.kind == "text":
+        return io.String.Input(opt.name, default=str(opt.default), tooltip=tip, optional=optional)
+    # floats / names: typed as "a,b" and parsed by the option itself
+    return io.String.Input(opt.name, default=",".join(map(str, opt.default)), tooltip=tip, optional=optional)
