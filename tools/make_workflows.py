@@ -41,6 +41,20 @@ WORKFLOWS: dict[str, dict] = {
               "inputs": {"image": ["3", 0], "style": ["2", 0], "steps": 40, "optimizer": "adam", "lr": 0.03}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "brushstream_gatys"}},
     },
+    # A style trained for a few steps (Cancel keeps its checkpoint; run again to continue), then used at once.
+    "train_style": {
+        "1": {"class_type": "LoadImage", "inputs": {"image": CONTENT}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": STYLE}},
+        "3": {"class_type": "BrushstreamTrainStyleModel",
+              "inputs": {"recipe": "johnson", "style": ["2", 0], "name": "example_style", "steps": 30, "size": 64,
+                         "preview_every": 5}},
+        "4": {"class_type": "BrushstreamLoad_johnson", "inputs": {"weights_source": ["3", 0]}},
+        "5": {"class_type": "BrushstreamEncodeStyle", "inputs": {"model": ["4", 0], "trained_style": "0"}},
+        "6": {"class_type": "BrushstreamStylizeImage", "inputs": {"model": ["4", 0], "style": ["5", 0],
+                                                                  "image": ["1", 0]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "brushstream_trained"}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
+    },
 }
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -117,7 +131,11 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 kind = object_info[graph[src]["class_type"]]["output"][slot]
                 links.append([link_id, int(src), slot, int(node_id), len(inputs), kind])
                 outputs[src][slot]["links"].append(link_id)
-                inputs.append({"name": name, "type": kind, "link": link_id})
+                entry = {"name": name, "type": kind, "link": link_id}
+                if _is_widget(spec):          # a widget fed by a link (say a trained model's file name)
+                    entry["widget"] = {"name": name}
+                    widgets.append(_default(spec))   # it keeps its slot: widget values are positional
+                inputs.append(entry)
             elif _is_widget(spec):
                 widgets.append(value if value is not None else _default(spec))
                 if opts.get("image_upload"):

@@ -1,0 +1,263 @@
+"""The node pack inside a real ComfyUI server: import, object_info, a core-only smoke graph, every API-format
+example workflow, and interrupting a running Brushstream node."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from comfyui_host import (RESULTS, ComfyServer, load_workflow, record_result, video_frame_count,
+                          write_json_atomic)
+
+SAVE_NODES = ("SaveImage", "SaveVideo")
+PACK_PREFIX = "Brushstream"
+PACK_MODULE = "custom_nodes.brushstream"
+
+
+def smoke_prompt(prefix: str) -> dict[str, Any]:
+    """Core nodes only: proves the harness (server, queue, history, websocket, output dir) by itself."""
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "content.jpg"}},
+        "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bilinear",
+                                                     "width": 160, "height": 96, "crop": "disabled"}},
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
+    }
+
+
+def fresh_inputs(comfy: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
+    """The prompt with every input file it names (content.jpg, clip.mp4, ...) replaced by a new copy.
+
+    ComfyUI caches node outputs across prompts: an identical sub-graph that already ran (in another example
+    workflow, or in the same one run earlier) would be skipped with no progress events. A new file name changes
+    the loaders' inputs, so they and everything downstream of them really run.
+    """
+    tag = uuid.uuid4().hex[:8]
+    names = {p.name for p in comfy.input_dir.iterdir() if p.is_file()}
+    out: dict[str, Any] = {}
+    for node_id, node in prompt.items():
+        inputs = {}
+        for k, v in node.get("inputs", {}).items():
+            if isinstance(v, str) and v in names:
+                stem, dot, ext = v.rpartition(".")
+                copy = f"{stem}_{tag}.{ext}" if dot else f"{v}_{tag}"
+                if not (comfy.input_dir / copy).exists():
+                    shutil.copyfile(comfy.input_dir / v, comfy.input_dir / copy)
+                v = copy
+            inputs[k] = v
+        out[node_id] = dict(node, inputs=inputs)
+    return out
+
+
+def history_error(entry: dict[str, Any]) -> str:
+    """The status and, for a failed prompt, ComfyUI's error message, on one line."""
+    status = entry.get("status", {})
+    for name, data in status.get("messages", []):
+        if name in ("execution_error", "execution_interrupted"):
+            where = f"{data.get('node_type')} (node {data.get('node_id')})"
+            msg = str(data.get("exception_message", "")).strip().replace("\n", " ")
+            return f"{status.get('status_str')}: {name} in {where}: {msg}"
+    return f"{status.get('status_str')} (no error message)"
+
+
+def exec_seconds(entry: dict[str, Any]) -> float | None:
+    """Server-side run time, from the execution_start/execution_success timestamps (ms) in the history."""
+    stamps = {name: data.get("timestamp") for name, data in entry.get("status", {}).get("messages", [])}
+    if stamps.get("execution_start") and stamps.get("execution_success"):
+        return round((stamps["execution_success"] - stamps["execution_start"]) / 1000, 2)
+    return None
+
+
+def saved_files(comfy: ComfyServer, prompt: dict[str, Any], entry: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(class_type, path) of each file the prompt's SaveImage/SaveVideo nodes wrote; fails on a node with none."""
+    files = []
+    for node_id, node in prompt.items():
+        if node["class_type"] not in SAVE_NODES:
+            continue
+        results = [r for key in ("images", "videos", "gifs")
+                   for r in entry.get("outputs", {}).get(node_id, {}).get(key, []) if isinstance(r, dict)]
+        assert results, f"{node['class_type']} node {node_id} reported no saved file in /history"
+        for r in results:
+            assert r.get("type") == "output", f"{node['class_type']} node {node_id} saved to {r.get('type')!r}"
+            files.append((node["class_type"], comfy.output_dir / r.get("subfolder", "") / r["filename"]))
+    return files
+
+
+def run_to_end(comfy: ComfyServer, prompt: dict[str, Any], timeout: float) -> tuple[str, dict[str, Any], float]:
+    t0 = time.monotonic()
+    prompt_id = comfy.queue(prompt)
+    entry = comfy.wait(prompt_id, timeout=timeout)
+    return prompt_id, entry, round(time.monotonic() - t0, 2)
+
+
+def pack_nodes(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k.startswith(PACK_PREFIX) or v.get("python_module") == PACK_MODULE}
+
+
+# --- tests ---------------------------------------------------------------------------------------------------
+
+def test_pack_imports(comfy: ComfyServer) -> None:
+    problem = comfy.pack_import_problem()
+    assert problem is None, problem
+    ids = sorted(k for k in comfy.object_info() if k.startswith(PACK_PREFIX))
+    if not ids:
+        pytest.skip(f"the pack imported, but /object_info has no node id starting with {PACK_PREFIX!r} yet")
+
+
+def test_smoke_workflow(comfy: ComfyServer) -> None:
+    prompt = smoke_prompt(f"smoke/smoke_{uuid.uuid4().hex[:8]}")
+    prompt_id, entry, wall = run_to_end(comfy, prompt, timeout=120)
+    assert entry["status"]["status_str"] == "success", f"smoke workflow: {history_error(entry)}"
+    files = saved_files(comfy, prompt, entry)
+    assert len(files) == 1, f"smoke workflow saved {len(files)} files, expected 1"
+    path = files[0][1]
+    assert path.is_file() and path.stat().st_size > 0, f"smoke workflow's PNG {path} is missing or empty"
+    with Image.open(path) as im:
+        assert (im.format, im.size) == ("PNG", (160, 96)), f"smoke workflow wrote {im.format} {im.size} at {path}"
+    # The websocket listener saw this prompt run: the save node's `executed` and the prompt's success.
+    executed = [e for e in comfy.prompt_events(prompt_id, "executed") if e["data"].get("node") == "4"]
+    assert executed, f"no websocket 'executed' event for the smoke prompt's SaveImage (log {comfy.log_path})"
+    assert comfy.prompt_events(prompt_id, "execution_success"), "no websocket 'execution_success' for the smoke prompt"
+    record_result("smoke", {"wall_s": wall, "exec_s": exec_seconds(entry), "outputs": [
+        {"file": str(path.relative_to(comfy.output_dir)), "bytes": path.stat().st_size}]})
+
+
+def test_example_workflow(comfy: ComfyServer, example_workflow: Path) -> None:
+    name = example_workflow.stem
+    prompt = fresh_inputs(comfy, load_workflow(example_workflow))
+    prompt_id, entry, wall = run_to_end(comfy, prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", f"{example_workflow.name}: {history_error(entry)}"
+    files = saved_files(comfy, prompt, entry)
+    assert files, f"{example_workflow.name} has no SaveImage/SaveVideo node"
+    clip_frames = video_frame_count(comfy.input_dir / "clip.mp4") if "video" in name else None
+    outputs = []
+    for class_type, path in files:
+        assert path.is_file() and path.stat().st_size > 0, f"{example_workflow.name}: output {path} is missing or empty"
+        out: dict[str, Any] = {"node": class_type, "file": str(path.relative_to(comfy.output_dir)),
+                               "bytes": path.stat().st_size}
+        if path.suffix.lower() == ".png":
+            with Image.open(path) as im:
+                im.load()   # decodes every byte: a truncated PNG fails here
+                out["size"] = list(im.size)
+        if path.suffix.lower() == ".mp4" and clip_frames is not None:
+            out["frames"] = video_frame_count(path)
+            assert out["frames"] == clip_frames, \
+                f"{example_workflow.name}: {path} has {out['frames']} frames, clip.mp4 has {clip_frames}"
+        outputs.append(out)
+    progress = comfy.prompt_events(prompt_id, "progress")
+    assert progress, f"{example_workflow.name}: no websocket 'progress' event for prompt {prompt_id}"
+    previews = [e["size"] for e in comfy.prompt_window(prompt_id) if e["type"] == "binary"]
+    record_result(f"workflow:{name}", {"wall_s": wall, "exec_s": exec_seconds(entry), "outputs": outputs,
+                                       "progress_events": len(progress), "preview_frames": len(previews),
+                                       "preview_bytes": sum(previews)})
+
+
+def test_interrupt(comfy: ComfyServer, example_workflows: list[Path]) -> None:
+    chosen = ([p for p in example_workflows if "video" in p.stem]
+              or [p for p in example_workflows if "train" in p.stem or "gatys" in p.stem])
+    if not chosen:
+        pytest.skip("no example workflow named *video*, *train* or *gatys* (example_workflows/*api*.json) to interrupt")
+    workflow = chosen[0]
+    prompt = fresh_inputs(comfy, load_workflow(workflow))
+    start = len(comfy.events_snapshot())
+    prompt_id = comfy.queue(prompt)
+
+    def pack_progress(e: dict[str, Any]) -> bool:
+        d = e.get("data")
+        return (e["type"] == "progress" and isinstance(d, dict) and d.get("prompt_id") == prompt_id
+                and str(prompt.get(str(d.get("node")), {}).get("class_type", "")).startswith(PACK_PREFIX))
+
+    first = comfy.wait_event(pack_progress, timeout=300, start=start)
+    assert first is not None, f"{workflow.name}: no 'progress' event from a Brushstream node within 300 s"
+    t_interrupt = time.monotonic()
+    comfy.interrupt(prompt_id)
+    stopped = comfy.wait_event(lambda e: e["type"] in ("execution_interrupted", "execution_success", "execution_error")
+                               and isinstance(e.get("data"), dict) and e["data"].get("prompt_id") == prompt_id,
+                               timeout=120, start=start)
+    assert stopped is not None, f"{workflow.name}: no execution_interrupted within 120 s of POST /interrupt"
+    assert stopped["type"] == "execution_interrupted", \
+        f"{workflow.name}: got {stopped['type']} instead of execution_interrupted after POST /interrupt"
+    latency = round(stopped["t"] - t_interrupt, 3)
+    entry = comfy.wait(prompt_id, timeout=60)
+    assert entry["status"]["status_str"] == "error", f"{workflow.name} after interrupt: {history_error(entry)}"
+
+    # The server takes new work after an interrupt.
+    smoke = smoke_prompt(f"smoke/after_interrupt_{uuid.uuid4().hex[:8]}")
+    _, smoke_entry, smoke_wall = run_to_end(comfy, smoke, timeout=120)
+    assert smoke_entry["status"]["status_str"] == "success", f"smoke after interrupt: {history_error(smoke_entry)}"
+    record_result("interrupt", {"workflow": workflow.name, "interrupted_node": first["data"].get("node"),
+                                "interrupted_class": prompt[str(first["data"].get("node"))]["class_type"],
+                                "progress_at_interrupt": [first["data"].get("value"), first["data"].get("max")],
+                                "latency_s": latency, "smoke_after_wall_s": smoke_wall})
+
+
+def test_object_info_brushstream(comfy: ComfyServer) -> None:
+    nodes = pack_nodes(comfy.object_info())
+    if not nodes:
+        pytest.skip(f"/object_info has no {PACK_PREFIX} node yet ({comfy.pack_import_problem() or 'pack imported'})")
+    entries = []
+    for node_id, info in sorted(nodes.items()):
+        inputs = info.get("input", {})
+        entries.append({
+            "id": node_id, "display_name": info.get("display_name"), "category": info.get("category"),
+            "python_module": info.get("python_module"),
+            "inputs": {group: list(inputs.get(group, {})) for group in ("required", "optional") if inputs.get(group)},
+            "outputs": list(info.get("output_name") or info.get("output") or []),
+        })
+    write_json_atomic(RESULTS / "object_info_brushstream.json", {"nodes": entries})
+
+
+def test_nodes_come_from_the_registry(comfy: ComfyServer) -> None:
+    """Every registered method has a loader whose widgets are its declared options with their defaults and ranges,
+    and Stylize Image shows the common stylize options: what ComfyUI itself reports, not what the pack thinks."""
+    from brushstream.core.methods import STYLIZE_OPTIONS, available
+
+    nodes = pack_nodes(comfy.object_info())
+    for method, cls in available().items():
+        info = nodes.get(f"{PACK_PREFIX}Load_{method}")
+        assert info is not None, f"no loader for {method}"
+        required = info["input"].get("required", {})
+        shown = [o for o in cls.options if not o.texture_only]
+        assert list(required) == [o.name for o in shown], method
+        for opt in shown:
+            spec = required[opt.name][1]
+            default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
+            assert spec.get("default") == default, (method, opt.name)
+            if opt.kind in ("int", "float") and opt.maximum is not None:
+                assert spec["max"] == opt.maximum and spec["min"] == (opt.minimum or 0), (method, opt.name)
+    stylize = nodes[f"{PACK_PREFIX}StylizeImage"]["input"]
+    assert {o.name for o in STYLIZE_OPTIONS} <= set(stylize["required"]) and "mask" in stylize.get("optional", {})
+    swap = nodes[f"{PACK_PREFIX}Load_swap"]["input"]["required"]["patch_size"]
+    assert swap[0] == "INT" and swap[1]["step"] == 2
+
+
+def test_ui_workflows_match_their_api_twins(comfy: ComfyServer, example_workflows: list[Path]) -> None:
+    """Each UI-format example has its API twin's nodes and links, and each widget value sits in the slot ComfyUI's
+    widget order gives it (the web page assigns widget values by position)."""
+    info = comfy.object_info()
+    for api_path in example_workflows:
+        ui = json.loads(api_path.with_name(api_path.name.replace("_api", "")).read_text())
+        api = load_workflow(api_path)
+        assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {k: v["class_type"] for k, v in api.items()}
+        assert len(ui["links"]) == sum(isinstance(v, list) for n in api.values() for v in n["inputs"].values())
+        for node in ui["nodes"]:
+            node_info = info[node["type"]]
+            specs = {**node_info["input"].get("required", {}), **node_info["input"].get("optional", {})}
+            order = node_info.get("input_order") or {g: list(node_info["input"].get(g, {}))
+                                                     for g in ("required", "optional")}
+            slot = 0
+            for name in (n for g in ("required", "optional") for n in order.get(g, [])):
+                kind, opts = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
+                if not (isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")):
+                    continue
+                value = api[str(node["id"])]["inputs"].get(name)
+                if value is not None and not isinstance(value, list):
+                    assert node["widgets_values"][slot] == value, (api_path.name, node["type"], name)
+                slot += 1 + bool(opts.get("image_upload")) + bool(opts.get("control_after_generate"))
+            assert slot == len(node["widgets_values"]), (api_path.name, node["type"])
