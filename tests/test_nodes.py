@@ -271,3 +271,59 @@ def test_train_node_trains_previews_stops_keeping_its_checkpoint_and_resumes(tmp
         training.train_style_model("johnson", style, "../escape", **run)
     with pytest.raises(BrushstreamError, match="unknown style recipe"):
         training.train_style_model("flownet_s", style, "x", **run)
+
+
+def _clip(n=8, side=96):
+    folder = SHARED_DATA / "video" / "carphone_qcif"
+    frames = [resize_long_side(load_image(p).image, side) for p in sorted(folder.glob("frame_*.jpg"))[:n]]
+    return torch.cat(frames).permute(0, 2, 3, 1)
+
+
+def test_stylize_frames_carries_the_state_through_the_batch_and_across_runs_by_stream_id():
+    from brushstream.nodes import video
+
+    clip = _clip(6)
+    model = load_model("reconet", {})
+    code = encode_style(model, [], trained_style="0")
+    whole = video.stylize_frames(model, code, clip, **COMMON)
+    assert whole.shape == clip.shape
+    first = video.stylize_frames(model, code, clip[:3], stream_id="cam", reset=True, **COMMON)
+    rest = video.stylize_frames(model, code, clip[3:], stream_id="cam", **COMMON)
+    torch.testing.assert_close(torch.cat([first, rest]), whole, atol=1e-5, rtol=0)    # one stream, two runs
+    fresh = video.stylize_frames(model, code, clip[3:], **COMMON)                       # no stream id: starts anew
+    assert (fresh[0] - whole[3]).abs().mean() > 1e-4
+    again = video.stylize_frames(model, code, clip[3:], stream_id="cam", reset=True, **COMMON)
+    torch.testing.assert_close(again, fresh, atol=1e-5, rtol=0)                          # reset: the same as fresh
+    video.forget_stream("cam")
+
+
+def test_temporal_state_lowers_the_warping_error_in_the_node():
+    """An image method through Stylize Frames: the flow-guided blend makes the clip steadier (Evaluate's figure)."""
+    from brushstream.nodes import video
+
+    clip = _clip(8)
+    model = load_model("adain", {})
+    _, style = _inputs(96)
+    code = encode_style(model, [style])
+    plain = video.stylize_frames(model, code, clip, temporal_strength=0.0, **COMMON)
+    steady = video.stylize_frames(model, code, clip, temporal_strength=0.8, **COMMON)
+    e_plain = analysis.evaluate_stylization(clip, plain, size=96)["warping_error"]
+    e_steady = analysis.evaluate_stylization(clip, steady, size=96)["warping_error"]
+    assert e_steady < 0.8 * e_plain
+    with pytest.raises(BrushstreamError, match="temporal_strength must be in"):
+        video.stylize_frames(model, code, clip, temporal_strength=2.0, **COMMON)
+    gatys = load_model("gatys", {"steps": 1})
+    with pytest.raises(BrushstreamError, match="feed-forward method for video"):
+        video.stylize_frames(gatys, encode_style(gatys, [style]), clip[:2], **COMMON)
+
+
+def test_streams_are_few_and_tied_to_their_model():
+    from brushstream.nodes import video
+
+    a, b = load_model("adain", {}), load_model("adain", {})
+    state = video.stream_state(a, "s1", None, False)
+    assert video.stream_state(a, "s1", None, False) is state
+    assert video.stream_state(b, "s1", None, False) is not state             # another model: a new state
+    for i in range(video.MAX_STREAMS + 2):
+        video.stream_state(a, f"n{i}", None, False)
+    assert len(video._streams) == video.MAX_STREAMS and "s1" not in video._streams

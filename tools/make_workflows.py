@@ -41,6 +41,15 @@ WORKFLOWS: dict[str, dict] = {
               "inputs": {"image": ["3", 0], "style": ["2", 0], "steps": 40, "optimizer": "adam", "lr": 0.03}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "brushstream_gatys"}},
     },
+    # A clip through ReCoNet's temporal state; SaveVideo keeps the frame rate and the audio track.
+    "video_temporal": {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": CLIP}},
+        "2": {"class_type": "BrushstreamLoad_reconet", "inputs": {}},
+        "3": {"class_type": "BrushstreamEncodeStyle", "inputs": {"model": ["2", 0], "trained_style": "0"}},
+        "4": {"class_type": "BrushstreamStylizeVideo", "inputs": {"model": ["2", 0], "style": ["3", 0],
+                                                                  "video": ["1", 0]}},
+        "5": {"class_type": "SaveVideo", "inputs": {"video": ["4", 0], "filename_prefix": "brushstream_video"}},
+    },
     # A style trained for a few steps (Cancel keeps its checkpoint; run again to continue), then used at once.
     "train_style": {
         "1": {"class_type": "LoadImage", "inputs": {"image": CONTENT}},
