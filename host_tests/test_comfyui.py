@@ -184,6 +184,10 @@ def test_interrupt(comfy: ComfyServer, example_workflows: list[Path]) -> None:
     assert stopped["type"] == "execution_interrupted", \
         f"{workflow.name}: got {stopped['type']} instead of execution_interrupted after POST /interrupt"
     latency = round(stopped["t"] - t_interrupt, 3)
+    node = str(first["data"].get("node"))
+    after = [e for e in comfy.events_snapshot()[start:] if pack_progress(e) and str(e["data"].get("node")) == node
+             and t_interrupt < e["t"] <= stopped["t"]]
+    assert len(after) <= 1, f"{workflow.name}: {len(after)} more steps ran after POST /interrupt (at most one may)"
     entry = comfy.wait(prompt_id, timeout=60)
     assert entry["status"]["status_str"] == "error", f"{workflow.name} after interrupt: {history_error(entry)}"
 
@@ -194,7 +198,8 @@ def test_interrupt(comfy: ComfyServer, example_workflows: list[Path]) -> None:
     record_result("interrupt", {"workflow": workflow.name, "interrupted_node": first["data"].get("node"),
                                 "interrupted_class": prompt[str(first["data"].get("node"))]["class_type"],
                                 "progress_at_interrupt": [first["data"].get("value"), first["data"].get("max")],
-                                "latency_s": latency, "smoke_after_wall_s": smoke_wall})
+                                "latency_s": latency, "steps_after_interrupt": len(after),
+                                "smoke_after_wall_s": smoke_wall})
 
 
 def test_object_info_brushstream(comfy: ComfyServer) -> None:
@@ -261,3 +266,51 @@ def test_ui_workflows_match_their_api_twins(comfy: ComfyServer, example_workflow
                     assert node["widgets_values"][slot] == value, (api_path.name, node["type"], name)
                 slot += 1 + bool(opts.get("image_upload")) + bool(opts.get("control_after_generate"))
             assert slot == len(node["widgets_values"]), (api_path.name, node["type"])
+
+
+def _clip_with_audio(path: Path, frames: int = 24, fps: int = 12) -> None:
+    """A small mp4 with moving colour bars and a 440 Hz tone, so the audio and the frame rate can be checked."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as box:
+        video = box.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = box.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        for i in range(frames):
+            rgb = np.zeros((96, 128, 3), np.uint8)
+            rgb[:, (np.arange(128) + 4 * i) % 128 < 64] = (200, 60, 30)
+            rgb[..., 2] = 120
+            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                box.mux(packet)
+        samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(44100 * frames // fps) / 44100)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            for packet in audio.encode(chunk):
+                box.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                box.mux(packet)
+
+
+def test_stylize_video_keeps_frame_rate_and_audio(comfy: ComfyServer, example_workflows: list[Path]) -> None:
+    import av
+
+    chosen = [p for p in example_workflows if "video" in p.stem]
+    if not chosen:
+        pytest.skip("no example workflow named *video* (example_workflows/*api*.json)")
+    clip = comfy.input_dir / f"clip_audio_{uuid.uuid4().hex[:8]}.mp4"
+    _clip_with_audio(clip)
+    prompt = load_workflow(chosen[0])
+    loader = next(k for k, v in prompt.items() if v["class_type"] == "LoadVideo")
+    prompt[loader]["inputs"]["file"] = clip.name
+    _, entry, _ = run_to_end(comfy, prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", f"{chosen[0].name} with audio: {history_error(entry)}"
+    (_, out), = [(c, p) for c, p in saved_files(comfy, prompt, entry) if p.suffix == ".mp4"]
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert b.streams.audio, f"{out}: the audio track was dropped"
+        assert float(b.streams.video[0].average_rate) == pytest.approx(float(a.streams.video[0].average_rate))
+        assert float(b.duration) == pytest.approx(float(a.duration), abs=0.25)
+    assert video_frame_count(out) == video_frame_count(clip)

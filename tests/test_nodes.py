@@ -327,3 +327,20 @@ def test_streams_are_few_and_tied_to_their_model():
     for i in range(video.MAX_STREAMS + 2):
         video.stream_state(a, f"n{i}", None, False)
     assert len(video._streams) == video.MAX_STREAMS and "s1" not in video._streams
+
+
+def test_an_interrupt_stops_a_clip_within_one_frame(monkeypatch):
+    from brushstream.nodes import video
+
+    model = load_model("reconet", {})
+    code = encode_style(model, [], trained_style="0")
+    done = []
+    real = model.module.stylize
+    monkeypatch.setattr(model.module, "stylize", lambda *a, **k: done.append(1) or real(*a, **k))
+
+    class Interrupted(Exception):
+        pass
+    monkeypatch.setattr(host, "check_interrupt", lambda: (_ for _ in ()).throw(Interrupted) if len(done) == 2 else None)
+    with pytest.raises(Interrupted):
+        video.stylize_frames(model, code, _clip(6), **COMMON)
+    assert len(done) == 2
