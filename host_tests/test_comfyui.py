@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -242,6 +243,12 @@ def test_nodes_come_from_the_registry(comfy: ComfyServer) -> None:
     assert swap[0] == "INT" and swap[1]["step"] == 2
 
 
+def _has_seed_control(name: str, spec: list) -> bool:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from make_workflows import _has_seed_control as rule
+    return rule(name, spec)
+
+
 def test_ui_workflows_match_their_api_twins(comfy: ComfyServer, example_workflows: list[Path]) -> None:
     """Each UI-format example has its API twin's nodes and links, and each widget value sits in the slot ComfyUI's
     widget order gives it (the web page assigns widget values by position)."""
@@ -264,7 +271,7 @@ def test_ui_workflows_match_their_api_twins(comfy: ComfyServer, example_workflow
                 value = api[str(node["id"])]["inputs"].get(name)
                 if value is not None and not isinstance(value, list):
                     assert node["widgets_values"][slot] == value, (api_path.name, node["type"], name)
-                slot += 1 + bool(opts.get("image_upload")) + bool(opts.get("control_after_generate"))
+                slot += 1 + bool(opts.get("image_upload")) + _has_seed_control(name, specs[name])
             assert slot == len(node["widgets_values"]), (api_path.name, node["type"])
 
 

@@ -81,6 +81,15 @@ def _is_widget(spec: list) -> bool:
     return isinstance(kind, list) or kind in WIDGET_TYPES
 
 
+def _has_seed_control(name: str, spec: list) -> bool:
+    """Whether the web page adds a 'control after generate' widget after this input: when the node asks for one,
+    and on every INT named seed or noise_seed unless the node says not to."""
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "control_after_generate" in opts:
+        return bool(opts["control_after_generate"])
+    return spec[0] == "INT" and name in ("seed", "noise_seed")
+
+
 def _input_order(info: dict) -> list[tuple[str, list, bool]]:
     order = info.get("input_order") or {g: list(info["input"].get(g, {})) for g in ("required", "optional")}
     return [(name, info["input"][group][name], group == "optional")
@@ -149,13 +158,13 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 widgets.append(value if value is not None else _default(spec))
                 if opts.get("image_upload"):
                     widgets.append("image")          # the upload button's own widget value
-                if opts.get("control_after_generate"):
+                if _has_seed_control(name, spec):
                     widgets.append("fixed")
             elif not optional:
                 inputs.append({"name": name, "type": spec[0], "link": None})
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
-        nodes.append({"id": int(node_id), "type": node["class_type"], "pos": [40 + 360 * column, 40 + 330 * (rows[column] - 1)],
+        nodes.append({"id": int(node_id), "type": node["class_type"], "pos": [40 + 360 * column, 40 + 420 * (rows[column] - 1)],
                       "size": [320, 280], "flags": {}, "order": order, "mode": 0, "inputs": inputs,
                       "outputs": outputs[node_id], "properties": {"Node name for S&R": node["class_type"]},
                       "widgets_values": widgets})

@@ -1,13 +1,14 @@
 """Screenshot each example workflow loaded in ComfyUI's web page, with the output it produced: docs/comfyui_NAME.png.
 
 Starts the pinned ComfyUI with the pack (host_tests/comfyui_host.py), opens its page in headless Chromium, and for
-each UI-format workflow in example_workflows/ loads it into the graph, queues its API twin over HTTP under the
-page's own client id (so the page receives the run's outputs and shows them in its output nodes), waits for the
-run, fits the graph to the view and saves a screenshot. Needs Debian's `chromium`; talks to it over the DevTools
-protocol with websocket-client (no Selenium, no driver).
+each UI-format workflow in example_workflows/ loads it into the graph, checks that the page would queue the same
+values as its API twin, queues the twin over HTTP under the page's own client id (so the page receives the run's
+outputs and shows them in its output nodes: images, or a video paused at a fixed frame), waits for the run, fits
+the graph to the view and saves a screenshot. Needs Debian's chromium (`apt-get install -y --no-install-recommends
+chromium`); talks to it over the DevTools protocol with websocket-client (no Selenium, no driver).
 
-    python tools/screenshot_workflows.py            # all workflows, ~5 min on 2 CPU cores
-    python tools/screenshot_workflows.py --only image_arbitrary_style
+    python tools/screenshot_workflows.py            # every workflow, ~3-5 min on 2 CPU cores
+    python tools/screenshot_workflows.py --only image_arbitrary_style --only video_temporal
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ PAGE_SETTINGS: dict[str, Any] = {
     "Comfy.Notification.ShowVersionUpdates": False,
     "Comfy.Locale": "en",
 }
+VIDEO_FRAME_S = 2.0   # where video previews are paused for the screenshot (at most half the clip)
 
 
 class Failure(Exception):
@@ -166,6 +168,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; the PNG is a document like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -187,11 +192,51 @@ DISMISS = """(() => {
   return n;
 })()"""
 
-# True once every output node named has its images loaded: the canvas draws node.imgs under the widgets.
-IMAGES_SHOWN = """((ids) => ids.every((id) => {
+# True once every output node named shows its output: images the canvas draws (node.imgs) or, for a video
+# (SaveVideo's output is marked animated), the <video> element the frontend puts over the node, with a frame decoded.
+OUTPUTS_SHOWN = """((ids) => ids.every((id) => {
   const node = app.graph.getNodeById(Number(id));
-  return node && node.imgs && node.imgs.length > 0 && node.imgs.every((im) => im.complete && im.naturalWidth > 0);
+  if (!node) return false;
+  const video = node.videoContainer && node.videoContainer.querySelector('video');
+  if (video) return video.readyState >= 2 && video.videoWidth > 0;
+  return node.imgs && node.imgs.length > 0 && node.imgs.every((im) => im.complete && im.naturalWidth > 0);
 }))(%s)"""
+
+# Videos autoplay in a loop: stop each one at the same moment so reruns give the same picture.
+HOLD_VIDEOS = """(async () => {
+  const videos = [...document.querySelectorAll('video')];
+  await Promise.all(videos.map((v) => new Promise((done) => {
+    v.pause();
+    v.addEventListener('seeked', done, {once: true});
+    setTimeout(done, 3000);
+    v.currentTime = Math.min(%f, (v.duration || 0) / 2);
+  })));
+  return videos.length;
+})()"""
+
+# Pairs of nodes that cover each other on screen (node boxes, and DOM widgets such as a video preview, which can
+# spill out of their node): the workflow's layout leaves too little room; the screenshot would hide a title.
+OVERLAPS = """(() => {
+  const ds = app.canvas.ds, c = app.canvas.canvas.getBoundingClientRect();
+  const boxes = app.graph.nodes.map((n) => {
+    const r = n.boundingRect, [x, y] = ds.convertOffsetToCanvas([r[0], r[1]]);
+    const rects = [[c.left + x, c.top + y, c.left + x + r[2] * ds.scale, c.top + y + r[3] * ds.scale]];
+    for (const w of n.widgets || []) {
+      const e = w.element && w.element.isConnected ? w.element.getBoundingClientRect() : null;
+      if (e && e.width > 0 && e.height > 0) rects.push([e.left, e.top, e.right, e.bottom]);
+    }
+    return {name: `${n.title} (node ${n.id})`, rects};
+  });
+  // The smaller side of the intersection, in graph units (0: none)
+  const cover = (a, b) => Math.max(0, Math.min(Math.min(a[2], b[2]) - Math.max(a[0], b[0]),
+                                               Math.min(a[3], b[3]) - Math.max(a[1], b[1])) / ds.scale);
+  const pairs = [];
+  boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+    const most = Math.max(...a.rects.flatMap((ra) => b.rects.map((rb) => cover(ra, rb))));
+    if (most > 2) pairs.push(`${a.name} and ${b.name} by ${Math.round(most)} px`);
+  }));
+  return pairs;
+})()"""
 
 # Fit every node (title bars included) into the canvas, with a margin, then let two frames render.
 FIT_VIEW = """(async () => {
@@ -205,7 +250,24 @@ FIT_VIEW = """(async () => {
 })()"""
 
 
-def shoot(comfy: Any, browser: Chromium, ui_path: Path, out_path: Path, timeout: float, zoom: float) -> str:
+def prompt_differences(api: dict[str, Any], page: dict[str, Any]) -> list[str]:
+    """Inputs the API twin sets that the page's own prompt gives another value (inputs only the page has, such as
+    optional widgets left empty, are not compared)."""
+    found = []
+    for node_id, node in api.items():
+        got = page.get(node_id)
+        if got is None:
+            found.append(f"node {node_id} ({node['class_type']}) missing")
+            continue
+        for name, value in node["inputs"].items():
+            if got["inputs"].get(name) != value:
+                found.append(f"node {node_id} {node['class_type']}.{name} = {got['inputs'].get(name)!r} "
+                             f"in the page, {value!r} in the API twin")
+    return found
+
+
+def shoot(comfy: Any, browser: Chromium, ui_path: Path, out_path: Path, timeout: float, zoom: float,
+          allow_mismatch: bool = False) -> str:
     """Run one workflow with the page watching and save its screenshot; returns how the outputs got shown."""
     name = ui_path.stem
     api_path = ui_path.with_name(f"{name}_api.json")
@@ -221,12 +283,33 @@ def shoot(comfy: Any, browser: Chromium, ui_path: Path, out_path: Path, timeout:
     browser.navigate(comfy.url("/"))
     browser.wait_for(PAGE_READY, 120, "the ComfyUI page to start")
     time.sleep(1.0)   # the page's own start-up tasks (release check, tab restore) finish after window.app is set
+    # Frontend 1.27.10 throws once at start-up on a fresh profile (a setting's onChange sets a setting not yet
+    # registered); harmless, so only exceptions from here on are quoted in failures.
+    browser.errors.clear()
     browser.evaluate(DISMISS)
     browser.evaluate(f"app.loadGraphData({json.dumps(workflow)}, true, false, {json.dumps(name)})"
                      ".then(() => true)")
     loaded = browser.evaluate("app.graph.nodes.length")
     if loaded != len(workflow["nodes"]):
         raise Failure(f"{ui_path.name}: the page shows {loaded} nodes, the workflow has {len(workflow['nodes'])}")
+    # The page must show the values that will run: compare the prompt it would queue with the API twin.
+    differences = prompt_differences(prompt, browser.evaluate("app.graphToPrompt().then((p) => p.output)"))
+    # The usual cause: a widget the frontend adds (e.g. control_after_generate after an INT named seed) that the
+    # file's positional widgets_values lacks, so every later value lands one widget off.
+    page_values = {n["id"]: len(n.get("widgets_values") or [])
+                   for n in browser.evaluate("app.graph.serialize().nodes")}
+    differences += [f"node {n['id']} {n['type']} has {page_values.get(n['id'])} widget values in the page, "
+                    f"{len(n.get('widgets_values') or [])} in the file" for n in workflow["nodes"]
+                    if differences and page_values.get(n["id"]) != len(n.get("widgets_values") or [])]
+    if differences:
+        message = (f"{ui_path.name} loads in the page as another prompt than {api_path.name}: "
+                   f"{'; '.join(differences[:4])}{'; ...' if len(differences) > 4 else ''}")
+        if not allow_mismatch:
+            raise Failure(message + " (fix the workflow, or pass --allow-mismatch)")
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    # Fit before the run too: the canvas loads a node's output images only when it draws that node, so a node
+    # off-screen at the default view would never show them.
+    browser.evaluate(FIT_VIEW % zoom)
 
     # The API twin, queued over HTTP under the page's client id: the server then sends this page the 'executed'
     # events, and the page puts each output node's images in it exactly as after a run started from the page.
@@ -244,11 +327,11 @@ def shoot(comfy: Any, browser: Chromium, ui_path: Path, out_path: Path, timeout:
         raise Failure(f"{api_path.name} did not succeed: {errors[0] if errors else entry['status']}")
     shown = [node_id for node_id, out in entry.get("outputs", {}).items() if out.get("images")]
     if not shown:
-        raise Failure(f"{api_path.name} ran but no node output an image")
+        raise Failure(f"{api_path.name} ran but no node output an image or a video")
 
     how = "from the page's websocket"
     try:
-        browser.wait_for(IMAGES_SHOWN % json.dumps(shown), 20, "the output images in the page")
+        browser.wait_for(OUTPUTS_SHOWN % json.dumps(shown), 30, "the outputs in the page")
     except Failure:
         # Fallback: hand the page the outputs from /history as the 'executed' events it would have received.
         how = "from /history (the page missed the events)"
@@ -256,13 +339,19 @@ def shoot(comfy: Any, browser: Chromium, ui_path: Path, out_path: Path, timeout:
             detail = {"node": node_id, "display_node": node_id, "output": entry["outputs"][node_id],
                       "prompt_id": prompt_id}
             browser.evaluate(f"app.api.dispatchCustomEvent('executed', {json.dumps(detail)})")
-        browser.wait_for(IMAGES_SHOWN % json.dumps(shown), 20, "the output images in the page")
+        browser.wait_for(OUTPUTS_SHOWN % json.dumps(shown), 30, "the outputs in the page")
 
     browser.evaluate(DISMISS)
-    # Progress bars and the 'running' outline fade after the run; give them a moment before framing.
+    # Progress bars and the 'running' outline fade after the run; give them a moment before framing. Fit again:
+    # nodes that now show images may have grown.
     time.sleep(1.0)
     browser.evaluate(FIT_VIEW % zoom)
+    browser.evaluate(HOLD_VIDEOS % VIDEO_FRAME_S)
     time.sleep(1.0)   # images decoded, text laid out: let a few more frames draw
+    overlaps = browser.evaluate(OVERLAPS)
+    if overlaps:   # a layout problem of the workflow file, not of this run: warn, still take the picture
+        print(f"warning: {ui_path.name}: nodes overlap in the page: {'; '.join(overlaps)}", file=sys.stderr,
+              flush=True)
     png = browser.screenshot()
     if browser.evaluate("app.graph.nodes.length") != len(workflow["nodes"]):
         raise Failure(f"{ui_path.name}: the page replaced the graph before the screenshot")
@@ -278,6 +367,8 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--zoom", type=float, default=0.95, help="share of the canvas the fitted graph fills")
     ap.add_argument("--timeout", type=float, default=900, help="seconds each workflow's run may take")
+    ap.add_argument("--allow-mismatch", action="store_true",
+                    help="screenshot even when the page's widget values differ from the API twin's (warns)")
     args = ap.parse_args()
 
     paths = sorted(p for p in WORKFLOWS.glob("*.json") if not p.stem.endswith("_api"))
@@ -306,7 +397,7 @@ def main() -> int:
             for path in paths:
                 t = time.monotonic()
                 out = args.out_dir / f"comfyui_{path.stem}.png"
-                how = shoot(comfy, browser, path, out, args.timeout, args.zoom)
+                how = shoot(comfy, browser, path, out, args.timeout, args.zoom, args.allow_mismatch)
                 print(f"{out} {out.stat().st_size} bytes ({time.monotonic() - t:.0f} s, outputs {how})", flush=True)
     except Failure as e:
         print(f"error: {e}", file=sys.stderr)

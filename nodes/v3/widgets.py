@@ -1,6 +1,8 @@
 """Declared method options -> ComfyUI V3 inputs, so every node's widgets come from core's one declaration."""
 from __future__ import annotations
 
+import math
+
 from comfy_api.latest import io
 
 from ...core.methods import Option
@@ -11,6 +13,14 @@ INT_LIMIT = 0xFFFFFFFFFFFFFFFF   # ComfyUI's own bound for INT widgets (seeds)
 # Custom socket types: a built method, and a style encoded for it.
 StyleModel = io.Custom("BRUSHSTREAM_MODEL")
 StyleCodeType = io.Custom("BRUSHSTREAM_STYLE")
+
+
+def _float_step(default: float, top: float) -> float:
+    """A widget step fine enough to show the default (a learning rate of 0.02 must not display as 0.0)."""
+    step = 0.01 if top <= 1 else 0.1
+    if 0 < abs(default) < 1:
+        step = min(step, 10.0 ** (math.floor(math.log10(abs(default))) - 1))
+    return step
 
 
 def option_input(opt: Option, method: str | None = None, optional: bool = False):
@@ -26,7 +36,7 @@ def option_input(opt: Option, method: str | None = None, optional: bool = False)
     if opt.kind == "float":
         top = opt.maximum if opt.maximum is not None else 1e9
         return io.Float.Input(opt.name, default=float(opt.default), min=opt.minimum if opt.minimum is not None else -1e9,
-                              max=top, step=0.01 if top <= 1 else 0.1, tooltip=tip, optional=optional)
+                              max=top, step=_float_step(float(opt.default), top), tooltip=tip, optional=optional)
     if opt.kind == "bool":
         return io.Boolean.Input(opt.name, default=bool(opt.default), tooltip=tip, optional=optional)
     if opt.kind == "choice":
