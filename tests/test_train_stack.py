@@ -301,6 +301,9 @@ def test_init_from_fine_tunes_a_trained_network_with_a_changed_recipe(photos, tm
     assert 0 < moved <= 1e-3 / 50 * 1.05
     assert meta["init_from"] == f"{source} sha256:{sha256_file(source)}"
     assert torch.load(tmp_path / "ft.safetensors.ckpt", weights_only=True)["warmup"] == 50   # kept for --resume
+    resumed = fit(tiny(photos, steps=2, lr=1e-3, style_size=64), tmp_path / "ft.safetensors", resume=True,
+                  progress=False, loss_curve=False)
+    assert load_state_dict(resumed.output)[1]["init_from"] == meta["init_from"]   # provenance survives --resume
     fresh, _ = load_state_dict(fit(tiny(photos, steps=1, lr=1e-9, seed=1), tmp_path / "new.safetensors",
                                    progress=False, loss_curve=False).output)
     assert not all(torch.allclose(fresh[k], trained[k], atol=1e-3) for k in trained)

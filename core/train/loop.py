@@ -238,6 +238,7 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     step, history = 0, []
     if saved is not None:
         model.load_state_dict(saved["model"])
+        started_from = saved.get("init_from") or None   # a resumed fine-tune still says what it started from
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
@@ -260,7 +261,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
         payload = {"version": CHECKPOINT_VERSION, "recipe": recipe.to_json(), "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "scaler": scaler.state_dict(), "rng": _rng_states(), "step": step,
-                   "position": step * recipe.batch, "history": history, "warmup": warmup}
+                   "position": step * recipe.batch, "history": history, "warmup": warmup,
+                   "init_from": started_from or ""}
         with atomic_path(ckpt) as tmp:
             torch.save(payload, tmp)
 
