@@ -13,13 +13,18 @@ from . import host
 from .convert import to_comfy, to_core
 
 
-def optical_flow(frames: torch.Tensor, backend: str = "dis") -> torch.Tensor:
+def optical_flow(frames: torch.Tensor, backend: str = "dis", flownet_weights: str = "") -> torch.Tensor:
     """IMAGE batch of B >= 2 consecutive frames -> IMAGE batch of B - 1 flow pictures (frame t -> t + 1; hue is the
-    direction, saturation the speed, all on the batch's largest speed so pictures compare)."""
+    direction, saturation the speed, all on the batch's largest speed so pictures compare). ``flownet_weights``:
+    a trained FlowNet (`brushstream train flownets|flownetc`) for the flownet backend, as a file in the model folder,
+    a manifest name, an hf:// reference or a path."""
     x = to_core(frames)
     if x.shape[0] < 2:
         raise BrushstreamError(f"optical flow needs at least 2 frames in the batch, got {x.shape[0]}")
-    flow = get_flow(backend)
+    weights = (flownet_weights or "").strip()
+    if weights and backend != "flownet":
+        raise BrushstreamError(f"flownet_weights is for the flownet backend, not {backend}")
+    flow = get_flow(backend, **({"weights": host.model_file_path(weights) or weights} if weights else {}))
     progress = host.Progress(x.shape[0] - 1)
     fields = []
     for t in range(x.shape[0] - 1):

@@ -221,6 +221,20 @@ def test_optical_flow_node_sees_the_motion():
         analysis.optical_flow(frames[:1])
 
 
+def test_optical_flow_node_runs_a_trained_flownet_file(tmp_path):
+    from brushstream.core import weights as weight_store
+    from brushstream.core.train.catalogue import get_recipe
+
+    recipe = get_recipe("flownets")(width=0.125, size=64)
+    tensors, meta = recipe.export(recipe.build_model().eval())
+    path = tmp_path / "fs.safetensors"
+    weight_store.save_weights(path, tensors, meta)
+    photo, _ = _inputs(64)
+    assert analysis.optical_flow(photo.expand(3, -1, -1, -1), "flownet", str(path)).shape == (2, *photo.shape[1:])
+    with pytest.raises(BrushstreamError, match="for the flownet backend"):
+        analysis.optical_flow(photo.expand(2, -1, -1, -1), "dis", str(path))
+
+
 def test_evaluate_node_reports_the_bench_figures():
     photo, style = _inputs(64)
     model = load_model("adain", {})

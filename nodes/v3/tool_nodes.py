@@ -42,12 +42,15 @@ class OpticalFlow(io.ComfyNode):
             description="Flow between consecutive frames of a batch, as pictures (hue: direction, saturation: speed).",
             inputs=[io.Image.Input("frames", tooltip="two or more consecutive frames"),
                     io.Combo.Input("backend", options=flow_backends(), default="dis",
-                                   tooltip="dis/farneback: OpenCV; flownet: the project's trained FlowNet")],
+                                   tooltip="dis/farneback: OpenCV; flownet: a FlowNet trained with brushstream"),
+                    io.String.Input("flownet_weights", default="", optional=True,
+                                    tooltip="for flownet: a trained FlowNet (models/nst_models file, manifest name, "
+                                            "hf:// reference or path)")],
             outputs=[io.Image.Output(display_name="flow")])
 
     @classmethod
-    def execute(cls, frames, backend="dis"):
-        return io.NodeOutput(optical_flow(frames, backend))
+    def execute(cls, frames, backend="dis", flownet_weights=""):
+        return io.NodeOutput(optical_flow(frames, backend, flownet_weights))
 
 
 class EvaluateStylization(io.ComfyNode):
