@@ -339,3 +339,76 @@ def test_stylize_video_keeps_frame_rate_and_audio(comfy: ComfyServer, example_wo
         assert float(b.streams.video[0].average_rate) == pytest.approx(float(a.streams.video[0].average_rate))
         assert float(b.duration) == pytest.approx(float(a.duration), abs=0.25)
     assert video_frame_count(out) == video_frame_count(clip)
+
+
+def _small(prompt: dict[str, Any], image: str, node: str, side: int = 96) -> None:
+    prompt[node] = {"class_type": "ImageScale", "inputs": {"image": [image, 0], "upscale_method": "area",
+                                                           "width": side, "height": side * 2 // 3, "crop": "center"}}
+
+
+def test_every_loader_stylizes_in_comfyui(comfy: ComfyServer) -> None:
+    """Each registered method, loaded, encoded and run through the real node classes (execute paths included)."""
+    from brushstream.core.methods import available
+
+    prompt: dict[str, Any] = {"c": {"class_type": "LoadImage", "inputs": {"image": "content.jpg"}},
+                              "s": {"class_type": "LoadImage", "inputs": {"image": "style.jpg"}}}
+    _small(prompt, "c", "cs")
+    tag = uuid.uuid4().hex[:8]
+    for method, cls in available().items():
+        if not cls.capabilities.arbitrary_style and not cls.capabilities.fixed_styles \
+                and not cls.capabilities.trained_styles:
+            continue
+        options = {"steps": 2} if method == "gatys" else {}
+        prompt[f"{method}_load"] = {"class_type": f"{PACK_PREFIX}Load_{method}", "inputs": options}
+        style = {"style": ["s", 0]} if cls.capabilities.arbitrary_style else {"trained_style": "0"}
+        prompt[f"{method}_code"] = {"class_type": f"{PACK_PREFIX}EncodeStyle",
+                                    "inputs": {"model": [f"{method}_load", 0], **style}}
+        prompt[f"{method}_run"] = {"class_type": f"{PACK_PREFIX}StylizeImage",
+                                   "inputs": {"model": [f"{method}_load", 0], "style": [f"{method}_code", 0],
+                                              "image": ["cs", 0]}}
+        prompt[f"{method}_save"] = {"class_type": "SaveImage",
+                                    "inputs": {"images": [f"{method}_run", 0], "filename_prefix": f"all/{method}_{tag}"}}
+    prompt = _complete(comfy, prompt)
+    _, entry, wall = run_to_end(comfy, prompt, timeout=900)
+    assert entry["status"]["status_str"] == "success", f"every loader: {history_error(entry)}"
+    saved = {p.name.split("_")[0] for _, p in saved_files(comfy, prompt, entry)}
+    assert saved == {k[: -len("_load")] for k in prompt if k.endswith("_load")}
+    record_result("every_loader", {"methods": sorted(saved), "wall_s": wall})
+
+
+def test_frames_flow_and_evaluate_nodes(comfy: ComfyServer) -> None:
+    """Stylize Frames on a clip's frames, Optical Flow of the clip and Evaluate Stylization's report."""
+    tag = uuid.uuid4().hex[:8]
+    clip = comfy.input_dir / f"frames_{tag}.mp4"
+    shutil.copyfile(comfy.input_dir / "clip.mp4", clip)
+    prompt = {
+        "v": {"class_type": "LoadVideo", "inputs": {"file": clip.name}},
+        "parts": {"class_type": "GetVideoComponents", "inputs": {"video": ["v", 0]}},
+        "m": {"class_type": f"{PACK_PREFIX}Load_reconet", "inputs": {}},
+        "code": {"class_type": f"{PACK_PREFIX}EncodeStyle", "inputs": {"model": ["m", 0], "trained_style": "0"}},
+        "frames": {"class_type": f"{PACK_PREFIX}StylizeFrames",
+                   "inputs": {"model": ["m", 0], "style": ["code", 0], "frames": ["parts", 0], "stream_id": tag}},
+        "flow": {"class_type": f"{PACK_PREFIX}OpticalFlow", "inputs": {"frames": ["parts", 0]}},
+        "eval": {"class_type": f"{PACK_PREFIX}Evaluate", "inputs": {"content": ["parts", 0], "stylized": ["frames", 0],
+                                                                    "size": 128}},
+        "save_frames": {"class_type": "SaveImage", "inputs": {"images": ["frames", 0],
+                                                              "filename_prefix": f"frames/{tag}"}},
+        "save_flow": {"class_type": "SaveImage", "inputs": {"images": ["flow", 0], "filename_prefix": f"flow/{tag}"}},
+    }
+    prompt = _complete(comfy, prompt)
+    _, entry, wall = run_to_end(comfy, prompt, timeout=900)
+    assert entry["status"]["status_str"] == "success", f"frames/flow/evaluate: {history_error(entry)}"
+    files = [p for _, p in saved_files(comfy, prompt, entry)]
+    frames = video_frame_count(clip)
+    assert sum(f"frames/{tag}" in str(p) or p.parent.name == "frames" for p in files) == frames
+    assert sum(p.parent.name == "flow" for p in files) == frames - 1
+    report = json.loads(entry["outputs"]["eval"]["text"][0])
+    assert report["images"] == frames and report["pairs"] == frames - 1 and report["content"] > 0
+    record_result("frames_flow_evaluate", {"frames": frames, "wall_s": wall, "report": report})
+
+
+def _complete(comfy: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
+    """Required widgets left out get their defaults (as tools/make_workflows.py writes example workflows)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from make_workflows import complete
+    return complete(prompt, comfy.object_info())
