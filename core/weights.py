@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_path
 from .errors import BrushstreamError
-from .hub_refs import fetch_hub_ref, is_hub_ref
+from .hub_refs import is_hub_ref, parse_hub_ref
 from .hub_session import (
     HUB_CONNECT_TIMEOUT,
     HUB_READ_TIMEOUT,
@@ -296,6 +296,39 @@ def _from_hf(entry: WeightEntry, offline: bool) -> tuple[Path | None, str]:
         return None, str(exc)
 
 
+def _fetch_hub_ref(text: str) -> Path:
+    """A local, checked copy of the file a Hub reference names (core/hub_refs.py)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    ref = parse_hub_ref(text)
+    where = f"{ref.repo_id}@{ref.revision}:{ref.filename}"
+
+    def download(local_only: bool) -> Path:
+        return Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision, local_files_only=local_only,
+                                    endpoint=_endpoint(), cache_dir=_cache_dir()))
+
+    try:
+        try:
+            path = download(local_only=True)
+        except Exception:
+            if _offline():
+                raise BrushstreamError(f"{text}: not in the Hugging Face cache and the Hub is off (HF_HUB_OFFLINE)")
+            path = download(local_only=False)
+    except BrushstreamError:
+        raise
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise BrushstreamError(f"{text}: {where} is not on the Hub ({type(exc).__name__})") from None
+    except Exception as exc:   # connection and HTTP errors: their types differ across huggingface-hub versions
+        raise BrushstreamError(f"{text}: download of {where} from {_endpoint() or 'huggingface.co'} failed "
+                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+    _check_safetensors(path)
+    if ref.sha256 and sha256_file(path) != ref.sha256:
+        raise BrushstreamError(f"{text}: sha256 mismatch for {path} (expected {ref.sha256[:12]}…); the file is "
+                               f"corrupt, tampered or not the pinned version")
+    return path
+
+
 # -- resolution --------------------------------------------------------------------------------------------
 
 def _unknown(name: str, manifest: dict[str, WeightEntry]) -> BrushstreamError:
@@ -317,7 +350,7 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
     reference (hf://OWNER/REPO/FILE.safetensors, core/hub_refs.py) is fetched and checked."""
     text = os.fspath(name_or_path)
     if is_hub_ref(text):
-        return fetch_hub_ref(text)
+        return _fetch_hub_ref(text)
     manifest = manifest if manifest is not None else load_manifest()
     if text not in manifest:
         if isinstance(name_or_path, os.PathLike) or Path(text).suffix or os.sep in text or Path(text).exists():
