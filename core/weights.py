@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -230,8 +231,9 @@ def _remove_from_cache(path: Path) -> None:
             pass
 
 
-def _hub_file(entry: WeightEntry, local_only: bool) -> Path:
-    """A verified copy from the HF cache (local_only) or the Hub; raises _Absent if there is none."""
+def _hub_file(entry: WeightEntry, local_only: bool, check: Callable[[Path], Path] | None = None) -> Path:
+    """A verified copy from the HF cache (local_only) or the Hub; raises _Absent if there is none. ``check``
+    verifies the file (default: the manifest entry's size and sha256)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -272,16 +274,17 @@ def _hub_file(entry: WeightEntry, local_only: bool) -> Path:
         raise BrushstreamError(f"{entry.name}: download of {where} failed ({type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:200]})") from exc
     try:
-        return _check(entry, got)
+        return check(got) if check is not None else _check(entry, got)
     except BrushstreamError:
         _remove_from_cache(got)
         raise
 
 
-def _from_hf(entry: WeightEntry, offline: bool) -> tuple[Path | None, str]:
+def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | None = None
+             ) -> tuple[Path | None, str]:
     """Cache first, then (online) the Hub. A corrupt cached copy is dropped and fetched again online."""
     try:
-        return _hub_file(entry, local_only=True), ""
+        return _hub_file(entry, local_only=True, check=check), ""
     except _Absent:
         pass
     except BrushstreamError as exc:
@@ -291,42 +294,30 @@ def _from_hf(entry: WeightEntry, offline: bool) -> tuple[Path | None, str]:
     if offline:
         return None, "Hub not tried (offline: HF_HUB_OFFLINE or local_files_only)"
     try:
-        return _hub_file(entry, local_only=False), ""
+        return _hub_file(entry, local_only=False, check=check), ""
     except _Absent as exc:
         return None, str(exc)
 
 
-def _fetch_hub_ref(text: str) -> Path:
-    """A local, checked copy of the file a Hub reference names (core/hub_refs.py)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
+def _fetch_hub_ref(text: str, offline: bool) -> Path:
+    """A local, checked copy of the file a Hub reference names (core/hub_refs.py), found and fetched like a manifest
+    file's Hub copy (same cache, timeouts and retry), but checked as a whole safetensors file and against its
+    #sha256 pin, if any, since no manifest entry vouches for it."""
     ref = parse_hub_ref(text)
-    where = f"{ref.repo_id}@{ref.revision}:{ref.filename}"
+    entry = WeightEntry(name=text, method="", file=Path(ref.filename).name, sha256=ref.sha256, bytes=-1, licence="",
+                        attribution="", convention="", hub_repo_id=ref.repo_id, hub_filename=ref.filename,
+                        hub_revision=ref.revision)
 
-    def download(local_only: bool) -> Path:
-        return Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision, local_files_only=local_only,
-                                    endpoint=_endpoint(), cache_dir=_cache_dir()))
-
-    try:
-        try:
-            path = download(local_only=True)
-        except Exception:
-            if _offline():
-                raise BrushstreamError(f"{text}: not in the Hugging Face cache and the Hub is off (HF_HUB_OFFLINE)")
-            path = download(local_only=False)
-    except BrushstreamError:
-        raise
-    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise BrushstreamError(f"{text}: {where} is not on the Hub ({type(exc).__name__})") from None
-    except Exception as exc:   # connection and HTTP errors: their types differ across huggingface-hub versions
-        raise BrushstreamError(f"{text}: download of {where} from {_endpoint() or 'huggingface.co'} failed "
-                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
-    _check_safetensors(path)
-    if ref.sha256 and sha256_file(path) != ref.sha256:
-        raise BrushstreamError(f"{text}: sha256 mismatch for {path} (expected {ref.sha256[:12]}…); the file is "
-                               f"corrupt, tampered or not the pinned version")
-    return path
+    def check(path: Path) -> Path:
+        _check_safetensors(path)
+        if ref.sha256 and sha256_file(path) != ref.sha256:
+            raise BrushstreamError(f"{text}: sha256 mismatch for {path} (expected {ref.sha256[:12]}…); the file is "
+                                   f"corrupt, tampered or not the pinned version")
+        return path
+    found, why = _from_hf(entry, offline, check)
+    if found is None:
+        raise BrushstreamError(f"{text}: not found ({why})")
+    return found
 
 
 # -- resolution --------------------------------------------------------------------------------------------
@@ -349,8 +340,9 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
     """A local path to use: a manifest name is found and verified, a path must be a safetensors file, and a Hub
     reference (hf://OWNER/REPO/FILE.safetensors, core/hub_refs.py) is fetched and checked."""
     text = os.fspath(name_or_path)
+    offline = _offline() if local_files_only is None else bool(local_files_only)
     if is_hub_ref(text):
-        return _fetch_hub_ref(text)
+        return _fetch_hub_ref(text, offline)
     manifest = manifest if manifest is not None else load_manifest()
     if text not in manifest:
         if isinstance(name_or_path, os.PathLike) or Path(text).suffix or os.sep in text or Path(text).exists():
@@ -362,7 +354,6 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
     env_dir = os.environ.get(ENV_DIR)
     if env_dir and (Path(env_dir) / entry.file).is_file():
         return _check(entry, Path(env_dir) / entry.file)
-    offline = _offline() if local_files_only is None else bool(local_files_only)
     found, why = _from_hf(entry, offline)
     if found is not None:
         return found

@@ -463,12 +463,15 @@ def test_hub_reference_downloads_checks_and_pins(hf_env, tmp_path, monkeypatch):
         got = weights.resolve(f"hf://someone/styles/my_style.safetensors#sha256={digest}")
         assert got.read_bytes() == src.read_bytes() and str(hf_env) in str(got)
         assert weights.resolve("hf://someone/styles@main/my_style.safetensors") == got   # now from the cache
+        assert weights.resolve("hf://someone/styles/my_style.safetensors", local_files_only=True) == got
         with pytest.raises(BrushstreamError, match="sha256 mismatch"):
             weights.resolve("hf://someone/styles/my_style.safetensors#sha256=" + "0" * 64)
         with pytest.raises(BrushstreamError, match="not a valid safetensors file"):
             weights.resolve("hf://someone/styles/broken.safetensors")
         with pytest.raises(BrushstreamError, match="not on the Hub"):
             weights.resolve("hf://someone/styles/absent.safetensors")
+        with pytest.raises(BrushstreamError, match="Hub not tried"):             # offline: the cache only
+            weights.resolve("hf://someone/styles/my_style_2.safetensors", local_files_only=True)
     assert parse_hub_ref("hf://a/b@v1/dir/x.safetensors").revision == "v1"
     with pytest.raises(BrushstreamError, match="not a Hub reference"):
         parse_hub_ref("hf://only-owner/x.bin")
