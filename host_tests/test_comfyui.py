@@ -253,6 +253,8 @@ def test_nodes_come_from_the_registry(comfy: ComfyServer) -> None:
             spec = required[opt.name][1]
             default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
             assert spec.get("default") == default, (method, opt.name)
+            if opt.kind == "float" and 0 < abs(opt.default) < 1:   # the widget can show its own default
+                assert spec["step"] <= abs(opt.default) / 10 + 1e-12, (method, opt.name, spec["step"])
             if opt.kind in ("int", "float") and opt.maximum is not None:
                 assert spec["max"] == opt.maximum and spec["min"] == (opt.minimum or 0), (method, opt.name)
     stylize = nodes[f"{PACK_PREFIX}StylizeImage"]["input"]

@@ -5,6 +5,7 @@ the device is the CPU, progress is silent and nothing interrupts.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -42,6 +43,21 @@ def free_memory(required: int, device: torch.device) -> None:
     mm = _comfy("comfy.model_management")
     if mm is not None and device.type != "cpu":
         mm.free_memory(required, device)
+
+
+@contextlib.contextmanager
+def on_device(module: torch.nn.Module, sample: torch.Tensor):
+    """Run ``module`` on ComfyUI's device: room made first (its free_memory convention, sized by the module and a
+    generous activation allowance for one ``sample`` image), moved back to the offload device and the cache
+    emptied afterwards, even when the run fails or is interrupted. Yields the device."""
+    device = torch_device()
+    free_memory(module_bytes(module) + sample[:1].numel() * 4 * 64, device)
+    module.to(device)
+    try:
+        yield device
+    finally:
+        module.to(offload_device())
+        empty_cache()
 
 
 def empty_cache() -> None:

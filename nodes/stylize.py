@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..core.errors import BrushstreamError
-from ..core.methods import StyleCode, StyleMethod, available, build
+from ..core.methods import StyleCode, StyleMethod, available, build, get
 from ..core.weights import load_manifest
 from . import host
 from .convert import mask_to_core, to_comfy, to_core
@@ -25,10 +25,9 @@ TILE_OVERLAP = 64
 
 @dataclass
 class LoadedModel:
-    """What the loader node outputs: the built method and how it was made (shown in errors and reports)."""
+    """What the loader node outputs: the built method, under its registry name."""
     method: str
     module: StyleMethod
-    options: dict = field(default_factory=dict)
 
     @property
     def optimises(self) -> bool:
@@ -36,8 +35,7 @@ class LoadedModel:
 
 
 def autograd_if(needed: bool):
-    """Leave ComfyUI's inference_mode for methods that optimise pixels (and for anything built: see the module
-    docstring); a no-op otherwise."""
+    """Leave ComfyUI's inference_mode where autograd is needed (see the module docstring); a no-op otherwise."""
     return torch.inference_mode(False) if needed else contextlib.nullcontext()
 
 
@@ -69,9 +67,7 @@ def _weight_source(text: str) -> str:
 def load_model(method: str, options: dict, source: str = "") -> LoadedModel:
     """Build ``method`` with its declared ``options``; ``source`` (a manifest name, hf://... reference or path)
     overrides the method's first weight option."""
-    cls = available().get(method)
-    if cls is None:
-        raise BrushstreamError(f"unknown method {method!r}; available: {', '.join(available())}")
+    cls = get(method)
     options = {k: (_weight_source(v) if k in WEIGHT_OPTIONS and isinstance(v, str) else v) for k, v in options.items()}
     source = (source or "").strip()
     if source:
@@ -82,7 +78,7 @@ def load_model(method: str, options: dict, source: str = "") -> LoadedModel:
         options[target] = _weight_source(source)
     with autograd_if(True):   # a module built here must be usable by autograd later (optimisation methods)
         module = build(method, progress=False, **options)
-    return LoadedModel(method, module.to(host.offload_device()), options)
+    return LoadedModel(method, module.to(host.offload_device()))
 
 
 def parse_weights(text: str, count: int) -> list[float] | None:
@@ -173,36 +169,31 @@ def stylize_images(model: LoadedModel, code: StyleCode, image: torch.Tensor, *, 
     """IMAGE batch in, IMAGE batch out: each image stylized on ComfyUI's device, with progress (a preview per
     image), an interrupt check per image (per step for optimisation methods), and tiles when an image does not
     fit in memory. ``settings``: strength, preserve_color, precision."""
-    module, device = model.module, host.torch_device()
+    module = model.module
     content = to_core(image)
     masks = None if mask is None else mask_to_core(mask)
     if masks is not None and masks.shape[0] not in (1, content.shape[0]):
         raise BrushstreamError(f"{masks.shape[0]} masks for {content.shape[0]} images; give one, or one per image")
-    host.free_memory(host.module_bytes(module) + content[:1].numel() * 4 * 64, device)
-    module.to(device)
-    progress = host.Progress(content.shape[0] * (module.steps if model.optimises else 1))
+    steps = module.steps if model.optimises else 1   # progress units per image
+    progress = host.Progress(content.shape[0] * steps)
     out = []
     try:
-        with autograd_if(model.optimises):
+        with host.on_device(module, content) as device, autograd_if(model.optimises):
             for i in range(content.shape[0]):
                 host.check_interrupt()
                 frame = _detached_copy(content[i:i + 1]).to(device)
                 m = None if masks is None else _detached_copy(masks[min(i, masks.shape[0] - 1)])[None].to(device)
                 if model.optimises:   # per optimiser step: progress with a live preview, and interrupts
-                    base = i * module.steps
-
-                    def on_step(done, total, x, base=base):
+                    def on_step(done, total, x, base=i * steps):
                         host.check_interrupt()
-                        progress.update(base + done * module.steps // max(total, 1), x if done % 5 == 0 else None)
+                        progress.update(base + done * steps // max(total, 1), x if done % 5 == 0 else None)
                     module.on_step = on_step
                 y = _stylize_one(module, code, frame, m, settings)
                 out.append(y.cpu())
-                progress.update((i + 1) * (module.steps if model.optimises else 1), y)
+                progress.update((i + 1) * steps, y)
     finally:
         if model.optimises:
             module.on_step = None
-        module.to(host.offload_device())
-        host.empty_cache()
     return to_comfy(torch.cat(out))
 
 
@@ -212,12 +203,12 @@ def _stylize_one(module: StyleMethod, code: StyleCode, frame: torch.Tensor, mask
     except Exception as exc:
         if not host.is_out_of_memory(exc) or max(frame.shape[-2:]) <= TILE:
             raise
+    if mask is not None:
+        raise BrushstreamError("the image does not fit in memory and a masked image cannot be tiled; "
+                               "make it smaller")
     host.empty_cache()   # out of memory: the same image again, a tile at a time
 
     def run(patch):
         host.check_interrupt()
         return module.stylize(patch, code, **settings)
-    if mask is not None:
-        raise BrushstreamError("the image does not fit in memory and a masked image cannot be tiled; "
-                               "make it smaller")
     return stylize_tiled(run, frame)

@@ -16,11 +16,11 @@ from ..core.methods import StyleCode
 from ..core.temporal import StreamState
 from . import host
 from .convert import to_comfy, to_core
-from .stylize import LoadedModel, autograd_if
+from .stylize import LoadedModel
 
 MAX_STREAMS = 8
 PREVIEW_EVERY = 10      # frames between progress previews
-_streams: OrderedDict[str, tuple[int, StreamState]] = OrderedDict()
+_streams: OrderedDict[str, tuple[torch.nn.Module, StreamState]] = OrderedDict()   # the module: who made it
 
 
 def stream_state(model: LoadedModel, stream_id: str, temporal_strength: float | None, reset: bool) -> StreamState:
@@ -29,12 +29,12 @@ def stream_state(model: LoadedModel, stream_id: str, temporal_strength: float | 
     if not stream_id:
         return model.module.new_state(temporal_strength=temporal_strength)
     known = _streams.get(stream_id)
-    if known is not None and not reset and known[0] == id(model.module) and \
+    if known is not None and not reset and known[0] is model.module and \
             (temporal_strength is None or known[1].strength == temporal_strength):
         _streams.move_to_end(stream_id)
         return known[1]
     state = model.module.new_state(temporal_strength=temporal_strength)
-    _streams[stream_id] = (id(model.module), state)
+    _streams[stream_id] = (model.module, state)
     _streams.move_to_end(stream_id)
     while len(_streams) > MAX_STREAMS:
         _streams.popitem(last=False)
@@ -52,23 +52,15 @@ def stylize_frames(model: LoadedModel, code: StyleCode, frames: torch.Tensor, *,
     method's own default (0 for video-native methods, whose mechanism is built in)."""
     if model.optimises:
         raise BrushstreamError(f"{model.method} optimises every image; use a feed-forward method for video")
-    module, device = model.module, host.torch_device()
+    module = model.module
     clip = to_core(frames)
-    if temporal_strength is not None and not 0.0 <= temporal_strength <= 1.0:
-        raise BrushstreamError(f"temporal_strength must be in [0, 1], got {temporal_strength}")
-    state = stream_state(model, stream_id, temporal_strength, reset)
-    host.free_memory(host.module_bytes(module) + clip[:1].numel() * 4 * 64, device)
-    module.to(device)
+    state = stream_state(model, stream_id, temporal_strength, reset)   # StreamState checks the strength
     progress = host.Progress(clip.shape[0])
     out = []
-    try:
-        with autograd_if(False):
-            for t in range(clip.shape[0]):
-                host.check_interrupt()
-                y = module.stylize(clip[t:t + 1].to(device), code, state=state, **settings)
-                out.append(y.cpu())
-                progress.update(t + 1, y if (t + 1) % PREVIEW_EVERY == 0 or t + 1 == clip.shape[0] else None)
-    finally:
-        module.to(host.offload_device())
-        host.empty_cache()
+    with host.on_device(module, clip) as device:
+        for t in range(clip.shape[0]):
+            host.check_interrupt()
+            y = module.stylize(clip[t:t + 1].to(device), code, state=state, **settings)
+            out.append(y.cpu())
+            progress.update(t + 1, y if (t + 1) % PREVIEW_EVERY == 0 or t + 1 == clip.shape[0] else None)
     return to_comfy(torch.cat(out))

@@ -324,7 +324,7 @@ def test_temporal_state_lowers_the_warping_error_in_the_node():
     e_plain = analysis.evaluate_stylization(clip, plain, size=96)["warping_error"]
     e_steady = analysis.evaluate_stylization(clip, steady, size=96)["warping_error"]
     assert e_steady < 0.8 * e_plain
-    with pytest.raises(BrushstreamError, match="temporal_strength must be in"):
+    with pytest.raises(BrushstreamError, match="temporal strength must be between 0 and 1"):
         video.stylize_frames(model, code, clip, temporal_strength=2.0, **COMMON)
     gatys = load_model("gatys", {"steps": 1})
     with pytest.raises(BrushstreamError, match="feed-forward method for video"):

@@ -12,16 +12,20 @@ CATEGORY = "Brushstream/video"
 METHOD_DEFAULT = -1.0
 
 
-def _temporal_inputs() -> list:
-    return [
-        io.Float.Input("temporal_strength", default=METHOD_DEFAULT, min=METHOD_DEFAULT, max=1.0, step=0.05,
-                       tooltip="flow-guided blend of the previous stylized frame (image methods); -1: the method's "
-                               "default (0 for ReCoNet and LST, whose temporal mechanism is built in)"),
-        io.String.Input("stream_id", default="", optional=True,
-                        tooltip="carry the temporal state across runs under this name (a long clip in batches); "
-                                "empty: each run starts fresh"),
-        io.Boolean.Input("reset", default=False, optional=True, tooltip="start the named stream afresh"),
-    ]
+def _schema(node_id: str, display_name: str, description: str, media_in, media_out) -> io.Schema:
+    """The two video nodes differ only in what carries the frames (an IMAGE batch or a VIDEO)."""
+    return io.Schema(
+        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+        inputs=[StyleModel.Input("model"), StyleCodeType.Input("style"), media_in,
+                *[option_input(o) for o in STYLIZE_OPTIONS],
+                io.Float.Input("temporal_strength", default=METHOD_DEFAULT, min=METHOD_DEFAULT, max=1.0, step=0.05,
+                               tooltip="flow-guided blend of the previous stylized frame (image methods); -1: the "
+                                       "method's default (0 for ReCoNet and LST, whose mechanism is built in)"),
+                io.String.Input("stream_id", default="", optional=True,
+                                tooltip="carry the temporal state across runs under this name (a long clip in "
+                                        "batches); empty: each run starts fresh"),
+                io.Boolean.Input("reset", default=False, optional=True, tooltip="start the named stream afresh")],
+        outputs=[media_out])
 
 
 def _run(model, style, frames, temporal_strength, stream_id, reset, settings):
@@ -33,12 +37,9 @@ def _run(model, style, frames, temporal_strength, stream_id, reset, settings):
 class StylizeFrames(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="BrushstreamStylizeFrames", display_name="Stylize Frames", category=CATEGORY,
-            description="Stylize a batch of consecutive frames in order, through the method's temporal state.",
-            inputs=[StyleModel.Input("model"), StyleCodeType.Input("style"), io.Image.Input("frames"),
-                    *[option_input(o) for o in STYLIZE_OPTIONS], *_temporal_inputs()],
-            outputs=[io.Image.Output(display_name="frames")])
+        return _schema("BrushstreamStylizeFrames", "Stylize Frames",
+                       "Stylize a batch of consecutive frames in order, through the method's temporal state.",
+                       io.Image.Input("frames"), io.Image.Output(display_name="frames"))
 
     @classmethod
     def execute(cls, model, style, frames, temporal_strength=METHOD_DEFAULT, stream_id="", reset=False, **settings):
@@ -48,12 +49,9 @@ class StylizeFrames(io.ComfyNode):
 class StylizeVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="BrushstreamStylizeVideo", display_name="Stylize Video", category=CATEGORY,
-            description="Stylize every frame of a VIDEO through the temporal state; frame rate and audio are kept.",
-            inputs=[StyleModel.Input("model"), StyleCodeType.Input("style"), io.Video.Input("video"),
-                    *[option_input(o) for o in STYLIZE_OPTIONS], *_temporal_inputs()],
-            outputs=[io.Video.Output(display_name="video")])
+        return _schema("BrushstreamStylizeVideo", "Stylize Video",
+                       "Stylize every frame of a VIDEO through the temporal state; frame rate and audio are kept.",
+                       io.Video.Input("video"), io.Video.Output(display_name="video"))
 
     @classmethod
     def execute(cls, model, style, video, temporal_strength=METHOD_DEFAULT, stream_id="", reset=False, **settings):

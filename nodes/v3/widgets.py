@@ -35,8 +35,9 @@ def option_input(opt: Option, method: str | None = None, optional: bool = False)
                             step=2 if opt.odd else 1, tooltip=tip, optional=optional)
     if opt.kind == "float":
         top = opt.maximum if opt.maximum is not None else 1e9
-        return io.Float.Input(opt.name, default=float(opt.default), min=opt.minimum if opt.minimum is not None else -1e9,
-                              max=top, step=_float_step(float(opt.default), top), tooltip=tip, optional=optional)
+        bottom = opt.minimum if opt.minimum is not None else -1e9
+        return io.Float.Input(opt.name, default=float(opt.default), min=bottom, max=top,
+                              step=_float_step(float(opt.default), top), tooltip=tip, optional=optional)
     if opt.kind == "bool":
         return io.Boolean.Input(opt.name, default=bool(opt.default), tooltip=tip, optional=optional)
     if opt.kind == "choice":
