@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from brushstream.core.atomic import atomic_path
+
 REPO = Path(__file__).resolve().parents[1]
 # As in tests/: shared/ beside the repository; BRUSHSTREAM_SHARED points elsewhere (e.g. to prove the skips).
 SHARED = Path(os.environ.get("BRUSHSTREAM_SHARED") or REPO.parent / "shared")
@@ -425,17 +427,9 @@ def load_workflow(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers never see a half-written file: write a temporary sibling, then rename it over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see a half-written file (the project's own atomic write)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def record_result(key: str, value: dict[str, Any], path: Path = RUNS_JSON) -> None:

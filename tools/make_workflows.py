@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from brushstream.core.atomic import atomic_path
 
 OUT = Path(__file__).resolve().parents[1] / "example_workflows"
 
@@ -173,11 +173,8 @@ def to_ui(graph: dict, object_info: dict) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1) + "\n")
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from brushstream.core.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "example_workflows"
@@ -164,19 +165,9 @@ def post_json(url: str, data: Any, timeout: float = 60.0) -> tuple[int, str]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Readers never see a half-written PNG: write a temporary sibling, then rename it over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; the PNG is a document like any other
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see a half-written PNG (the project's own atomic write)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
 
 
 # Wait for the page's app: window.app is set once node definitions are registered; clientId once its websocket
