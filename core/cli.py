@@ -361,7 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub, _Parser)
     from .flow.command import add_flow_parser
     add_flow_parser(sub, _Parser)
+    _add_plugin_commands(sub)
     return p
+
+
+def _add_plugin_commands(sub) -> None:
+    """Commands of the hosts built on core (``brushstream obs``), found through the ``brushstream.commands`` entry
+    point group so that core never imports them."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="brushstream.commands"), key=lambda e: e.name):
+        entry.load()(sub, _Parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,12 @@ class StreamState:
         self._motion = None
         self.resets += 1
 
+    def forget_frames(self) -> None:
+        """Drop the previous frames but keep the method's own memory (``data``): a stream that resumes after a
+        pause or a style switch must not blend in stale output, yet need not redo calibrations it still holds."""
+        self.prev_input = self.prev_output = None
+        self._motion = None
+
     def is_scene_cut(self, frame: torch.Tensor) -> bool:
         if self.cut_threshold <= 0 or self.prev_input is None:
             return False

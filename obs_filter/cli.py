@@ -1,0 +1,145 @@
+"""``brushstream obs``: the live filter from the command line (registered through the ``brushstream.commands``
+entry point, so core/ does not import this package)."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from ..core.errors import BrushstreamError
+from .sinks import DEFAULT_PORT
+from .stylizer import LIVE_METHODS
+
+log = logging.getLogger("brushstream.obs")
+# ReCoNet's per-shot folded norms save nothing measurable at 640x360 under ONNX Runtime (14.4 vs 14.7 ms a frame
+# here) but refold on every cut, stalling one frame by ~0.2 s (new ONNX session): live, per-frame norms win.
+LIVE_NORM = "frame"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match:
+        raise BrushstreamError(f"--size must be WIDTHxHEIGHT, e.g. 640x360, not {text!r}")
+    w, h = map(int, match.groups())
+    if not (64 <= w <= 7680 and 64 <= h <= 4320) or w % 2 or h % 2:
+        raise BrushstreamError(f"--size {text}: width and height must be even, 64..7680 x 64..4320")
+    return w, h
+
+
+def parse_scene_styles(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        scene, sep, style = pair.partition("=")
+        if not sep or not scene or not style:
+            raise BrushstreamError(f"--scene-style takes SCENE=STYLE, not {pair!r}")
+        out[scene] = style
+    return out
+
+
+def add_obs_parser(sub, parser_class) -> None:
+    o = sub.add_parser("obs", help="live style for streamers: a camera or clip, stylized in real time, into OBS",
+                       description="Stylize a camera, a looped clip or an OBS source in real time and send it to OBS "
+                                   "(a Media Source playing a local stream, set up through obs-websocket) or to a "
+                                   "virtual camera. The password comes from OBS_WEBSOCKET_PASSWORD or the config "
+                                   "file, never from the command line. Figures (fps, per-stage latency, dropped "
+                                   "frames) are logged every few seconds.")
+    o.add_argument("--source", required=True, help="camera:N, a video file (looped), or obs:SOURCE_NAME (screenshots, "
+                                                   "at most 10 fps)")
+    o.add_argument("--method", default="reconet", choices=LIVE_METHODS)
+    o.add_argument("--model", help="reconet: a trained network (manifest name or file); lst: the transformation "
+                                   "module (default lst_r31)")
+    o.add_argument("--style", action="append", default=[],
+                   help="a style to switch between; repeat. reconet: a trained style (starry_night, the_great_wave, "
+                        "composition_vii, ... or a .safetensors file; none: every bundled one); lst: a style image")
+    o.add_argument("--sink", default="stream", choices=["stream", "virtualcam"])
+    o.add_argument("--fps", type=float, default=30.0, help="target frame rate (default 30)")
+    o.add_argument("--size", default="640x360", help="stream size WxH (default 640x360)")
+    o.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (requests change it live)")
+    o.add_argument("--temporal-strength", type=float, help="LST: the flow-guided blend of the previous output, 0..1")
+    o.add_argument("--work-size", type=int, help="LST: longer side the networks see (default 384 for live use)")
+    o.add_argument("--runtime", choices=["auto", "eager", "onnx"], help="ReCoNet: inference backend (default auto)")
+    o.add_argument("--threads", type=int, help="ReCoNet: inference threads (default: PyTorch's)")
+    o.add_argument("--norm", choices=["frame", "stream"],
+                   help="ReCoNet: instance-norm statistics per frame (default here: as fast live, and no stall on a "
+                        "cut) or folded per shot (refolding after a cut takes ~0.2 s, a visible freeze)")
+    o.add_argument("--obs-host", help="obs-websocket host (default 127.0.0.1 or the config file's)")
+    o.add_argument("--obs-port", type=int, help="obs-websocket port (default 4455 or the config file's)")
+    o.add_argument("--obs-config", help="TOML file with [obs] host, port, password (default "
+                                        "~/.config/brushstream/obs.toml)")
+    o.add_argument("--no-obs", action="store_true", help="do not connect to OBS (play the stream or camera yourself)")
+    o.add_argument("--obs-scene", help="scene the Media Source is added to (default: the current program scene)")
+    o.add_argument("--obs-input", default="Brushstream", help="name of the Media Source (default Brushstream)")
+    o.add_argument("--scene-style", action="append", default=[], metavar="SCENE=STYLE",
+                   help="switching OBS to SCENE switches to STYLE; repeat")
+    o.add_argument("--stream-port", type=int, default=DEFAULT_PORT, help=f"local UDP port (default {DEFAULT_PORT})")
+    o.add_argument("--camera-device", help="virtual camera device (default: the first free one)")
+    o.add_argument("--overlay", action="store_true", help="draw fps, latency and dropped frames into the output")
+    o.add_argument("--stamp", action="store_true", help="draw a frame counter into the corner (latency probes)")
+    o.add_argument("--stats-every", type=float, default=5.0, help="seconds between figure lines (0: none)")
+    o.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    o.set_defaults(func=cmd_obs)
+
+
+def method_options(args) -> dict:
+    options = {}
+    if args.method == "lst":
+        options["work_size"] = 384 if args.work_size is None else args.work_size
+        if args.runtime or args.threads or args.norm:
+            raise BrushstreamError("--runtime, --threads and --norm are ReCoNet options")
+    else:
+        if args.work_size is not None:
+            raise BrushstreamError("--work-size is an LST option")
+        options.update({k: v for k, v in (("runtime", args.runtime), ("threads", args.threads)) if v is not None})
+        options["norm"] = args.norm or LIVE_NORM
+    return options
+
+
+def cmd_obs(args) -> int:
+    from .config import connection
+    from .control import ObsControl, ObsSettings, connect_client
+    from .pipeline import LivePipeline
+    from .sinks import UdpStreamSink, VirtualCamSink
+    from .sources import open_source
+    from .stylizer import LiveStylizer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    size = parse_size(args.size)
+    if not 1 <= args.fps <= 240:
+        raise BrushstreamError(f"--fps must be 1..240, not {args.fps}")
+    if not 0 <= args.strength <= 1:
+        raise BrushstreamError(f"--strength must be 0..1, not {args.strength}")
+    scene_styles = parse_scene_styles(args.scene_style)
+    host, port, password = connection(args.obs_host, args.obs_port, args.obs_config)
+    use_obs = not args.no_obs
+    if not use_obs and (scene_styles or args.source.startswith("obs:")):
+        raise BrushstreamError("--scene-style and obs: sources need OBS; drop --no-obs")
+
+    source = open_source(args.source, size, args.fps, lambda: connect_client(host, port, password))
+    stylizer = LiveStylizer(args.method, args.style, model=args.model, options=method_options(args),
+                            strength=args.strength, temporal_strength=args.temporal_strength)
+    missing = sorted(set(scene_styles.values()) - set(stylizer.labels()))
+    if missing:
+        raise BrushstreamError(f"--scene-style names styles that are not loaded: {', '.join(missing)} "
+                               f"(loaded: {', '.join(stylizer.labels())})")
+    if args.sink == "stream":
+        sink = UdpStreamSink(size, source.fps, port=args.stream_port)
+        url = sink.player_url()
+    else:
+        sink = VirtualCamSink(size, source.fps, device=args.camera_device)
+        url = None
+    pipeline = LivePipeline(source, stylizer, sink, overlay=args.overlay, stamp_frames=args.stamp)
+    control = None
+    try:
+        warm = pipeline.start()
+        log.info("%s -> %s -> %s at %dx%d, %g fps; styles %s (warmed in %.1f s)", source.name, args.method,
+                 sink.name, *size, source.fps, ", ".join(stylizer.labels()), warm)
+        if use_obs:
+            control = ObsControl(ObsSettings(host, port, password, input_name=args.obs_input, scene=args.obs_scene,
+                                             scene_styles=scene_styles), stylizer, url).start()
+        pipeline.wait(args.duration, report_every=args.stats_every)
+    finally:
+        if control is not None:
+            control.stop()
+        pipeline.stop()
+        log.info("done: %s", pipeline.stats.line())
+    return 0
