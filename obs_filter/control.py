@@ -21,8 +21,9 @@ from typing import Any, Callable
 from ..core.errors import BrushstreamError
 
 log = logging.getLogger("brushstream.obs")
-# obsws-python logs its connection parameters, password included, at INFO.
-logging.getLogger("obsws_python").setLevel(logging.WARNING)
+# obsws-python logs its connection parameters, password included, at INFO, and every failed request with a
+# traceback at ERROR; this module turns both into its own one-line messages.
+logging.getLogger("obsws_python").setLevel(logging.CRITICAL + 1)
 
 MEDIA_SOURCE_KIND = "ffmpeg_source"
 RESOURCE_NOT_FOUND = 600
@@ -138,9 +139,15 @@ class ObsControl:
         else:
             self.request("set_input_settings", name=name, settings=settings, overlay=True)
         for scene in [home, *s.scene_styles]:
-            if scene in scenes and self._missing("get_scene_item_id", scene_name=scene, source_name=name):
-                self.request("create_scene_item", scene_name=scene, source_name=name, enabled=True)
-                self._fit_to_canvas(scene)
+            if scene in scenes:
+                self._place_in(scene)
+
+    def _place_in(self, scene: str) -> None:
+        """Add the Media Source to ``scene`` (fitted to the canvas) unless it is there already."""
+        name = self.settings.input_name
+        if self._missing("get_scene_item_id", scene_name=scene, source_name=name):
+            self.request("create_scene_item", scene_name=scene, source_name=name, enabled=True)
+            self._fit_to_canvas(scene)
 
     def _fit_to_canvas(self, scene: str) -> None:
         video = self.request("get_video_settings")
@@ -153,6 +160,11 @@ class ObsControl:
     # -- events ------------------------------------------------------------------------------------------------
     def on_current_program_scene_changed(self, data) -> None:
         self.apply_scene(data.scene_name)
+        if self.stream_url and data.scene_name in self.settings.scene_styles:
+            try:   # a mapped scene made after the filter connected gets the source on its first showing
+                self._place_in(data.scene_name)
+            except BrushstreamError as exc:
+                log.warning("scene %r: %s", data.scene_name, exc)
 
     def on_exit_started(self, _data) -> None:
         self._lost.set()
