@@ -57,7 +57,7 @@ class LivePipeline:
 
     # -- threads ------------------------------------------------------------------------------------------------
     def _capture(self, first: np.ndarray) -> None:
-        index, backoff = 0, 0.5
+        index, backoff = 0, 0.25
         self._captured.put(_Captured(0, time.perf_counter(), time.perf_counter(), first))
         while not self._stop.is_set():
             started = time.perf_counter()
@@ -73,7 +73,7 @@ class LivePipeline:
                 except SourceLost:
                     pass
                 continue
-            backoff = 0.5
+            backoff = 0.25
             index += 1
             self._captured.put(_Captured(index, started + self.source.waited, time.perf_counter(), rgb))
             self.stats.dropped_capture = self._captured.dropped

@@ -72,9 +72,10 @@ class CameraSource(FrameSource):
     def __init__(self, index: int, size: tuple[int, int], fps: float, capture: Callable = cv2.VideoCapture):
         self.name, self.index, self.size, self.fps, self._capture = f"camera:{index}", index, size, fps, capture
         self._cam = None
-        self.reopen()
-        if self._cam is None:
-            raise BrushstreamError(f"{self.name}: cannot open the camera (no such device, or it is in use)")
+        try:
+            self.reopen()
+        except SourceLost:
+            raise BrushstreamError(f"{self.name}: cannot open the camera (no such device, or it is in use)") from None
 
     def reopen(self) -> None:
         self.close()

@@ -1,0 +1,102 @@
+"""The live stylizer: styles resolved, preloaded and warmed; switches between frames; stale history dropped."""
+import numpy as np
+import pytest
+import torch
+
+from brushstream.core.api import load
+from brushstream.core.errors import BrushstreamError
+from brushstream.obs_filter.stylizer import LiveStylizer, reconet_models, to_rgb, to_tensor
+
+from .conftest import SHARED_DATA
+
+STYLES = SHARED_DATA / "styles"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from brushstream.core.video import VideoReader
+    reader = VideoReader(SHARED_DATA / "video" / "sam2_dog.mp4", size=(160, 90), max_frames=12)
+    return [to_rgb(f.image) for f in reader]
+
+
+def test_reconet_styles_resolve_to_networks():
+    assert reconet_models(["starry_night"], None) == [("starry_night", "reconet_rt_starry_night")]
+    assert reconet_models([], "reconet_rt_the_great_wave") == [("the_great_wave", "reconet_rt_the_great_wave")]
+    everything = dict(reconet_models([], None))
+    assert {"starry_night", "the_great_wave", "composition_vii"} <= set(everything)
+    with pytest.raises(BrushstreamError, match="no such ReCoNet style.*the_great_wave"):
+        reconet_models(["mona_lisa"], None)
+
+
+def test_switching_takes_effect_at_the_next_frame_and_matches_that_style(frames):
+    live = LiveStylizer("reconet", ["starry_night", "the_great_wave"], options={"norm": "frame"})
+    live.warm(frames[0])
+    first = live(frames[1])
+    live.select(1)
+    assert live.current.label == "starry_night"      # nothing changes mid-frame: the switch waits for the next
+    second = live(frames[1])
+    assert live.current.label == "the_great_wave" and live.switches == 1
+    reference = load("reconet", model="reconet_rt_the_great_wave", norm="frame")
+    expected = to_rgb(reference.stylize(to_tensor(frames[1]), reference.encode_style(0)))
+    assert np.abs(second.astype(int) - expected).max() <= 1
+    assert np.abs(second.astype(int) - first).mean() > 10
+    live.step(+1)
+    live(frames[2])
+    assert live.current.label == "starry_night"      # wraps around
+    live.step(-1)
+    assert live.wanted_label() == "the_great_wave"
+    with pytest.raises(BrushstreamError, match="does not exist"):
+        live.select(5)
+
+
+def test_warming_picks_the_backend_and_leaves_no_history(frames):
+    live = LiveStylizer("reconet", ["starry_night"])
+    live.warm(frames[0])
+    slot = live.current
+    assert slot.model.runner._picked or slot.state.data      # timed (frame norms) or folded (stream norms)
+    assert slot.state.prev_output is None and slot.state.prev_input is None
+
+
+def test_a_style_resumed_after_a_switch_does_not_blend_in_its_stale_frames(frames):
+    style_a, style_b = str(STYLES / "starry_night.jpg"), str(STYLES / "the_great_wave.jpg")
+    live = LiveStylizer("lst", [style_a, style_b], options={"work_size": 0}, temporal_strength=0.8)
+    live.warm(frames[0])
+    live(frames[1])                 # A, history: frame 1
+    live.step(+1)
+    live(frames[2])
+    live(frames[8])                 # B
+    live.step(+1)
+    resumed = live(frames[8])       # back to A, whose last frame was frame 1
+    model = live.slots[0].model
+    alone = to_rgb(model.stylize(to_tensor(frames[8]), live.slots[0].code))
+    assert np.abs(resumed.astype(int) - alone).max() <= 1
+
+
+def test_a_style_added_while_streaming_is_built_warm_and_announced(frames):
+    live = LiveStylizer("lst", [str(STYLES / "starry_night.jpg")], options={"work_size": 0})
+    ready = []
+    live.add_style(str(STYLES / "the_great_wave.jpg"), frames[0], done=ready.append).join(120)
+    assert ready == [1] and live.labels() == ["starry_night", "the_great_wave"]
+    assert live.index == 0                           # added, not switched to
+    assert live.slots[1].state.prev_output is None
+    live.add_style("/nowhere/style.jpg", None).join(10)  # logged, not raised into the stream
+    assert len(live.labels()) == 2
+
+
+def test_only_the_live_methods_and_real_style_images():
+    with pytest.raises(BrushstreamError, match="reconet or lst"):
+        LiveStylizer("gatys")
+    with pytest.raises(BrushstreamError, match="no such style image"):
+        LiveStylizer("lst", ["not_a_file.jpg"])
+
+
+def test_strength_is_clamped_and_used(frames):
+    live = LiveStylizer("reconet", ["starry_night"], options={"norm": "frame"})
+    live.set_strength(3)
+    assert live.strength == 1.0
+    live.set_strength(0.0)
+    out = live(frames[3])
+    assert np.abs(out.astype(int) - frames[3]).max() <= 1    # strength 0 is the photo itself
+    with torch.no_grad():
+        live.set_strength(1.0)
+        assert np.abs(live(frames[3]).astype(int) - frames[3]).mean() > 10
