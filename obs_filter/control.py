@@ -84,7 +84,7 @@ class ObsControl:
         self._thread: threading.Thread | None = None
 
     # -- requests -------------------------------------------------------------------------------------------------
-    def request(self, name: str, **fields) -> Any:
+    def request(self, name: str, /, **fields) -> Any:
         """Send one request (snake_case name, e.g. ``get_scene_list``); raises ObsRequestError when it fails."""
         import obsws_python as obsws
 
@@ -103,13 +103,13 @@ class ObsControl:
                 self._lost.set()
                 raise ObsRequestError(f"obs-websocket: {name}: connection lost ({type(exc).__name__})") from None
 
-    def _missing(self, request_name: str, **fields) -> bool:
+    def _missing(self, name: str, /, **fields) -> bool:
         """True when the request fails with 'resource not found'; other failures raise."""
         import obsws_python as obsws
 
         try:
             with self._lock:
-                getattr(self._client, request_name)(**fields)
+                getattr(self._client, name)(**fields)
             return False
         except obsws.error.OBSSDKRequestError as exc:
             if exc.code == RESOURCE_NOT_FOUND:
