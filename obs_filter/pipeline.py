@@ -37,7 +37,6 @@ class _Captured:
 class _Stylized:
     times: FrameTimes
     rgb: np.ndarray
-    stamp: int = -1       # the frame counter drawn into it (stamp_frames), -1 when none
 
 
 class LivePipeline:
@@ -51,8 +50,8 @@ class LivePipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
-        # When each stamped frame was sent (bounded): the end-to-end latency probe looks them up.
-        self.sent_at: collections.OrderedDict[int, float] = collections.OrderedDict()
+        # The times of each stamped frame sent (bounded): the end-to-end latency probe looks them up by counter.
+        self.sent_at: collections.OrderedDict[int, FrameTimes] = collections.OrderedDict()
         self._counter = 0
 
     # -- threads ------------------------------------------------------------------------------------------------
@@ -93,8 +92,8 @@ class LivePipeline:
                 stamp(out, counter)
             if self.overlay:
                 self.stats.overlay(out, label)
-            times = FrameTimes(item.index, item.started, item.done, begun, done, style=label)
-            self._stylized.put(_Stylized(times, out, counter))
+            times = FrameTimes(item.index, item.started, item.done, begun, done, style=label, stamp=counter)
+            self._stylized.put(_Stylized(times, out))
             self.stats.dropped_output = self._stylized.dropped
             self._counter += 1
 
@@ -111,8 +110,8 @@ class LivePipeline:
                     log.warning("%s: %s", self.sink.name, exc)
                 continue
             item.times.sent = time.perf_counter()
-            if item.stamp >= 0:
-                self.sent_at[item.stamp] = item.times.sent
+            if item.times.stamp >= 0:
+                self.sent_at[item.times.stamp] = item.times
                 if len(self.sent_at) > 4096:
                     self.sent_at.popitem(last=False)
             self.stats.record(item.times)

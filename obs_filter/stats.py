@@ -26,6 +26,7 @@ class FrameTimes:
     stylize_end: float
     sent: float = 0.0
     style: str = ""
+    stamp: int = -1        # the frame counter drawn into it, -1 when frames are not stamped
 
     def stages(self) -> dict[str, float]:
         return {"capture": self.captured - self.capture_start, "queue": self.stylize_start - self.captured,
@@ -85,7 +86,10 @@ class LiveStats:
         f = self.snapshot()
         text = f"{style}  {f['fps']:.1f} fps  {f.get('total_ms_p50', 0):.0f} ms  drop {f['dropped_capture']}"
         scale = max(frame.shape[1] / 1280, 0.35)
-        origin = (8, frame.shape[0] - 10)
-        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x, y = 6, frame.shape[0] - 6
+        # Darken a box behind the text so it stays legible on any style, then write it in white.
+        box = frame[max(y - h - base - 4, 0):y + 2, x - 4:x + w + 4]
+        box //= 3
+        cv2.putText(frame, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
         return frame
