@@ -63,7 +63,8 @@ class LatencyProbe(threading.Thread):
     def __init__(self, obs, pipeline: LivePipeline, input_name: str):
         super().__init__(daemon=True)
         self.obs, self.pipeline, self.input_name = obs, pipeline, input_name
-        self.samples: list[float] = []
+        self.samples: list[float] = []       # ms from capture to the middle of the screenshot's round trip
+        self.round_trips: list[float] = []   # ms the screenshot request took (the uncertainty of each sample)
         self.unreadable = 0
         self.stop = threading.Event()
 
@@ -73,7 +74,7 @@ class LatencyProbe(threading.Thread):
         client = self.obs.client()
         while not self.stop.wait(0.5):
             began = time.perf_counter()
-            shot = client.get_source_screenshot(self.input_name, "png", SIZE[0], SIZE[1], -1)
+            shot = client.get_source_screenshot(self.input_name, "jpg", SIZE[0], SIZE[1], 95)
             ended = time.perf_counter()
             image = cv2.imdecode(np.frombuffer(base64.b64decode(shot.image_data.split(",", 1)[-1]), np.uint8),
                                  cv2.IMREAD_COLOR)
@@ -83,6 +84,7 @@ class LatencyProbe(threading.Thread):
                 self.unreadable += 1
                 continue
             self.samples.append(((began + ended) / 2 - times.capture_start) * 1000)
+            self.round_trips.append((ended - began) * 1000)
         client.disconnect()
 
 

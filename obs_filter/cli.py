@@ -72,6 +72,12 @@ def add_obs_parser(sub, parser_class) -> None:
     o.add_argument("--scene-style", action="append", default=[], metavar="SCENE=STYLE",
                    help="switching OBS to SCENE switches to STYLE; repeat")
     o.add_argument("--stream-port", type=int, default=DEFAULT_PORT, help=f"local UDP port (default {DEFAULT_PORT})")
+    o.add_argument("--flush-copies", type=int, metavar="N",
+                   help="stream: copies of each frame sent after it to push it through a player's frame-threaded "
+                        "decoder (default: this machine's CPU count, as OBS's decoder holds one frame per CPU)")
+    o.add_argument("--pts", choices=["asap", "clock"], default="asap",
+                   help="stream timestamps: asap (default) makes OBS show each frame on arrival; clock keeps real "
+                        "timing, for players or recorders that need it (OBS then adds ~0.1 s)")
     o.add_argument("--camera-device", help="virtual camera device (default: the first free one)")
     o.add_argument("--overlay", action="store_true", help="draw fps, latency and dropped frames into the output")
     o.add_argument("--stamp", action="store_true", help="draw a frame counter into the corner (latency probes)")
@@ -122,7 +128,10 @@ def cmd_obs(args) -> int:
         raise BrushstreamError(f"--scene-style names styles that are not loaded: {', '.join(missing)} "
                                f"(loaded: {', '.join(stylizer.labels())})")
     if args.sink == "stream":
-        sink = UdpStreamSink(size, source.fps, port=args.stream_port)
+        if args.flush_copies is not None and not 0 <= args.flush_copies <= 16:
+            raise BrushstreamError(f"--flush-copies must be 0..16, not {args.flush_copies}")
+        sink = UdpStreamSink(size, source.fps, port=args.stream_port, flush_copies=args.flush_copies,
+                             timestamps=args.pts)
         url = sink.player_url()
     else:
         sink = VirtualCamSink(size, source.fps, device=args.camera_device)

@@ -64,7 +64,10 @@ def media_source_settings(url: str) -> dict[str, Any]:
     (the stream is continuous), reconnect quickly if the input ends."""
     return {"is_local_file": False, "input": url, "input_format": "mpegts", "buffering_mb": 0,
             "reconnect_delay_sec": 1, "restart_on_activate": False, "clear_on_media_end": False,
-            "close_when_inactive": False, "hw_decode": False, "ffmpeg_options": "fflags=nobuffer"}
+            "close_when_inactive": False, "hw_decode": False,
+            # nobuffer as OBS sets it for buffering_mb 0 (an fflags value replaces OBS's), plus noparse: the H.264
+            # parser would hold each frame until the next one begins.
+            "ffmpeg_options": "fflags=nobuffer+noparse"}
 
 
 class ObsControl:

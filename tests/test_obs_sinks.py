@@ -36,7 +36,7 @@ def _receive(url: str, frames: int, result: dict):
 
 def test_the_stream_is_h264_tagged_bt709_limited_and_keeps_its_colours():
     port = _free_udp_port()
-    sink = UdpStreamSink((320, 180), 30, port=port)
+    sink = UdpStreamSink((320, 180), 30, port=port, flush_copies=0, timestamps="clock")
     result = {}
     receiver = threading.Thread(target=_receive, args=(sink.player_url(), 70, result))
     receiver.start()
@@ -59,6 +59,30 @@ def test_the_stream_is_h264_tagged_bt709_limited_and_keeps_its_colours():
     as_601 = frame.to_ndarray(format="rgb24", src_colorspace="ITU601", src_color_range="MPEG")[90, 160]
     assert np.abs(as_709.astype(int) - COLOUR).max() <= 4
     assert np.abs(as_601.astype(int) - COLOUR).max() > 10    # the matrix matters: the tag is what makes it right
+
+
+def test_flush_copies_and_asap_timestamps():
+    port = _free_udp_port()
+    sink = UdpStreamSink((320, 180), 30, port=port, flush_copies=2, timestamps="asap")
+    result = {}
+    receiver = threading.Thread(target=_receive, args=(sink.player_url(), 150, result))
+    receiver.start()
+    time.sleep(0.3)
+    for i in range(60):
+        sink.send(np.full((180, 320, 3), 20 + (i * 30) % 200, np.uint8))
+        time.sleep(0.01)
+    sink.close()
+    receiver.join(10)
+    frames = result["frames"]
+    seconds = np.array([float(f.pts * f.time_base) for f in frames])
+    assert np.allclose(np.diff(seconds), 0.001)              # 1 ms apart: every frame is due on arrival
+    pictures = [f.to_ndarray(format="rgb24").astype(int) for f in frames[3:12]]
+    # Each real frame is followed by two copies of itself, then a new picture.
+    same = [np.abs(a - b).mean() < 3 for a, b in zip(pictures, pictures[1:])]
+    assert same.count(True) == 6 and same.count(False) == 2
+    gaps = np.diff(result["keyframes"])
+    assert len(gaps) == 0 or gaps.min() >= 89                # a keyframe per second of real frames, not of copies
+    assert UdpStreamSink((64, 64), 30, port=port).flush_copies == min(__import__("os").cpu_count(), 16)
 
 
 def test_odd_stream_sizes_are_refused():
