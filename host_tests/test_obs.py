@@ -247,3 +247,27 @@ def test_obs_killed_and_restarted_gets_the_stream_back(obs, live_filter, expecte
     assert counters == sorted(counters) and len(set(counters)) == 3
     assert _distance(shots[-1][1], expected[STYLES[0]]) < 0.4 * _distance(shots[-1][1], expected["photo"])
     assert live_filter.proc.poll() is None                # never restarted
+
+
+def test_an_obs_source_can_be_the_input(obs, photo, tmp_path):
+    """The low-rate fallback source: any OBS source, pulled as screenshots."""
+    from PIL import Image
+    from brushstream.core.errors import BrushstreamError
+    from brushstream.obs_filter.control import connect_client
+    from brushstream.obs_filter.sources import open_source
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    client = obs.client()
+    client.create_input(SCENES[1], "Photo", "image_source", {"file": str(path)}, False)
+    try:
+        source = open_source("obs:Photo", SIZE, 30, lambda: connect_client("127.0.0.1", obs.port, obs.password))
+        frames = [source.read() for _ in range(3)]
+        assert source.fps == 10.0
+        assert all(np.abs(f.astype(int) - photo).mean() < 6 for f in frames)
+        source.close()
+        with pytest.raises(BrushstreamError, match="obs:No such source: screenshot failed"):
+            open_source("obs:No such source", SIZE, 30, lambda: connect_client("127.0.0.1", obs.port, obs.password))
+    finally:
+        client.remove_input("Photo")
+        client.disconnect()

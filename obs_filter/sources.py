@@ -72,6 +72,7 @@ class CameraSource(FrameSource):
     def __init__(self, index: int, size: tuple[int, int], fps: float, capture: Callable = cv2.VideoCapture):
         self.name, self.index, self.size, self.fps, self._capture = f"camera:{index}", index, size, fps, capture
         self._cam = None
+        self._due: float | None = None
         try:
             self.reopen()
         except SourceLost:
@@ -90,7 +91,21 @@ class CameraSource(FrameSource):
         self._cam = cam
 
     def read(self) -> np.ndarray:
-        ok, bgr = (False, None) if self._cam is None else self._cam.read()
+        if self._cam is None:
+            raise SourceLost(f"{self.name}: the camera is closed")
+        # A camera that ignores the requested rate runs faster than the target: frames that come before the next
+        # one is due are grabbed and let go (cheap: not decoded), so the stream holds the target fps.
+        began = time.perf_counter()
+        due = self._due + 1.0 / self.fps if self._due is not None else began
+        while True:
+            if not self._cam.grab():
+                raise SourceLost(f"{self.name}: the camera stopped delivering frames")
+            now = time.perf_counter()
+            if now >= due - 0.25 / self.fps:
+                break
+        self._due = now if now - due > 1.0 / self.fps else due
+        self.waited = now - began
+        ok, bgr = self._cam.retrieve()
         if not ok or bgr is None:
             raise SourceLost(f"{self.name}: the camera stopped delivering frames")
         return fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size)

@@ -172,12 +172,18 @@ class ListSink:
         pass
 
 
+def _run(pipeline: LivePipeline, seconds: float) -> LivePipeline:
+    pipeline.start()
+    try:
+        pipeline.wait(seconds)
+    finally:
+        pipeline.stop()
+    return pipeline
+
+
 def test_a_slow_stylizer_drops_stale_frames_instead_of_queueing_them():
     source, stylizer, sink = CountingSource(fps=200), SlowStylizer(0.03), ListSink()
-    pipeline = LivePipeline(source, stylizer, sink)
-    pipeline.start()
-    pipeline.wait(1.0)
-    pipeline.stop()
+    pipeline = _run(LivePipeline(source, stylizer, sink), 1.0)
     figures = pipeline.stats.snapshot()
     assert figures["dropped_capture"] > 50              # the source made ~6x what the stylizer could take
     assert len(sink.frames) == figures["frames"] > 10
@@ -189,10 +195,7 @@ def test_a_slow_stylizer_drops_stale_frames_instead_of_queueing_them():
 
 def test_a_fast_stylizer_keeps_every_frame():
     source, stylizer, sink = CountingSource(fps=50), SlowStylizer(0.002), ListSink()
-    pipeline = LivePipeline(source, stylizer, sink)
-    pipeline.start()
-    pipeline.wait(1.0)
-    pipeline.stop()
+    pipeline = _run(LivePipeline(source, stylizer, sink), 1.0)
     figures = pipeline.stats.snapshot()
     assert figures["dropped_capture"] == 0 and figures["dropped_output"] == 0
     assert stylizer.seen == list(range(1, len(stylizer.seen) + 1))   # the warm-up frame is sent first, then 2, 3...
@@ -201,20 +204,14 @@ def test_a_fast_stylizer_keeps_every_frame():
 
 def test_a_lost_source_is_retried_and_the_stream_goes_on():
     source, stylizer, sink = CountingSource(fps=100, lose_at=20), SlowStylizer(0.001), ListSink()
-    pipeline = LivePipeline(source, stylizer, sink)
-    pipeline.start()
-    pipeline.wait(3.0)
-    pipeline.stop()
+    pipeline = _run(LivePipeline(source, stylizer, sink), 3.0)
     assert source.reopens >= 1
     assert max(stylizer.seen) > 40     # frames after the loss arrived
 
 
 def test_sink_errors_are_counted_and_do_not_stop_the_stream():
     source, stylizer, sink = CountingSource(fps=100), SlowStylizer(0.001), ListSink(fail_every=3)
-    pipeline = LivePipeline(source, stylizer, sink)
-    pipeline.start()
-    pipeline.wait(0.6)
-    pipeline.stop()
+    pipeline = _run(LivePipeline(source, stylizer, sink), 0.6)
     assert pipeline.stats.sink_errors >= 5 and len(sink.frames) >= 10
 
 
@@ -233,17 +230,47 @@ def test_a_failing_stage_stops_the_pipeline_and_wait_raises_it():
 
 def test_overlay_and_stamp_are_drawn_into_the_output():
     sink = ListSink()
-    pipeline = LivePipeline(CountingSource(fps=100), SlowStylizer(0.001), sink, stamp_frames=True)
-    pipeline.start()
-    pipeline.wait(0.5)
-    pipeline.stop()
+    pipeline = _run(LivePipeline(CountingSource(fps=100), SlowStylizer(0.001), sink, stamp_frames=True), 0.5)
     stamps = [read_stamp(f, 96 * 1) for f in sink.frames[:5]]
     assert stamps == sorted(stamps) and stamps[0] == 0 and None not in stamps
     assert set(range(len(sink.frames))) >= set(pipeline.sent_at)
     plain = ListSink()
-    p2 = LivePipeline(CountingSource(fps=100), SlowStylizer(0.001), plain, overlay=True)
-    p2.start()
-    p2.wait(0.3)
-    p2.stop()
+    _run(LivePipeline(CountingSource(fps=100), SlowStylizer(0.001), plain, overlay=True), 0.3)
     # The overlay writes white text along the bottom: the frames are no longer one flat value there.
     assert any(f[-20:].std() > 10 for f in plain.frames)
+
+
+class FakeCamera:
+    """A camera that delivers 60 fps whatever it is asked, each frame's pixels holding its number."""
+
+    def __init__(self, index):
+        self.n, self.settings = 0, {}
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.settings[prop] = value
+
+    def grab(self):
+        time.sleep(1 / 60)
+        self.n += 1
+        return True
+
+    def retrieve(self):
+        return True, np.full((120, 160, 3), self.n % 256, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_a_camera_faster_than_the_target_is_held_to_the_target_fps():
+    import cv2
+    from brushstream.obs_filter.sources import CameraSource
+    camera = CameraSource(0, (320, 180), 20, capture=FakeCamera)
+    assert camera._cam.settings[cv2.CAP_PROP_FPS] == 20 and camera._cam.settings[cv2.CAP_PROP_FRAME_WIDTH] == 320
+    numbers = [int(camera.read()[0, 0, 0]) for _ in range(8)]
+    assert numbers[0] == 1
+    steps = np.diff(numbers)
+    assert 2.5 <= steps.mean() <= 3.5          # 60 fps in, 20 fps out: every third frame
+    assert camera.read().shape == (180, 320, 3)

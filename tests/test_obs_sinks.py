@@ -34,20 +34,26 @@ def _receive(url: str, frames: int, result: dict):
                       size=(ctx.width, ctx.height))
 
 
-def test_the_stream_is_h264_tagged_bt709_limited_and_keeps_its_colours():
-    port = _free_udp_port()
-    sink = UdpStreamSink((320, 180), 30, port=port, flush_copies=0, timestamps="clock")
+def _stream(sink: UdpStreamSink, pictures, wanted: int) -> dict:
+    """Send ``pictures`` through ``sink`` while a PyAV player decodes the first ``wanted`` frames."""
     result = {}
-    receiver = threading.Thread(target=_receive, args=(sink.player_url(), 70, result))
+    receiver = threading.Thread(target=_receive, args=(sink.player_url(), wanted, result))
     receiver.start()
     time.sleep(0.3)
-    image = np.zeros((180, 320, 3), np.uint8)
-    image[:] = COLOUR
-    for _ in range(120):
-        sink.send(image)
+    for picture in pictures:
+        sink.send(picture)
         time.sleep(0.005)
     sink.close()
     receiver.join(10)
+    return result
+
+
+def test_the_stream_is_h264_tagged_bt709_limited_and_keeps_its_colours():
+    port = _free_udp_port()
+    sink = UdpStreamSink((320, 180), 30, port=port, flush_copies=0, timestamps="clock")
+    image = np.zeros((180, 320, 3), np.uint8)
+    image[:] = COLOUR
+    result = _stream(sink, [image] * 120, 70)
     assert sink.player_url() == f"udp://127.0.0.1:{port}?localaddr=127.0.0.1"
     assert result["size"] == (320, 180)
     assert result["tags"] == (1, 1, 1, 1)          # BT.709 primaries, transfer, matrix; limited (MPEG) range
@@ -64,15 +70,7 @@ def test_the_stream_is_h264_tagged_bt709_limited_and_keeps_its_colours():
 def test_flush_copies_and_asap_timestamps():
     port = _free_udp_port()
     sink = UdpStreamSink((320, 180), 30, port=port, flush_copies=2, timestamps="asap")
-    result = {}
-    receiver = threading.Thread(target=_receive, args=(sink.player_url(), 150, result))
-    receiver.start()
-    time.sleep(0.3)
-    for i in range(60):
-        sink.send(np.full((180, 320, 3), 20 + (i * 30) % 200, np.uint8))
-        time.sleep(0.01)
-    sink.close()
-    receiver.join(10)
+    result = _stream(sink, [np.full((180, 320, 3), 20 + (i * 30) % 200, np.uint8) for i in range(60)], 150)
     frames = result["frames"]
     seconds = np.array([float(f.pts * f.time_base) for f in frames])
     assert np.allclose(np.diff(seconds), 0.001)              # 1 ms apart: every frame is due on arrival
