@@ -9,7 +9,9 @@
 - stats.py      fps, per-stage latency and dropped frames, logged and drawn as an overlay;
 - sinks.py      MPEG-TS over UDP for an OBS Media Source (H.264, BT.709 tagged), or a virtual camera;
 - control.py    obs-websocket v5 through obsws-python: the Media Source, scene -> style, requests, reconnects;
-- stamp.py      a frame counter drawn into frames and read back from OBS screenshots (end-to-end latency).
+- config.py     where the connection comes from (the password: OBS_WEBSOCKET_PASSWORD or a config file only);
+- stamp.py      a frame counter drawn into frames and read back from OBS screenshots (end-to-end latency);
+- obs_hotkeys.lua  the script streamers load into OBS: hotkeys that send the filter its requests.
 
 Only core/ is imported from the rest of the project; nothing in core/ imports this package.
 """

@@ -125,6 +125,12 @@ def cmd_obs(args) -> int:
     if not use_obs and (scene_styles or args.source.startswith("obs:")):
         raise BrushstreamError("--scene-style and obs: sources need OBS; drop --no-obs")
 
+    if use_obs:
+        try:
+            import obsws_python  # noqa: F401
+        except ImportError:
+            raise BrushstreamError("talking to OBS needs obsws-python: pip install 'brushstream[obs]' "
+                                   "(or run with --no-obs)") from None
     source = open_source(args.source, size, args.fps, lambda: connect_client(host, port, password))
     stylizer = LiveStylizer(args.method, args.style, model=args.model, options=method_options(args),
                             strength=args.strength, temporal_strength=args.temporal_strength)

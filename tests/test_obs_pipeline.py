@@ -71,6 +71,9 @@ def test_an_unstamped_or_blended_frame_reads_as_no_stamp():
     a, b = stamp(np.zeros((360, 640, 3), np.uint8), 5), stamp(np.zeros((360, 640, 3), np.uint8), 10)
     blend = ((a.astype(int) + b) // 2).astype(np.uint8)   # a frame caught between two stamps
     assert read_stamp(blend, 640) is None
+    flipped = a.copy()                                     # one bit block overwritten (say, by an overlay)
+    flipped[:16, 5 * 16:6 * 16] = 235 if flipped[8, 5 * 16 + 8, 0] < 128 else 16
+    assert read_stamp(a, 640) == 5 and read_stamp(flipped, 640) is None
     with pytest.raises(ValueError):
         stamp(np.zeros((8, 40, 3), np.uint8), 1)
 
@@ -204,7 +207,7 @@ def test_a_fast_stylizer_keeps_every_frame():
 
 def test_a_lost_source_is_retried_and_the_stream_goes_on():
     source, stylizer, sink = CountingSource(fps=100, lose_at=20), SlowStylizer(0.001), ListSink()
-    pipeline = _run(LivePipeline(source, stylizer, sink), 3.0)
+    _run(LivePipeline(source, stylizer, sink), 3.0)
     assert source.reopens >= 1
     assert max(stylizer.seen) > 40     # frames after the loss arrived
 
