@@ -83,6 +83,7 @@ class LiveStylizer:
         self.index = 0
         self.strength = float(strength)
         self.switches = 0
+        self._last_frame: np.ndarray | None = None   # the newest frame seen: styles added later warm up on it
         if method == "reconet":
             for label, name in reconet_models(list(styles or []), model):
                 self.slots.append(self._reconet_slot(label, name))
@@ -124,14 +125,16 @@ class LiveStylizer:
             if slot.state is not None:
                 slot.state.forget_frames()
 
-    def add_style(self, style: str, frame: np.ndarray | None, done=None) -> threading.Thread:
-        """Build and warm a new style on a background thread. When ready it joins ``slots`` and ``done(index)``
-        is called; it is not selected by itself. A style that cannot be built is logged in one line."""
+    def add_style(self, style: str, frame: np.ndarray | None = None, done=None) -> threading.Thread:
+        """Build and warm a new style on a background thread (on ``frame``, or the newest frame stylized). When
+        ready it joins ``slots`` and ``done(index)`` is called; it is not selected by itself. A style that cannot
+        be built is logged in one line."""
         def build():
             try:
                 slot = self._new_slot(style)
-                if frame is not None:
-                    self.warm(frame, [slot])
+                frame_now = frame if frame is not None else self._last_frame
+                if frame_now is not None:
+                    self.warm(frame_now, [slot])
                 with self._lock:
                     self.slots.append(slot)
                     index = len(self.slots) - 1
@@ -189,5 +192,6 @@ class LiveStylizer:
                     state.forget_frames()
             self._wanted = None
             slot = self.slots[self.index]
+        self._last_frame = frame
         y = slot.model.stylize(to_tensor(frame), slot.code, state=slot.state, strength=self.strength)
         return to_rgb(y)

@@ -35,6 +35,10 @@ class FakeStylizer:
     def wanted_label(self):
         return self.styles[self.index]
 
+    def add_style(self, style, frame=None, done=None):
+        self.styles.append(style.rsplit("/", 1)[-1].split(".")[0])
+        done(len(self.styles) - 1)
+
 
 class Data:
     def __init__(self, **fields):
@@ -58,6 +62,9 @@ def test_requests_switch_styles_and_strength():
     assert st.strength == pytest.approx(0.8)
     control.on_custom_event(Data(brushstream="strength", value=0.25))
     assert st.strength == pytest.approx(0.25)
+    control.on_custom_event(Data(brushstream="add_style", style="/styles/mosaic.jpg"))
+    assert st.index == 3 and st.labels()[3] == "mosaic"
+    control.on_custom_event(Data(brushstream="style", style="0"))
     control.on_custom_event(Data(other_plugin="hello"))       # someone else's custom event: ignored
     control.on_custom_event(Data(brushstream="style", style="nope"))   # logged, not raised into OBS's thread
     assert st.index == 0

@@ -81,6 +81,9 @@ def test_a_style_added_while_streaming_is_built_warm_and_announced(frames):
     assert live.slots[1].state.prev_output is None
     live.add_style("/nowhere/style.jpg", None).join(10)  # logged, not raised into the stream
     assert len(live.labels()) == 2
+    live(frames[5])                                     # with no frame given, the newest one stylized warms it
+    live.add_style(str(STYLES / "composition_vii.jpg"), done=live.select).join(120)
+    assert live.wanted_label() == "composition_vii" and live.slots[2].model.work_size == 0
 
 
 def test_only_the_live_methods_and_real_style_images():
