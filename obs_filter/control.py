@@ -32,7 +32,9 @@ STRENGTH_STEP = 0.1
 
 
 class ObsRequestError(BrushstreamError):
-    pass
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code     # obs-websocket's request status code, when OBS answered
 
 
 def connect_client(host: str, port: int, password: str, timeout: float = 3.0):
@@ -100,7 +102,7 @@ class ObsControl:
                 return getattr(client, name)(**fields)
             except obsws.error.OBSSDKRequestError as exc:
                 raise ObsRequestError(f"obs-websocket: {exc.req_name} failed (code {exc.code}: "
-                                      f"{exc.args[0] if exc.args else ''})") from None
+                                      f"{exc.args[0] if exc.args else ''})", exc.code) from None
             except obsws.error.OBSSDKError as exc:
                 raise ObsRequestError(f"obs-websocket: {name} failed ({exc})") from None
             except Exception as exc:     # the socket went: the control thread will reconnect
@@ -109,16 +111,13 @@ class ObsControl:
 
     def _missing(self, name: str, /, **fields) -> bool:
         """True when the request fails with 'resource not found'; other failures raise."""
-        import obsws_python as obsws
-
         try:
-            with self._lock:
-                getattr(self._client, name)(**fields)
+            self.request(name, **fields)
             return False
-        except obsws.error.OBSSDKRequestError as exc:
+        except ObsRequestError as exc:
             if exc.code == RESOURCE_NOT_FOUND:
                 return True
-            raise ObsRequestError(f"obs-websocket: {exc.req_name} failed (code {exc.code})") from None
+            raise
 
     # -- set-up on every connect --------------------------------------------------------------------------------
     def scene_names(self) -> list[str]:

@@ -44,6 +44,7 @@ class LivePipeline:
                  on_frame: Callable[[FrameTimes], None] | None = None, stats_window: int = 300):
         self.source, self.stylizer, self.sink = source, stylizer, sink
         self.overlay, self.stamp_frames, self.on_frame = overlay, stamp_frames, on_frame
+        self._stats_window = stats_window
         self.stats = LiveStats(stats_window)
         self._captured: LatestSlot[_Captured] = LatestSlot()
         self._stylized: LatestSlot[_Stylized] = LatestSlot()
@@ -134,7 +135,7 @@ class LivePipeline:
         first = self.source.read()
         self.stylizer.warm(first)
         warm = time.perf_counter() - began
-        self.stats = LiveStats(self.stats._frames.maxlen)
+        self.stats = LiveStats(self._stats_window)   # figures count from the stream's start, not the warm-up
         for name, target, args in (("capture", self._capture, (first,)), ("stylize", self._stylize, ()),
                                    ("output", self._output, ())):
             thread = threading.Thread(target=self._guard(target, *args), name=f"brushstream-{name}", daemon=True)
