@@ -361,7 +361,7 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     from brushstream.core.nets.pretrained import normalised_vgg_encoder
     from brushstream.core.nets.student_encoder import StudentEncoder, start_from_teacher
     from brushstream.core.nets.vgg_normalised import NormalisedVGGEncoder
-    from brushstream.core.train.data import fixed_crops
+    from brushstream.core.image import fixed_crops
     student = StudentEncoder(1.0, teacher="vgg19n")
     start_from_teacher(student, normalised_vgg_encoder(), fixed_crops(SHARED_DATA / "content", 48, 24))
     save_file({k: v.contiguous() for k, v in student.state_dict().items()}, tmp_path / "exact.safetensors",

@@ -14,7 +14,7 @@ from brushstream.core.flow.flownet import FlowNetC, FlowNetS
 from brushstream.core.flow.synthetic import held_out_pairs, make_pairs
 from brushstream.core.ops.warp import backward_warp
 from brushstream.core.train.catalogue import get_recipe
-from brushstream.core.train.data import fixed_crops
+from brushstream.core.image import fixed_crops
 from brushstream.core.train.flownet_recipe import mean_epe, multiscale_epe
 
 from .conftest import SHARED_DATA

@@ -7,7 +7,7 @@ from brushstream.core.nets.prune import fit_slim_conv
 from brushstream.core.nets.pretrained import normalised_vgg_encoder, vgg16_encoder, vgg_decoder
 from brushstream.core.nets.student_encoder import TAPS, StudentEncoder, start_from_teacher
 from brushstream.core.nets.vgg_decoder import VGGDecoder
-from brushstream.core.train.data import fixed_crops
+from brushstream.core.image import fixed_crops
 
 from .conftest import SHARED_DATA
 

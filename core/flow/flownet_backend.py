@@ -39,7 +39,7 @@ def load_flownet(weights: str | os.PathLike = DEFAULT_WEIGHTS) -> tuple[torch.nn
     if arch not in ARCHS:
         raise BrushstreamError(f"{source}: holds a {arch or 'unknown'} network, not a FlowNet "
                                f"({' or '.join(ARCHS)})")
-    net, meta, _ = trained_network(source, arch)
+    net, meta, _ = trained_network(source, arch, ARCHS[arch])
     return net, meta
 
 

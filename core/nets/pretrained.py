@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
@@ -133,16 +133,17 @@ def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:
 LEGACY_CONFIG = {"msgnet": {"statistic": "gram", "init": "paper"}, "student_encoder": {"centred": False}}
 
 
-def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, str], dict[str, torch.Tensor]]:
+def trained_network(source: str, arch: str, builder: Callable[..., torch.nn.Module] | None = None
+                    ) -> tuple[torch.nn.Module, dict[str, str], dict[str, torch.Tensor]]:
     """A network trained by core/train, rebuilt from its own file: (module, metadata, extra tensors).
 
     The file's metadata names the architecture and its configuration, so no caller repeats them; a file of
     another architecture is refused in one line. Tensors stored in float16 are cast back to float32; tensors
-    that are not the module's (MSG-Net's learned style statistics) come back as ``extra``.
+    that are not the module's (MSG-Net's learned style statistics) come back as ``extra``. ``builder`` makes an
+    architecture defined outside core/nets (FlowNet, in core/flow) from the file's configuration.
     """
     import json
 
-    from ..flow.flownet import ARCHS as FLOWNETS
     from .johnson import TransformNet
     from .lst import LinearTransform
     from .metanet import MetaNet
@@ -151,7 +152,9 @@ def trained_network(source: str, arch: str) -> tuple[torch.nn.Module, dict[str, 
     from .student_encoder import StudentEncoder
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
-                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder, **FLOWNETS}
+                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder}
+    if builder is not None:
+        builders[arch] = builder
     path = weight_store.resolve(source)
     tensors = verified_state_dict(str(path))
     meta = weight_store.read_metadata(path)

@@ -36,7 +36,8 @@ from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
-from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
+from ..image import fixed_crops
+from .data import check_zoom, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe

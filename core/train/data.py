@@ -135,15 +135,3 @@ def load_styles(paths: list[str | os.PathLike], long_side: int) -> list[torch.Te
     if not paths:
         raise BrushstreamError("no style image given (--style FILE)")
     return [load_image(Path(p), long_side=long_side).image for p in paths]
-
-
-def fixed_crops(folder: str | os.PathLike, crop: int, count: int) -> torch.Tensor:
-    """``count`` centre crops of the first photos of ``folder``: the same preview inputs every run."""
-    out = []
-    for path in list_images(folder)[:count]:
-        x = load_image(path).image
-        s = crop / min(x.shape[-2:])
-        x = torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
-        y0, x0 = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
-        out.append(x[..., y0:y0 + crop, x0:x0 + crop].clamp(0, 1))
-    return torch.cat(out)

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path
 from ..errors import BrushstreamError
 from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
-from .data import PhotoCrops, fixed_crops, photo_loader
+from ..image import fixed_crops
+from .data import PhotoCrops, photo_loader
 from .recipe import Recipe
 
 CHECKPOINT_VERSION = 1

@@ -18,7 +18,8 @@ from ..nets.lst import PAPER_MATRIX, LinearTransform
 from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
                                vgg_decoder)
 from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
-from .data import check_zoom, fixed_crops, load_styles, random_style_crop, training_style_paths
+from ..image import fixed_crops
+from .data import check_zoom, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import SHARED_DATA, Recipe, hp, register_recipe
