@@ -80,6 +80,8 @@ class CameraSource(FrameSource):
 
     def reopen(self) -> None:
         self.close()
+        # OpenCV logs its own lines about missing devices on stderr; the filter says it once, in one line.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         cam = self._capture(self.index)
         if not cam.isOpened():
             raise SourceLost(f"{self.name}: cannot open the camera")
@@ -168,6 +170,8 @@ class ObsScreenshotSource(FrameSource):
     def reopen(self) -> None:
         try:
             self._client = self._connect()
+        except BrushstreamError as exc:
+            raise SourceLost(f"{self.name}: {exc}") from None
         except Exception as exc:   # any failure to reach OBS is the same to the pipeline
             raise SourceLost(f"{self.name}: cannot reach OBS ({type(exc).__name__}: {exc})") from None
 

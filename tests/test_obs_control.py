@@ -149,6 +149,8 @@ def test_cli_streams_a_clip_without_obs_and_reports_figures():
     (["--scene-style", "Intro"], "SCENE=STYLE"),
     (["--style", "mona_lisa", "--no-obs"], "no such ReCoNet style"),
     (["--fps", "0"], "--fps must be"),
+    (["--source", "camera:7", "--no-obs"], "camera:7: cannot open the camera"),
+    (["--source", "obs:Cam", "--obs-port", "1"], "obs:Cam: obs-websocket at 127.0.0.1:1: cannot connect"),
 ])
 def test_cli_bad_arguments_are_one_line(args, message):
     run = _brushstream("obs", "--source", str(SHARED_DATA / "video" / "sam2_dog.mp4"), *args, timeout=60)
