@@ -36,7 +36,8 @@ from brushstream.obs_filter.pipeline import LivePipeline  # noqa: E402
 from brushstream.obs_filter.sinks import UdpStreamSink  # noqa: E402
 from brushstream.obs_filter.sources import FileSource, FrameSource  # noqa: E402
 from brushstream.obs_filter.stamp import read_stamp  # noqa: E402
-from brushstream.obs_filter.stylizer import LiveStylizer, to_rgb  # noqa: E402
+from brushstream.core.image import to_uint8  # noqa: E402
+from brushstream.obs_filter.stylizer import LiveStylizer  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 CLIP = DATA / "video" / "sam2_coffee.mp4"
@@ -179,7 +180,7 @@ class CycledFrames(FrameSource):
 
     def __init__(self):
         self.name, self.fps = "sam2_coffee (cycled)", 200.0
-        self.frames = [to_rgb(f.image) for f in VideoReader(CLIP, size=SIZE)]
+        self.frames = [to_uint8(f.image) for f in VideoReader(CLIP, size=SIZE)]
         self.n = 0
 
     def read(self):

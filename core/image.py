@@ -307,6 +307,11 @@ def _unwritable_reason(path: Path) -> str | None:
     return None
 
 
+def from_uint8(rgb: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> (1, 3, H, W) float32 in [0, 1]: the inverse of ``to_uint8``."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(1|3, H, W) or (1, 3, H, W) float -> HxWxC uint8."""
     if image.dim() == 4:

@@ -19,7 +19,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from .errors import BrushstreamError, reason
-from .image import _check_file, image_size, list_images, load_image
+from .image import _check_file, from_uint8, image_size, list_images, load_image
 from .video_audio import AudioSource
 from .video_writer import MIN_SIDE, VideoWriter, check_video_output
 
@@ -180,10 +180,6 @@ def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
 def _frame_rgb(frame, fallback, sws: VideoReformatter) -> np.ndarray:
     """Decode to RGB with the matrix and range the stream is tagged with (untagged: by height, as players do)."""
     fmt = frame.format
@@ -276,7 +272,7 @@ class VideoReader:
                     continue
                 self._check_size(index, *_display_size(frame))
                 rgb = _resize(_frame_rgb(frame, stream.codec_context, sws), self.size)
-                yield VideoFrame(index, time, _to_tensor(rgb))
+                yield VideoFrame(index, time, from_uint8(rgb))
                 index += 1
         except av.error.FFmpegError as exc:
             raise BrushstreamError(f"{path}: decoding failed at frame {index or 0} ({reason(exc)}); "

@@ -71,11 +71,11 @@ def still_clip(photo, tmp_path_factory) -> Path:
 def expected(photo) -> dict[str, np.ndarray]:
     """What each style makes of the photo, computed here with the same networks."""
     from brushstream.core.api import load
-    from brushstream.obs_filter.stylizer import to_rgb, to_tensor
+    from brushstream.core.image import from_uint8, to_uint8
     out = {"photo": photo}
     for style in STYLES:
         model = load("reconet", model=f"reconet_rt_{style}", norm="frame")
-        out[style] = to_rgb(model.stylize(to_tensor(photo), model.encode_style(0)))
+        out[style] = to_uint8(model.stylize(from_uint8(photo), model.encode_style(0)))
     return out
 
 

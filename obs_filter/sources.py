@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import BrushstreamError
+from ..core.image import to_uint8
 
 
 def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -128,6 +129,9 @@ class FileSource(FrameSource):
         info = probe_video(self.path)   # a missing, empty or corrupt file fails here, in one line
         self.name = self.path.name
         self.fps = min(float(info.fps), fps) if info.fps else fps
+        # Decoded at the size that covers the stream's, keeping the aspect; fit() crops the rest.
+        scale = max(size[0] / info.width, size[1] / info.height)
+        self._read_size = max(size[0], round(info.width * scale)), max(size[1], round(info.height * scale))
         self._frames = self._loop()
         self._due = None
 
@@ -135,16 +139,8 @@ class FileSource(FrameSource):
         from ..core.video import VideoReader
 
         for _ in itertools.count():
-            reader = VideoReader(self.path, size=self._read_size())
-            for frame in reader:
-                yield frame.image[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-
-    def _read_size(self) -> tuple[int, int]:
-        from ..core.video import probe_video
-
-        info = probe_video(self.path)
-        scale = max(self.size[0] / info.width, self.size[1] / info.height)
-        return max(self.size[0], round(info.width * scale)), max(self.size[1], round(info.height * scale))
+            for frame in VideoReader(self.path, size=self._read_size):
+                yield to_uint8(frame.image)
 
     def read(self) -> np.ndarray:
         # Real-time playback: each frame is released at its slot, decoded just before it.

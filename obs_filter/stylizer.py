@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..core.errors import BrushstreamError
+from ..core.image import from_uint8, to_uint8
 from ..core.methods import StyleCode, StyleMethod
 from ..core.temporal import StreamState
 
@@ -33,14 +34,6 @@ class StyleSlot:
     model: StyleMethod
     code: StyleCode
     state: StreamState | None
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
-def to_rgb(image: torch.Tensor) -> np.ndarray:
-    return image[0].mul(255.0).round_().clamp_(0, 255).byte().permute(1, 2, 0).contiguous().numpy()
 
 
 def reconet_models(styles: list[str], model: str | None) -> list[tuple[str, str]]:
@@ -118,7 +111,7 @@ class LiveStylizer:
     def warm(self, frame: np.ndarray, slots: list[StyleSlot] | None = None) -> None:
         """Run each slot on a real frame twice (backend timing, ONNX session, folded norms), then forget the
         frames so the stream starts clean."""
-        x = to_tensor(frame)
+        x = from_uint8(frame)
         for slot in slots if slots is not None else self.slots:
             for _ in range(2):
                 slot.model.stylize(x, slot.code, state=slot.state, strength=self.strength)
@@ -193,5 +186,4 @@ class LiveStylizer:
             self._wanted = None
             slot = self.slots[self.index]
         self._last_frame = frame
-        y = slot.model.stylize(to_tensor(frame), slot.code, state=slot.state, strength=self.strength)
-        return to_rgb(y)
+        return to_uint8(slot.model.stylize(from_uint8(frame), slot.code, state=slot.state, strength=self.strength))

@@ -5,7 +5,8 @@ import torch
 
 from brushstream.core.api import load
 from brushstream.core.errors import BrushstreamError
-from brushstream.obs_filter.stylizer import LiveStylizer, reconet_models, to_rgb, to_tensor
+from brushstream.core.image import from_uint8, to_uint8
+from brushstream.obs_filter.stylizer import LiveStylizer, reconet_models
 
 from .conftest import SHARED_DATA
 
@@ -16,7 +17,7 @@ STYLES = SHARED_DATA / "styles"
 def frames():
     from brushstream.core.video import VideoReader
     reader = VideoReader(SHARED_DATA / "video" / "sam2_dog.mp4", size=(160, 90), max_frames=12)
-    return [to_rgb(f.image) for f in reader]
+    return [to_uint8(f.image) for f in reader]
 
 
 def test_reconet_styles_resolve_to_networks():
@@ -37,7 +38,7 @@ def test_switching_takes_effect_at_the_next_frame_and_matches_that_style(frames)
     second = live(frames[1])
     assert live.current.label == "the_great_wave" and live.switches == 1
     reference = load("reconet", model="reconet_rt_the_great_wave", norm="frame")
-    expected = to_rgb(reference.stylize(to_tensor(frames[1]), reference.encode_style(0)))
+    expected = to_uint8(reference.stylize(from_uint8(frames[1]), reference.encode_style(0)))
     assert np.abs(second.astype(int) - expected).max() <= 1
     assert np.abs(second.astype(int) - first).mean() > 10
     live.step(+1)
@@ -68,7 +69,7 @@ def test_a_style_resumed_after_a_switch_does_not_blend_in_its_stale_frames(frame
     live.step(+1)
     resumed = live(frames[8])       # back to A, whose last frame was frame 1
     model = live.slots[0].model
-    alone = to_rgb(model.stylize(to_tensor(frames[8]), live.slots[0].code))
+    alone = to_uint8(model.stylize(from_uint8(frames[8]), live.slots[0].code))
     assert np.abs(resumed.astype(int) - alone).max() <= 1
 
 
