@@ -58,8 +58,9 @@ def add_obs_parser(sub, parser_class) -> None:
     o.add_argument("--size", default="640x360", help="stream size WxH (default 640x360)")
     o.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (requests change it live)")
     o.add_argument("--temporal-strength", type=float, help="LST: the flow-guided blend of the previous output, 0..1")
-    o.add_argument("--work-size", type=int, help=f"LST: longer side the networks see (default {LST_LIVE_WORK_SIZE} live: "
-                                                 "7 fps at 640x360 here; 384 looks finer at 4 fps)")
+    o.add_argument("--work-size", type=int,
+                   help=f"LST: longer side the networks see (default {LST_LIVE_WORK_SIZE} live: 7 fps at 640x360 "
+                        "here; 384 looks finer at 4 fps)")
     o.add_argument("--runtime", choices=["auto", "eager", "onnx"], help="ReCoNet: inference backend (default auto)")
     o.add_argument("--threads", type=int, help="ReCoNet: inference threads (default: PyTorch's)")
     o.add_argument("--norm", choices=["frame", "stream"],

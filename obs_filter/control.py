@@ -10,7 +10,8 @@ Requests from other clients (a Stream Deck, a script, the hotkeys script in obs_
 obs-websocket custom events: ``BroadcastCustomEvent {"eventData": {"brushstream": REQUEST, ...}}`` with REQUEST one of
 ``next_style``, ``previous_style``, ``style`` (+ ``"style": NAME or INDEX``), ``add_style`` (+ ``"style"``: an image
 file for LST, a trained network for ReCoNet; loaded in the background, then switched to), ``strength_up``,
-``strength_down``, ``strength`` (+ ``"value": 0..1``). The filter answers every change with ``{"brushstream_status": {...}}``.
+``strength_down``, ``strength`` (+ ``"value": 0..1``). The filter answers every change with
+``{"brushstream_status": {...}}``.
 """
 from __future__ import annotations
 
@@ -206,7 +207,8 @@ class ObsControl:
             st.select(index)
         elif request == "add_style":
             # Loaded and warmed in the background while the stream goes on, then switched to (LST: any image file).
-            st.add_style(str(getattr(data, "style", "")), done=lambda index: (st.select(index), self.broadcast_status()))
+            st.add_style(str(getattr(data, "style", "")),
+                         done=lambda index: (st.select(index), self.broadcast_status()))
         elif request in ("strength_up", "strength_down"):
             st.set_strength(st.strength + (STRENGTH_STEP if request == "strength_up" else -STRENGTH_STEP))
         elif request == "strength":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STAGES = ("capture", "queue", "stylize", "output", "total")
+OVERLAY_REFRESH_S = 0.5
 
 
 @dataclass
@@ -43,6 +44,7 @@ class LiveStats:
         self.dropped_capture = 0       # frames the stylizer never saw (it was busy with an older one)
         self.dropped_output = 0        # stylized frames replaced before the sink took them
         self.sink_errors = 0
+        self._overlay_at, self._overlay_figures = float("-inf"), ""
 
     def record(self, frame: FrameTimes) -> None:
         with self._lock:
@@ -83,8 +85,14 @@ class LiveStats:
         """Draw the figures into the corner of an RGB uint8 frame (in place) and return it."""
         import cv2
 
-        f = self.snapshot()
-        text = f"{style}  {f['fps']:.1f} fps  {f.get('total_ms_p50', 0):.0f} ms  drop {f['dropped_capture']}"
+        now = time.perf_counter()
+        if now - self._overlay_at > OVERLAY_REFRESH_S:
+            # The figures are redrawn twice a second: readable, and the window's statistics are not redone per frame.
+            f = self.snapshot()
+            self._overlay_figures = (f"{f['fps']:.1f} fps  {f.get('total_ms_p50', 0):.0f} ms  "
+                                     f"drop {f['dropped_capture']}")
+            self._overlay_at = now
+        text = f"{style}  {self._overlay_figures}"
         scale = max(frame.shape[1] / 1280, 0.35)
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         x, y = 6, frame.shape[0] - 6

@@ -33,7 +33,7 @@ class StyleSlot:
     label: str
     model: StyleMethod
     code: StyleCode
-    state: StreamState | None
+    state: StreamState        # every slot carries its own stream's history
 
 
 def reconet_models(styles: list[str], model: str | None) -> list[tuple[str, str]]:
@@ -115,8 +115,7 @@ class LiveStylizer:
         for slot in slots if slots is not None else self.slots:
             for _ in range(2):
                 slot.model.stylize(x, slot.code, state=slot.state, strength=self.strength)
-            if slot.state is not None:
-                slot.state.forget_frames()
+            slot.state.forget_frames()
 
     def add_style(self, style: str, frame: np.ndarray | None = None, done=None) -> threading.Thread:
         """Build and warm a new style on a background thread (on ``frame``, or the newest frame stylized). When
@@ -179,10 +178,8 @@ class LiveStylizer:
             if self._wanted is not None and self._wanted != self.index:
                 self.index = self._wanted
                 self.switches += 1
-                state = self.slots[self.index].state
-                if state is not None:
-                    # The slot's history is from before it was left: blending it into this frame would be wrong.
-                    state.forget_frames()
+                # The slot's history is from before it was left: blending it into this frame would be wrong.
+                self.slots[self.index].state.forget_frames()
             self._wanted = None
             slot = self.slots[self.index]
         self._last_frame = frame
