@@ -368,8 +368,8 @@ def test_every_loader_stylizes_in_comfyui(comfy: ComfyServer) -> None:
         prompt[f"{method}_run"] = {"class_type": f"{PACK_PREFIX}StylizeImage",
                                    "inputs": {"model": [f"{method}_load", 0], "style": [f"{method}_code", 0],
                                               "image": ["cs", 0]}}
-        prompt[f"{method}_save"] = {"class_type": "SaveImage",
-                                    "inputs": {"images": [f"{method}_run", 0], "filename_prefix": f"all/{method}_{tag}"}}
+        prompt[f"{method}_save"] = {"class_type": "SaveImage", "inputs": {
+            "images": [f"{method}_run", 0], "filename_prefix": f"all/{method}_{tag}"}}
     prompt = _complete(comfy, prompt)
     _, entry, wall = run_to_end(comfy, prompt, timeout=900)
     assert entry["status"]["status_str"] == "success", f"every loader: {history_error(entry)}"

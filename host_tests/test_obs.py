@@ -27,6 +27,8 @@ SIZE = (320, 180)
 STYLES = ("starry_night", "the_great_wave")
 INPUT = "Brushstream"
 STAMP_ROWS = 16            # the counter's band at the top (block size 8 px at 320 wide, with margin)
+LATER_SCENE = "Made later"   # mapped on the command line, created in OBS while the filter runs
+SCENE_STYLES = {SCENES[0]: STYLES[0], SCENES[1]: STYLES[1], LATER_SCENE: STYLES[1]}
 FIGURES: dict = {}
 
 
@@ -106,7 +108,7 @@ def live_filter(obs, still_clip, tmp_path_factory):
     args = [sys.executable, "-m", "brushstream.core.cli", "obs", "--source", str(still_clip), "--method", "reconet",
             "--norm", "frame", "--size", f"{SIZE[0]}x{SIZE[1]}", "--stamp", "--stats-every", "1",
             "--obs-port", str(obs.port), "--stream-port", str(free_port(__import__("socket").SOCK_DGRAM)),
-            "--scene-style", f"{SCENES[0]}={STYLES[0]}", "--scene-style", f"{SCENES[1]}={STYLES[1]}"]
+            *[arg for scene, style in SCENE_STYLES.items() for arg in ("--scene-style", f"{scene}={style}")]]
     for style in STYLES:
         args += ["--style", style]
     with open(log, "w") as sink:
@@ -201,6 +203,17 @@ def test_a_scene_switch_switches_the_style(obs, live_filter, expected):
     client.disconnect()
 
 
+def test_a_mapped_scene_made_while_streaming_gets_the_source_and_its_style(obs, live_filter, expected):
+    client = obs.client()
+    client.create_scene(LATER_SCENE)
+    client.set_current_program_scene(LATER_SCENE)
+    _wait_style(obs, expected, STYLES[1])
+    assert client.get_scene_item_id(LATER_SCENE, INPUT).scene_item_id > 0
+    client.set_current_program_scene(SCENES[0])
+    _wait_style(obs, expected, STYLES[0])
+    client.disconnect()
+
+
 def test_hotkeys_and_requests_switch_the_style(obs, live_filter, expected):
     client = obs.client()
     client.trigger_hot_key_by_name("brushstream.next_style")      # through the Lua script inside OBS
@@ -245,7 +258,13 @@ def test_obs_killed_and_restarted_gets_the_stream_back(obs, live_filter, expecte
     FIGURES["picture_after_obs_start_s"] = round(time.monotonic() - began, 2)
     counters = [c for c, _ in shots]
     assert counters == sorted(counters) and len(set(counters)) == 3
-    assert _distance(shots[-1][1], expected[STYLES[0]]) < 0.4 * _distance(shots[-1][1], expected["photo"])
+    # OBS comes back in whichever scene its last autosave recorded; the filter applies that scene's style.
+    client = obs.client()
+    scene = client.get_current_program_scene().current_program_scene_name
+    client.disconnect()
+    style = SCENE_STYLES[scene]
+    assert _distance(shots[-1][1], expected[style]) < 0.4 * _distance(shots[-1][1], expected["photo"])
+    _wait_style(obs, expected, style)
     assert live_filter.proc.poll() is None                # never restarted
 
 

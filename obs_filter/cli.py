@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from dataclasses import dataclass
 
 from ..core.errors import BrushstreamError
-from .sinks import DEFAULT_PORT
-from .stylizer import LIVE_METHODS
+from .config import connection
+from .control import ObsControl, ObsSettings, connect_client
+from .pipeline import LivePipeline
+from .sinks import DEFAULT_PORT, UdpStreamSink, VirtualCamSink
+from .sources import open_source
+from .stylizer import LIVE_METHODS, LiveStylizer
 
 log = logging.getLogger("brushstream.obs")
 # ReCoNet's per-shot folded norms save nothing measurable at 640x360 under ONNX Runtime (14.4 vs 14.7 ms a frame
@@ -104,20 +109,22 @@ def method_options(args) -> dict:
     return options
 
 
-def cmd_obs(args) -> int:
-    from .config import connection
-    from .control import ObsControl, ObsSettings, connect_client
-    from .pipeline import LivePipeline
-    from .sinks import UdpStreamSink, VirtualCamSink
-    from .sources import open_source
-    from .stylizer import LiveStylizer
+@dataclass
+class LiveFilter:
+    """Everything ``brushstream obs`` runs, built and checked from its arguments before anything starts."""
+    pipeline: LivePipeline
+    obs: ObsSettings | None      # None with --no-obs
+    stream_url: str | None       # what OBS's Media Source plays (None for the virtual camera)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+
+def build_filter(args) -> LiveFilter:
     size = parse_size(args.size)
     if not 1 <= args.fps <= 240:
         raise BrushstreamError(f"--fps must be 1..240, not {args.fps}")
     if not 0 <= args.strength <= 1:
         raise BrushstreamError(f"--strength must be 0..1, not {args.strength}")
+    if args.flush_copies is not None and not 0 <= args.flush_copies <= 16:
+        raise BrushstreamError(f"--flush-copies must be 0..16, not {args.flush_copies}")
     scene_styles = parse_scene_styles(args.scene_style)
     host, port, password = connection(args.obs_host, args.obs_port, args.obs_config)
     use_obs = not args.no_obs
@@ -125,38 +132,47 @@ def cmd_obs(args) -> int:
         raise BrushstreamError(f"{args.source}: that is the filter's own output; pick the camera's OBS source")
     if not use_obs and (scene_styles or args.source.startswith("obs:")):
         raise BrushstreamError("--scene-style and obs: sources need OBS; drop --no-obs")
-
     if use_obs:
         try:
             import obsws_python  # noqa: F401
         except ImportError:
             raise BrushstreamError("talking to OBS needs obsws-python: pip install 'brushstream[obs]' "
                                    "(or run with --no-obs)") from None
-    source = open_source(args.source, size, args.fps, lambda: connect_client(host, port, password))
+
     stylizer = LiveStylizer(args.method, args.style, model=args.model, options=method_options(args),
                             strength=args.strength, temporal_strength=args.temporal_strength)
     missing = sorted(set(scene_styles.values()) - set(stylizer.labels()))
     if missing:
         raise BrushstreamError(f"--scene-style names styles that are not loaded: {', '.join(missing)} "
                                f"(loaded: {', '.join(stylizer.labels())})")
-    if args.sink == "stream":
-        if args.flush_copies is not None and not 0 <= args.flush_copies <= 16:
-            raise BrushstreamError(f"--flush-copies must be 0..16, not {args.flush_copies}")
-        sink = UdpStreamSink(size, source.fps, port=args.stream_port, flush_copies=args.flush_copies,
-                             timestamps=args.pts)
-        url = sink.player_url()
-    else:
-        sink = VirtualCamSink(size, source.fps, device=args.camera_device)
-        url = None
+    source = open_source(args.source, size, args.fps, lambda: connect_client(host, port, password))
+    try:
+        if args.sink == "stream":
+            sink = UdpStreamSink(size, source.fps, port=args.stream_port, flush_copies=args.flush_copies,
+                                 timestamps=args.pts)
+            url = sink.player_url()
+        else:
+            sink = VirtualCamSink(size, source.fps, device=args.camera_device)
+            url = None
+    except BaseException:
+        source.close()   # a camera must not stay open behind a one-line error
+        raise
     pipeline = LivePipeline(source, stylizer, sink, overlay=args.overlay, stamp_frames=args.stamp)
-    control = None
+    settings = ObsSettings(host, port, password, input_name=args.obs_input, scene=args.obs_scene,
+                           scene_styles=scene_styles) if use_obs else None
+    return LiveFilter(pipeline, settings, url)
+
+
+def cmd_obs(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    live = build_filter(args)
+    pipeline, control = live.pipeline, None
     try:
         warm = pipeline.start()
-        log.info("%s -> %s -> %s at %dx%d, %g fps; styles %s (warmed in %.1f s)", source.name, args.method,
-                 sink.name, *size, source.fps, ", ".join(stylizer.labels()), warm)
-        if use_obs:
-            control = ObsControl(ObsSettings(host, port, password, input_name=args.obs_input, scene=args.obs_scene,
-                                             scene_styles=scene_styles), stylizer, url).start()
+        log.info("%s -> %s -> %s at %s, %g fps; styles %s (warmed in %.1f s)", pipeline.source.name, args.method,
+                 pipeline.sink.name, args.size, pipeline.source.fps, ", ".join(pipeline.stylizer.labels()), warm)
+        if live.obs is not None:
+            control = ObsControl(live.obs, pipeline.stylizer, live.stream_url).start()
         pipeline.wait(args.duration, report_every=args.stats_every)
     finally:
         if control is not None:

@@ -167,3 +167,42 @@ def test_obs_unreachable_is_retried_while_streaming():
                        "--obs-port", "1", "--duration", "2", "--stream-port", str(_free_udp_port()))
     assert run.returncode == 0, run.stderr
     assert "cannot connect" in run.stderr and "retrying" in run.stderr and "done:" in run.stderr
+
+
+def _built(*args):
+    from brushstream.core.cli import build_parser
+    from brushstream.obs_filter.cli import build_filter
+    parsed = build_parser().parse_args(["obs", "--source", str(SHARED_DATA / "video" / "sam2_dog.mp4"),
+                                        "--size", "320x180", "--stream-port", str(_free_udp_port()), *args])
+    live = build_filter(parsed)
+    live.pipeline.source.close()
+    live.pipeline.sink.close()
+    return live
+
+
+def test_the_command_line_reaches_every_part(monkeypatch):
+    monkeypatch.setenv("OBS_WEBSOCKET_PASSWORD", "pw")
+    live = _built("--style", "the_great_wave", "--overlay", "--stamp", "--pts", "clock", "--flush-copies", "3",
+                  "--obs-input", "Live style", "--obs-scene", "Camera", "--scene-style", "Camera=the_great_wave",
+                  "--obs-port", "4460", "--strength", "0.6")
+    p = live.pipeline
+    assert p.overlay and p.stamp_frames
+    assert p.sink.timestamps == "clock" and p.sink.flush_copies == 3 and p.sink.size == (320, 180)
+    assert live.stream_url == p.sink.player_url()
+    assert (live.obs.input_name, live.obs.scene, live.obs.scene_styles) == ("Live style", "Camera",
+                                                                            {"Camera": "the_great_wave"})
+    assert (live.obs.port, live.obs.password) == (4460, "pw")
+    assert p.stylizer.labels() == ["the_great_wave"] and p.stylizer.strength == 0.6
+    assert p.stylizer.current.model.norm == "frame"                # ReCoNet's live default
+    defaults = _built("--no-obs")
+    assert defaults.obs is None and defaults.pipeline.sink.timestamps == "asap"
+    assert not defaults.pipeline.overlay and not defaults.pipeline.stamp_frames
+    assert _built("--no-obs", "--norm", "stream").pipeline.stylizer.current.model.norm == "stream"
+
+
+def test_lst_live_defaults_and_its_options():
+    live = _built("--no-obs", "--method", "lst", "--style", str(SHARED_DATA / "styles" / "starry_night.jpg"),
+                  "--temporal-strength", "0.3")
+    slot = live.pipeline.stylizer.current
+    assert slot.model.work_size == 256 and slot.state.strength == 0.3
+    assert _built("--no-obs", "--method", "lst", "--work-size", "384").pipeline.stylizer.current.model.work_size == 384

@@ -277,3 +277,16 @@ def test_a_camera_faster_than_the_target_is_held_to_the_target_fps():
     steps = np.diff(numbers)
     assert 2.5 <= steps.mean() <= 3.5          # 60 fps in, 20 fps out: every third frame
     assert camera.read().shape == (180, 320, 3)
+
+
+def test_the_overlay_shows_the_figures_refreshed_twice_a_second():
+    from brushstream.obs_filter.stats import FrameTimes, LiveStats
+    stats = LiveStats()
+    empty = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")      # no frames yet: 0.0 fps
+    for i in range(30):
+        stats.record(FrameTimes(i, i / 30, i / 30 + 0.001, i / 30 + 0.002, i / 30 + 0.02, sent=i / 30 + 0.025))
+    cached = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")
+    assert np.array_equal(empty, cached)            # within half a second the figures are not recomputed
+    time.sleep(0.55)
+    fresh = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")
+    assert not np.array_equal(cached, fresh)        # then they show the new window (30 fps, 25 ms)
