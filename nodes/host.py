@@ -92,8 +92,11 @@ class Progress:
         self.total = max(1, int(total))
         self._bar = utils.ProgressBar(self.total) if utils is not None else None
 
-    def update(self, done: int, preview: torch.Tensor | None = None) -> None:
-        """``done`` of ``total``; ``preview`` is a (1, 3, H, W) or (3, H, W) image in [0, 1]."""
+    def update(self, done: int, preview: torch.Tensor | None = None, total: int | None = None) -> None:
+        """``done`` of ``total`` (a new total when given: a time-budgeted run re-plans its steps); ``preview`` is a
+        (1, 3, H, W) or (3, H, W) image in [0, 1]."""
+        if total is not None:
+            self.total = max(1, int(total), int(done))
         if self._bar is not None:
             self._bar.update_absolute(min(done, self.total), self.total,
                                       None if preview is None else ("JPEG", preview_image(preview), PREVIEW_SIDE))

@@ -17,7 +17,6 @@ from ..core.image import save_image
 from ..core.methods import available
 from ..core.train.catalogue import recipes
 from ..core.train.loop import TrainingStopped, default_checkpoint, fit
-from ..core.train.recipe import DEFAULT_CONTENT
 from . import host
 from .convert import to_comfy, to_core
 
@@ -50,9 +49,10 @@ def _write_styles(styles: torch.Tensor, folder: Path, resume: bool) -> tuple[str
 
 
 def train_style_model(recipe_name: str, styles: torch.Tensor, name: str, *, steps: int, size: int = 0,
-                      content_dir: str = "", resume: bool = True, preview_every: int = 25,
+                      content_dir: str = "", resume: bool = True, preview_every: int = 25, minutes: float = 0.0,
                       folder: Path | None = None) -> tuple[str, torch.Tensor | None]:
     """Train (or continue) model ``name`` and return (its file name in the model folder, the last preview IMAGE).
+    ``minutes`` > 0 fits the run into that wall-clock budget (``steps`` then caps the steps).
 
     An existing checkpoint of the same name is continued when ``resume`` is on (a finished model with more
     ``steps`` asked for continues too); otherwise an existing model or checkpoint is refused, never overwritten.
@@ -66,11 +66,11 @@ def train_style_model(recipe_name: str, styles: torch.Tensor, name: str, *, step
         raise BrushstreamError(f"{out.name} already exists in {folder}; turn resume on to continue it, "
                                f"or choose another name")
     cls = table[recipe_name]
-    values = {"steps": int(steps), "content_dir": content_dir.strip() or DEFAULT_CONTENT,
+    values = {"steps": int(steps), "content_dir": content_dir.strip(),
               "style": _write_styles(styles, style_dir, resume and ckpt.exists())}
     if size:
         values["size"] = int(size)
-    if not Path(values["content_dir"]).is_dir():
+    if values["content_dir"] and not Path(values["content_dir"]).is_dir():
         raise BrushstreamError(f"{values['content_dir']}: no such folder of training photos")
     recipe = cls(**values)
     bar = host.Progress(steps)
@@ -79,12 +79,13 @@ def train_style_model(recipe_name: str, styles: torch.Tensor, name: str, *, step
     def on_step(progress) -> bool:
         if progress.preview is not None:
             last["preview"] = progress.preview[:1].detach().float().cpu()
-        bar.update(progress.step, last["preview"] if progress.preview is not None else None)
+        bar.update(progress.step, last["preview"] if progress.preview is not None else None, total=progress.steps)
         return not host.interrupted()   # False: the loop writes its checkpoint and stops
     device = "cuda" if host.torch_device().type == "cuda" else "cpu"
     with torch.inference_mode(False):
         try:
             fit(recipe, out, resume=resume and ckpt.exists(), device=device, checkpoint_every=max(10, steps // 10),
+                minutes=minutes or None, max_steps=int(steps) if minutes else None,
                 preview_every=preview_every, preview_count=1, callback=on_step, progress=False, loss_curve=False)
         except TrainingStopped:
             host.check_interrupt()   # ComfyUI's own interrupt exception: the run shows as interrupted

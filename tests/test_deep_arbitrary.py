@@ -127,7 +127,7 @@ def test_working_size_runs_the_networks_small_and_returns_the_input_size(content
 
 def test_adain_decoder_training_lowers_the_paper_s_loss_and_keeps_held_out_styles_out(photos, tmp_path):
     recipe = AdaINRecipe(content_dir=str(photos), size=32, batch=2, steps=30, lr=1e-3, width=0.25,
-                         start_from="none", style_bank=2, style_size=64)
+                         start_from="none", style_bank=2, style_size=64, style_dir=str(SHARED_DATA / "styles"))
     result = fit(recipe, tmp_path / "adain.safetensors", progress=False)
     totals = [h["total"] for h in result.history]
     assert sum(totals[-5:]) < 0.5 * sum(totals[:5])

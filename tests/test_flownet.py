@@ -146,7 +146,7 @@ def test_a_trained_file_runs_as_the_flownet_backend_at_the_input_size(photos, tm
 
 
 def test_the_export_holds_the_configuration_and_a_held_out_epe(tmp_path):
-    recipe = get_recipe("flownets")(width=0.125, size=64)
+    recipe = get_recipe("flownets")(width=0.125, size=64, content_dir=str(SHARED_DATA / "content"))
     tensors, meta = recipe.export(recipe.build_model().eval())
     assert meta["arch"] == "flownets" and float(meta["epe_synthetic_eval"]) > 0
     assert float(meta["epe_synthetic_eval_zero_flow"]) > 0 and meta["div_flow"] == "20.0"
@@ -169,7 +169,7 @@ def test_missing_or_foreign_weights_fail_in_one_line(tmp_path):
 
 
 def test_the_working_scale_shrinks_the_frames_and_scales_the_flow_back(tmp_path):
-    recipe = get_recipe("flownets")(width=0.125, size=64)
+    recipe = get_recipe("flownets")(width=0.125, size=64, content_dir=str(SHARED_DATA / "content"))
     path = tmp_path / "fs.safetensors"
     weight_store.save_weights(path, *recipe.export(recipe.build_model().eval()))
     backend = get_flow("flownet", weights=str(path), scale=0.5)

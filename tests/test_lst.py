@@ -100,7 +100,7 @@ def test_ideal_branches_whiten_the_content_and_colour_it_with_the_style_covarian
 
 
 def test_recipe_trains_on_every_style_but_the_held_out_ones_and_lowers_the_loss(trained):
-    paths = get_recipe("lst")().style_paths()
+    paths = get_recipe("lst")(style_dir=str(STYLES)).style_paths()
     assert {p.stem for p in paths} == {p.stem for p in STYLES.glob("*.jpg")} - {"contrast_of_forms", "small_worlds_i"}
     losses = trained[1]
     assert len(losses) == STEPS

@@ -137,8 +137,9 @@ class _Recorder:
     def __init__(self, total):
         self.total, self.updates = total, []
 
-    def update(self, done, preview=None):
+    def update(self, done, preview=None, total=None):
         self.updates.append((done, preview is not None))
+        self.total = total or self.total
 
 
 def test_gatys_optimises_under_inference_mode_with_progress_and_previews(monkeypatch):
@@ -225,7 +226,7 @@ def test_optical_flow_node_runs_a_trained_flownet_file(tmp_path):
     from brushstream.core import weights as weight_store
     from brushstream.core.train.catalogue import get_recipe
 
-    recipe = get_recipe("flownets")(width=0.125, size=64)
+    recipe = get_recipe("flownets")(width=0.125, size=64, content_dir=str(SHARED_DATA / "content"))
     tensors, meta = recipe.export(recipe.build_model().eval())
     path = tmp_path / "fs.safetensors"
     weight_store.save_weights(path, tensors, meta)
@@ -285,6 +286,29 @@ def test_train_node_trains_previews_stops_keeping_its_checkpoint_and_resumes(tmp
         training.train_style_model("johnson", style, "../escape", **run)
     with pytest.raises(BrushstreamError, match="unknown style recipe"):
         training.train_style_model("flownet_s", style, "x", **run)
+
+
+def test_train_node_minutes_reach_the_loop_as_a_budget_with_steps_as_its_cap(tmp_path, monkeypatch):
+    from brushstream.nodes import training
+
+    seen = {}
+
+    def fake_fit(recipe, out, **kw):
+        seen.update(kw)
+        kw["callback"](Progress(3, 40, {"total": 1.0}, 1.0, None, "train", 12.0))
+    from brushstream.core.train.loop import Progress
+    monkeypatch.setattr(training, "fit", fake_fit)
+    bars = []
+    monkeypatch.setattr(host, "Progress", lambda total: bars.append(_Recorder(total)) or bars[-1])
+    monkeypatch.setattr(training.host, "model_folder", lambda: tmp_path)
+    _, style = _inputs(64)
+    training.train_style_model("johnson", style, "budget", steps=500, minutes=2.5, folder=tmp_path,
+                               content_dir=str(SHARED_DATA / "content"))
+    assert seen["minutes"] == 2.5 and seen["max_steps"] == 500
+    assert bars[-1].total == 40                      # the bar follows the re-planned step count
+    training.train_style_model("johnson", style, "steps", steps=7, folder=tmp_path,
+                               content_dir=str(SHARED_DATA / "content"))
+    assert seen["minutes"] is None and seen["max_steps"] is None
 
 
 def _clip(n=8, side=96):

@@ -64,7 +64,8 @@ def test_manifest_entries_match_their_files_and_weights_md():
         path = (W.BUNDLED_DIR if entry.bundled else SHARED_WEIGHTS) / entry.file
         if not entry.bundled and not path.exists():
             # A network trained here but too large to bundle lives on the Hub only: it must carry its recipe.
-            assert entry.extra["recipe"]["command"].startswith("brushstream train"), entry.name
+            assert entry.extra["recipe"]["command"].startswith(("brushstream train", "python tools/pack_content_set.py")), \
+                entry.name
             continue
         assert path.stat().st_size == entry.bytes, entry.name
         assert W.sha256_file(path) == entry.sha256, entry.name
@@ -94,6 +95,19 @@ def test_every_recorded_recipe_is_a_command_the_cli_accepts_as_written():
         assert args.recipe == argv[1], entry.name
         checked += 1
     assert checked >= 10
+
+
+def test_recorded_recipes_name_no_machine_path():
+    """Commands and recipes are relative to the data collection (content/, styles/, video/), so anyone can rerun them."""
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+    for entry in W.load_manifest().values():
+        for text in strings(entry.to_json().get("recipe", {})):
+            assert not any(word.startswith(("/", "~")) for word in text.split()), (entry.name, text)
 
 
 def test_manifest_file_is_exactly_what_write_manifest_writes(tmp_path):

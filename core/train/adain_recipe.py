@@ -40,12 +40,11 @@ from ..image import fixed_crops
 from .data import check_zoom, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
-from .recipe import SHARED_DATA, Recipe, hp, register_recipe
+from .recipe import Recipe, hp, register_recipe
 
 LEVEL = "relu4_1"   # the paper's level
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LEVELS = (LEVEL, "relu3_1")   # relu3_1: the bundled normalised VGG19's, the light option
-DEFAULT_STYLES = str(SHARED_DATA / "styles")
 # Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
 HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
@@ -65,7 +64,7 @@ class AdaINRecipe(Recipe):
     summary = ("AdaIN (Huang & Belongie 2017) decoder trained with the style loss, any style: VGG16 relu4_1 (--level "
                "relu3_1: the bundled normalised VGG19's)")
 
-    style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
+    style_dir: str = hp("", help="folder of training styles, used when no --style is given")
     held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out "
                                    "of training: " + ", ".join(HELD_OUT))
     size: int = hp(128, paper="256", help="training crop size in px (content and style)", minimum=16)
@@ -146,7 +145,7 @@ class AdaINRecipe(Recipe):
     @torch.no_grad()
     def _tap_scales(self) -> dict[str, float]:
         """Mean activation of each VGG16 tap on fixed crops of the first content photos (the normalised VGG's unit)."""
-        feats = self.loss_net(fixed_crops(self.content_dir, self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
+        feats = self.loss_net(fixed_crops(self.photos(), self.size, SCALE_PHOTOS).to(self.device), STYLE_TAPS)
         return {t: float(feats[t].mean()) for t in STYLE_TAPS}
 
     def prepare_model(self, model: VGGDecoder) -> None:
@@ -159,7 +158,7 @@ class AdaINRecipe(Recipe):
         (each with one training style): the full decoder reads the level's full encoder's targets, the slim one its
         input encoder's (a student's, on the fast path)."""
         wide = vgg_decoder(self.level, self.start_from).to(self.device)
-        crops = fixed_crops(self.content_dir, self.size, PRUNE_PHOTOS).to(self.device)
+        crops = fixed_crops(self.photos(), self.size, PRUNE_PHOTOS).to(self.device)
 
         def full(images):
             return self.content_net(images, (self.level,))[self.level]

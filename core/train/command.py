@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..errors import BrushstreamError
 from .catalogue import recipes
+from .budget import parse_minutes
+from .precision import PRECISIONS
 
 
 def _parse_tuple(kind: type):
@@ -34,7 +36,9 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, recipe_cls) -> None:
         help_text = f"{f.metadata.get('help', '')} (default {default}, {origin})".replace("%", "%%")
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
-        if f.name == "style":
+        if f.name == "steps":   # absent: the recipe's count, or no cap under --minutes
+            parser.add_argument(flag, type=hint, default=None, help=help_text)
+        elif f.name == "style":
             parser.add_argument(flag, action="append", default=None, help=help_text)
         elif hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
@@ -61,8 +65,11 @@ def add_train_parser(sub, parser_class) -> None:
         r.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
         r.add_argument("--preview-every", type=int, default=0, help="steps between preview images (0: none)")
         r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                       help="autocast on a GPU (fp16 uses a gradient scaler); fp32 on the CPU")
+        r.add_argument("--minutes", type=float, help="wall-clock budget for the whole run: the stages are planned to "
+                       "fit it, and the run always ends with a usable file (--steps then caps the steps)")
+        r.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                       help="auto (default): bf16 autocast on CPUs with bfloat16 instructions and GPUs with bf16, "
+                       "fp32 elsewhere; fp16 (CUDA) uses a gradient scaler")
         r.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
         r.add_argument("--threads", type=int, help="CPU threads for this process")
         r.add_argument("-q", "--quiet", action="store_true")
@@ -77,6 +84,9 @@ def cmd_train(args) -> int:
     cls = args.recipe_cls
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
     values["style"] = tuple(values["style"] or ())
+    explicit_steps = values.pop("steps")
+    if explicit_steps is not None:
+        values["steps"] = explicit_steps
     recipe = cls(**values)
     out = Path(args.out)
     if out.suffix != ".safetensors":
@@ -88,16 +98,19 @@ def cmd_train(args) -> int:
             raise BrushstreamError(f"{s}: no such style image")
     if args.checkpoint_every < 1 or args.preview_every < 0 or args.workers < 0:
         raise BrushstreamError("--checkpoint-every must be at least 1, --preview-every and --workers at least 0")
+    parse_minutes(args.minutes)   # before anything is loaded
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         result = fit(recipe, out, checkpoint=args.checkpoint, resume=args.resume, init_from=args.init_from,
-                     device=args.device,
-                     precision=args.precision, checkpoint_every=args.checkpoint_every,
+                     device=args.device, minutes=args.minutes,
+                     max_steps=explicit_steps if args.minutes is not None else None, precision=args.precision,
+                     checkpoint_every=args.checkpoint_every,
                      preview_every=args.preview_every, workers=args.workers, progress=not args.quiet)
     except TrainingStopped as stop:
         print(f"brushstream: {stop}", file=sys.stderr)
         return 143 if stop.signum == 15 else 130
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-    print(f"{out}: {result.steps} steps, {result.seconds:.0f} s this run; final losses {losses}")
+    print(f"{out}: {result.steps} steps ({result.metadata['precision']}), {result.seconds:.0f} s this run; "
+          f"final losses {losses}; loss curve and preview sheet beside it")
     return 0

@@ -101,6 +101,8 @@ def training_style_paths(style: tuple[str, ...], style_dir: str, held_out: tuple
     """The --style images, or every image of --style-dir except the held-out ones (file names without extension)."""
     if style:
         return [Path(s) for s in style]
+    if not style_dir:
+        raise BrushstreamError("no training styles: give --style FILE (repeat it) or --style-dir FOLDER")
     if not Path(style_dir).is_dir():
         raise BrushstreamError(f"{style_dir}: no such style folder (--style-dir)")
     paths = [p for p in list_images(style_dir) if p.stem not in held_out]

@@ -106,8 +106,8 @@ class DecoderRecipe(Recipe):
                 "source": "trained by Brushstream (core/train/decoder_recipe.py)"}
         if self.start_source():
             meta["start_from"] = self.start_source()
-        evaluation = Path(self.content_dir).parent / "content_eval"
-        if evaluation.is_dir():
+        evaluation = Path(self.content_dir).parent / "content_eval" if self.content_dir else None
+        if evaluation is not None and evaluation.is_dir():   # the held-out photos beside the training folder
             meta["psnr_content_eval"] = f"{reconstruction_psnr(model, self.level, evaluation, self.encoder_net):.2f}"
         return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, meta
 

@@ -68,7 +68,7 @@ class DistillRecipe(Recipe):
 
     def prepare_model(self, model: StudentEncoder) -> None:
         if self.start_from == PRUNED:
-            crops = fixed_crops(self.content_dir, self.size, PRUNE_PHOTOS).to(next(model.parameters()).device)
+            crops = fixed_crops(self.photos(), self.size, PRUNE_PHOTOS).to(next(model.parameters()).device)
             start_from_teacher(model, self.teacher_net, crops)
 
     def losses(self, model, content, step, rng):

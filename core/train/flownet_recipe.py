@@ -126,8 +126,8 @@ class FlowNetRecipe(Recipe):
                 "subtracted inside", "output": "flow in pixels from frame 1 to frame 2",
                 "source": "trained by Brushstream (core/train/flownet_recipe.py)"}
         meta.update({k: str(v) for k, v in self.network_options().items() if k not in meta})
-        evaluation = Path(self.content_dir).parent / "content_eval"
-        if evaluation.is_dir():
+        evaluation = Path(self.content_dir).parent / "content_eval" if self.content_dir else None
+        if evaluation is not None and evaluation.is_dir():   # the held-out photos beside the training folder
             frame1, frame2, flow, _ = held_out_pairs(evaluation, EVAL_PAIRS, self.size, seed=0,
                                                      max_objects=self.max_objects, motion=self.motion)
             meta["epe_synthetic_eval"] = f"{mean_epe(model, frame1, frame2, flow):.3f}"

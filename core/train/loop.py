@@ -27,7 +27,9 @@ from ..atomic import atomic_path
 from ..errors import BrushstreamError
 from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
 from ..image import fixed_crops
+from .budget import TimeBudget, check_stages, parse_minutes, stage_at
 from .data import PhotoCrops, photo_loader
+from .precision import resolve_precision
 from .recipe import Recipe
 
 CHECKPOINT_VERSION = 1
@@ -49,6 +51,8 @@ class Progress:
     losses: dict[str, float]
     seconds: float
     preview: torch.Tensor | None = None     # (B, 3, H, W) on preview steps
+    stage: str = ""                         # the stage's name (budget.py)
+    seconds_left: float | None = None       # a --minutes run: training time left
 
 
 @dataclass
@@ -93,10 +97,9 @@ def resolve_device(name: str, ranks: _Dist | None = None) -> torch.device:
 
 
 def _autocast(device: torch.device, precision: str):
+    """``precision`` is resolved (precision.py): fp32, bf16 or fp16."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise BrushstreamError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
 
 
@@ -148,6 +151,22 @@ def _save_grid(images: torch.Tensor, path: Path) -> None:
     save_image(grid, path)
 
 
+def save_preview_sheet(inputs: torch.Tensor, outputs: torch.Tensor, path: Path) -> None:
+    """The photos (top row) over what the trained network makes of them (bottom row), written atomically. A preview
+    that already shows its inputs (a flow network's frames over their flow) is the sheet by itself."""
+    from ..image import save_image
+
+    shown = (inputs, outputs) if inputs.shape[-2:] == outputs.shape[-2:] else (outputs,)
+    rows = [torch.cat(list(x.clamp(0, 1).float().cpu()), dim=-1) for x in shown]
+    save_image(torch.cat(rows, dim=-2).unsqueeze(0), path)
+
+
+def final_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    """Each term's mean over the last tenth of the run (between 1 and 50 steps), so a short run reports its end."""
+    tail = history[-max(1, min(50, len(history) // 10)):]
+    return {k: sum(h[k] for h in tail) / len(tail) for k in history[-1]}
+
+
 def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None:
     """The loss curve (each term and the total, log scale, smoothed) as a PNG, written atomically."""
     import matplotlib
@@ -193,24 +212,30 @@ def _load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> 
 
 def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
         resume: bool = False, init_from: str | os.PathLike | None = None, device: str = "cpu",
-        precision: str = "fp32", checkpoint_every: int = 100,
+        precision: str = "auto", minutes: float | None = None, max_steps: int | None = None, checkpoint_every: int = 100,
         preview_every: int = 0, preview_count: int = 2, workers: int = 0,
         callback: Callable[[Progress], bool | None] | None = None, progress: bool = True,
-        loss_curve: bool = True) -> TrainResult:
-    """Train ``recipe`` and write ``out`` (safetensors) with a manifest entry beside it (``out``.manifest.json).
+        loss_curve: bool = True, clock: Callable[[], float] = time.monotonic) -> TrainResult:
+    """Train ``recipe`` and write ``out`` (safetensors) with a manifest entry beside it (``out``.manifest.json),
+    its loss curve (``out``'s stem + .loss.png) and a preview sheet (stem + .preview.png).
 
     ``checkpoint`` defaults to ``out``.ckpt. An existing checkpoint is refused unless ``resume`` (so a
     finished run is never overwritten by accident); ``resume`` with a changed recipe (other than ``steps``) is
     refused too. ``callback(progress)`` returning False stops the run like a signal does. ``init_from`` starts a
     new run from a trained file's weights (fine-tuning with a changed recipe, which ``resume`` refuses).
+    ``minutes`` fits the whole run, setup and finishing included, into that wall-clock budget (budget.py);
+    ``recipe.steps`` is then ignored and ``max_steps`` (if given) caps the steps. ``precision`` "auto" is bf16 where the hardware has it (precision.py).
     """
     recipe.check()
+    minutes = parse_minutes(minutes)
+    stages = check_stages(recipe.stages())
     if init_from is not None and resume:
         raise BrushstreamError("--init-from starts a new run; --resume continues one: use one of them")
     out = Path(out)
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(out)
     ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     dev = resolve_device(device, ranks)
+    precision = resolve_precision(precision, dev)
     saved = None
     if resume and not ckpt.exists():
         raise BrushstreamError(f"{ckpt}: no checkpoint to resume (drop --resume to start a new run)")
@@ -226,7 +251,14 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
         if saved.get("version") != CHECKPOINT_VERSION or changed:
             raise BrushstreamError(f"{ckpt}: the checkpoint was made with a different recipe "
                                    f"({', '.join(changed) or 'version'}); resume with the same settings")
+    budget = None
+    if minutes is not None:   # the clock starts before setup: loading the loss network is part of the budget
+        budget = TimeBudget(minutes * 60, stages, clock=clock,
+                            spent=float(saved.get("budget_spent", 0.0)) if saved is not None else 0.0)
 
+    if init_from is not None:
+        resolve(init_from)       # a missing or broken file is one line before anything else is fetched or built
+    photos = recipe.photos()   # a missing content set is one line before anything is built
     model = recipe.build_model().to(dev)
     recipe.setup(dev)
     if saved is None:   # a resumed run loads the prepared state back; preparing is start-up cost (a pruned start: 1 min)
@@ -234,7 +266,11 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     started_from = _load_initial_weights(model, init_from) if init_from is not None else None
     warmup = INIT_FROM_WARMUP if started_from else int(saved.get("warmup", 0)) if saved is not None else 0
     optimizer = recipe.optimizer(model)
-    scheduler = recipe.scheduler(optimizer)
+    if budget is not None:   # the schedule follows the share of time used, not of steps
+        budget.begin()
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: recipe.lr_factor(budget.progress()))
+    else:
+        scheduler = recipe.scheduler(optimizer)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
     step, history = 0, []
     if saved is not None:
@@ -251,9 +287,21 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     if ranks.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    dataset = PhotoCrops(recipe.content_dir, recipe.size, seed=recipe.seed)
-    batches = photo_loader(dataset, recipe.batch, start_step=step, rank=ranks.rank, world=ranks.world, workers=workers)
-    preview_inputs = fixed_crops(recipe.content_dir, recipe.size, preview_count).to(dev) if ranks.main else None
+    def stage_now() -> int:
+        return budget.stage() if budget is not None else stage_at(stages, step / recipe.steps)
+
+    def more_steps() -> bool:
+        if budget is not None:
+            return (max_steps is None or step < max_steps) and not budget.should_stop()
+        return step < recipe.steps
+
+    def batches_for(stage: int):
+        dataset = PhotoCrops(photos, stages[stage].size, seed=recipe.seed)
+        return photo_loader(dataset, recipe.batch, start_step=step, rank=ranks.rank, world=ranks.world, workers=workers)
+
+    stage = stage_now()
+    batches = batches_for(stage)
+    preview_inputs = fixed_crops(photos, recipe.size, preview_count).to(dev) if ranks.main else None
     previews_dir = out.with_name(out.stem + ".previews")
 
     def save_checkpoint() -> None:
@@ -263,16 +311,23 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "scaler": scaler.state_dict(), "rng": _rng_states(), "step": step,
                    "position": step * recipe.batch, "history": history, "warmup": warmup,
-                   "init_from": started_from or ""}
+                   "init_from": started_from or "", **({"budget_spent": budget.elapsed()} if budget else {})}
         with atomic_path(ckpt) as tmp:
             torch.save(payload, tmp)
 
-    bar = tqdm(total=recipe.steps, initial=step, desc=f"train {recipe.name}", dynamic_ncols=True,
+    def planned_steps() -> int:
+        return step + budget.steps_left() if budget is not None else recipe.steps
+
+    bar = tqdm(total=planned_steps(), initial=step, desc=f"train {recipe.name}", dynamic_ncols=True,
                disable=not (progress and ranks.main))
     started = time.perf_counter()
     model.train()
     with _StopSignals() as signals:
-        while step < recipe.steps:
+        while more_steps():
+            began = clock()
+            if stage_now() != stage:   # a new stage: its crop size from the current data position on
+                stage = stage_now()
+                batches = batches_for(stage)
             content = next(batches).to(dev, non_blocking=True)
             rng = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
             optimizer.zero_grad(set_to_none=True)
@@ -292,36 +347,50 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
                 values /= ranks.world
             history.append({k: float(v) for k, v in zip(terms, values)})
             stop = signals.signum is not None
+            finishing = not more_steps()
             if ranks.main:
-                bar.update(1)
-                bar.set_postfix(loss=f"{history[-1]['total']:.4g}")
                 preview = None
-                if preview_every and (step % preview_every == 0 or step == recipe.steps):
+                if preview_every and (step % preview_every == 0 or finishing):
                     model.eval()
                     preview = recipe.preview(model, preview_inputs)
                     model.train()
                     _save_grid(preview, previews_dir / f"step_{step:06d}.png")
-                if callback is not None and callback(Progress(step, recipe.steps, history[-1],
-                                                              time.perf_counter() - started, preview)) is False:
+                left = budget.time_left() if budget is not None else None
+                if callback is not None and callback(Progress(step, planned_steps(), history[-1],
+                                                              time.perf_counter() - started, preview,
+                                                              stages[stage].name, left)) is False:
                     stop = True
             if ranks.world > 1:   # every process stops at the same step
                 flag = torch.tensor([float(stop)])
                 dist.all_reduce(flag)
                 stop = bool(flag.item())
-            if step % checkpoint_every == 0 or step == recipe.steps or stop:
+            if step % checkpoint_every == 0 or finishing or stop:
                 save_checkpoint()
-            if stop and step < recipe.steps:
+            if budget is not None:   # the whole iteration, checkpoints and previews included, spends the budget
+                budget.record(stage, clock() - began)
+            if ranks.main:
+                bar.total = planned_steps()
+                bar.set_description(f"train {recipe.name} [{stages[stage].name}]" if len(stages) > 1
+                                    else f"train {recipe.name}")
+                bar.update(1)
+                bar.set_postfix(loss=f"{history[-1]['total']:.4g}",
+                                **({"left": f"{max(0.0, budget.time_left()):.0f}s"} if budget is not None else {}))
+            if stop and more_steps():
                 bar.close()
-                raise TrainingStopped(f"stopped at step {step} of {recipe.steps}; checkpoint saved to {ckpt} "
+                raise TrainingStopped(f"stopped at step {step} of {planned_steps()}; checkpoint saved to {ckpt} "
                                       f"(continue with --resume)", step, signals.signum)
     bar.close()
+    if not history:
+        raise BrushstreamError(f"--minutes {minutes:g}: no time left for a single step after setting up; "
+                               f"give a larger budget" if budget is not None else "no steps to train")
     seconds = time.perf_counter() - started
     model.eval()
     tensors, metadata = recipe.export(model)
-    final = {k: sum(h[k] for h in history[-50:]) / len(history[-50:]) for k in history[-1]}
+    final = final_losses(history)
     metadata = {**metadata, "recipe_name": recipe.name, "recipe": recipe.to_json(), "steps": str(step),
                 "final_losses": ",".join(f"{k}={v:.6g}" for k, v in final.items()),
                 "trained_on": f"{dev.type} x{ranks.world}", "precision": precision,
+                **({"budget_minutes": f"{minutes:g}"} if minutes is not None else {}),
                 **({"init_from": started_from} if started_from else {})}
     if ranks.main:
         save_weights(out, tensors, metadata)
@@ -329,12 +398,16 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
             out, name=out.stem, method=recipe.method or recipe.name, licence="same as the style images' licences",
             attribution=f"trained with Brushstream's {recipe.name} recipe", convention="RGB 0-1 in, RGB 0-1 out",
             description=f"{recipe.summary} ({', '.join(Path(s).stem for s in recipe.style) or 'no style'})",
-            recipe={"command": f"brushstream train {recipe.name}", **{r['name']: r['value'] for r in recipe.describe()}},
-            training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world})
+            recipe={"command": recipe.command(minutes), **recipe.relative_values()},
+            training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
+                      "precision": precision, **({"minutes": minutes} if minutes is not None else {})})
         with atomic_path(out.with_name(out.name + ".manifest.json")) as tmp:
             Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
         if loss_curve and history:
             plot_losses(history, out.with_name(out.stem + ".loss.png"), f"{recipe.name}: {out.stem}")
+            with torch.no_grad():
+                save_preview_sheet(preview_inputs, recipe.preview(model, preview_inputs),
+                                   out.with_name(out.stem + ".preview.png"))
     if ranks.world > 1:
         dist.barrier()
     return TrainResult(out, step, seconds, final, metadata, history)

@@ -22,13 +22,12 @@ from ..image import fixed_crops
 from .data import check_zoom, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
-from .recipe import SHARED_DATA, Recipe, hp, register_recipe
+from .recipe import Recipe, hp, register_recipe
 
 LEVELS = ("relu3_1", "relu4_1")
 # The level's unit, which the transform's covariance branches divide by (core/nets/lst.py): the normalised VGG19's
 # relu3_1 already averages ~0.9, VGG16's relu4_1 ~150.
 FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": MEAN_ACTIVATION["relu4_1"]}
-DEFAULT_STYLES = str(SHARED_DATA / "styles")
 HELD_OUT = ("contrast_of_forms", "small_worlds_i")
 PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
 
@@ -40,7 +39,7 @@ class LSTRecipe(Recipe):
     method = "lst"
     summary = "Linear Style Transfer (Li et al. 2019) transformation module at relu3_1 or relu4_1, any style"
 
-    style_dir: str = hp(DEFAULT_STYLES, help="folder of training styles, used when no --style is given")
+    style_dir: str = hp("", help="folder of training styles, used when no --style is given")
     held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out of "
                                    "training for evaluation: contrast_of_forms and small_worlds_i")
     batch: int = hp(4, paper="8", help="global batch size (split over processes under torchrun)", minimum=1)
@@ -97,7 +96,7 @@ class LSTRecipe(Recipe):
         if self.init == "paper":
             return
         # Principal directions of centred relu3_1 features of the content folder's first photos (fixed centre crops).
-        feats = self.encoder_net(fixed_crops(self.content_dir, self.size, PCA_PHOTOS).to(self.device))[self.level]
+        feats = self.encoder_net(fixed_crops(self.photos(), self.size, PCA_PHOTOS).to(self.device))[self.level]
         x = (feats - feats.mean((2, 3), keepdim=True)).transpose(0, 1).flatten(1).double()
         _, vectors = torch.linalg.eigh(x @ x.t() / x.shape[1])
         model.start_near_identity(vectors[:, -self.matrix:].flip(1).to(feats.dtype))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import BrushstreamError
+from .budget import Stage
 from .data import load_styles
 from .losses import LossNetwork, content_loss, gram_style_loss, tv_loss
 from .recipe import Recipe, hp
@@ -26,6 +28,19 @@ class PerceptualRecipe(Recipe):
                           minimum=0)
     style_size: int = hp(384, paper="the style image as it is", help="longer side of the style image(s) in px",
                          minimum=16)
+    small_first: float = hp(0.0, paper="0 (one size throughout)", help="share of the run (steps, or time under "
+                            "--minutes) trained on crops of half the size first, then the full size", minimum=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.small_first >= 1:
+            raise BrushstreamError(f"--small-first must be below 1 (a share of the run), got {self.small_first}")
+
+    def stages(self) -> list[Stage]:
+        full = Stage("full size", 1.0 - self.small_first, self.size)
+        if not self.small_first:
+            return [full]
+        return [Stage("small crops", self.small_first, max(32, self.size // 2)), full]
 
     def style_names(self) -> list[str]:
         return [Path(s).stem for s in self.style]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,9 +21,9 @@ import torch
 from torch import nn
 
 from ..errors import BrushstreamError
+from .budget import Stage
+from .content_sets import DEFAULT_CONTENT_SET, content_set_folder
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-DEFAULT_CONTENT = str(SHARED_DATA / "content")
 SOURCES = ("paper", "project")
 
 
@@ -43,13 +45,21 @@ class Recipe:
     summary: ClassVar[str] = ""
     method: ClassVar[str] = ""            # the registry method that loads the result ("" for components)
 
-    content_dir: str = hp(DEFAULT_CONTENT, help="folder of training photos (the COCO stand-in by default)")
+    content_dir: str = hp("", help="folder of training photos (default: the photos of --content-set)")
+    content_set: str = hp(DEFAULT_CONTENT_SET, help="the manifest's set of training photos (the COCO stand-in), "
+                          "fetched from the Hub, verified and cached, when --content-dir is not given")
     style: tuple[str, ...] = hp((), help="style image(s); repeat the flag for several")
     size: int = hp(192, paper="256", help="training crop size in px", minimum=16)
     steps: int = hp(2000, paper="40000", help="optimisation steps", minimum=1)
     batch: int = hp(4, "paper", help="global batch size (split over processes under torchrun)", minimum=1)
     lr: float = hp(1e-3, "paper", help="Adam learning rate", minimum=0)
     seed: int = hp(0, help="seed of the data order, the augmentation and the initial weights")
+
+    def photos(self) -> str:
+        """The folder of training photos: --content-dir, or the content set's (fetched and unpacked on first use)."""
+        if self.content_dir:
+            return self.content_dir
+        return str(content_set_folder(self.content_set))
 
     # -- hooks every recipe implements -----------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -80,11 +90,18 @@ class Recipe:
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=self.lr)
 
+    def lr_factor(self, progress: float) -> float:
+        """The learning rate's factor at ``progress`` (0..1) of the run: cosine decay to a tenth (project's choice;
+        Johnson keeps it constant). Step runs take progress from steps, ``--minutes`` runs from time."""
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
     def scheduler(self, optimizer: torch.optim.Optimizer):
-        """Cosine decay to a tenth of the rate over the run (project's choice; Johnson keeps it constant)."""
         steps = self.steps
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: self.lr_factor(min(s, steps) / steps))
+
+    def stages(self) -> list[Stage]:
+        """The parts of a run and their crop sizes (budget.py); one stage at ``size`` unless a recipe says more."""
+        return [Stage("train", 1.0, self.size)]
 
     # -- description -----------------------------------------------------------------------------
     def check(self) -> None:
@@ -109,6 +126,42 @@ class Recipe:
             rows.append({"name": f.name, "value": getattr(self, f.name), "source": f.metadata.get("source", "project"),
                          "paper": f.metadata.get("paper", ""), "help": f.metadata.get("help", "")})
         return rows
+
+    def relative_values(self) -> dict[str, Any]:
+        """The hyper-parameters with every absolute path written relative to the folder that holds them all (the
+        data folder), so a recorded recipe names no machine's paths and reruns from inside any copy of the data."""
+        values = json.loads(self.to_json())
+        paths = [p for v in values.values() for p in (v if isinstance(v, list) else [v])
+                 if isinstance(p, str) and os.path.isabs(p)]
+        if not paths:
+            return values
+        root = os.path.commonpath([os.path.dirname(p) for p in paths])
+
+        def rel(v):
+            if isinstance(v, list):
+                return [rel(x) for x in v]
+            return os.path.relpath(v, root) if isinstance(v, str) and os.path.isabs(v) else v
+        return {k: rel(v) for k, v in values.items()}
+
+    def command(self, minutes: float | None = None) -> str:
+        """The ``brushstream train`` command line that reruns this recipe (paths as in relative_values)."""
+        values = self.relative_values()
+        parts = ["brushstream", "train", self.name]
+        for f in dataclasses.fields(self):
+            if not f.metadata.get("cli", True):
+                continue
+            flag, value = "--" + f.name.replace("_", "-"), values[f.name]
+            if f.name == "style":
+                parts += [x for s in value for x in (flag, s)]
+            elif isinstance(value, bool):
+                parts.append(flag if value else "--no-" + flag[2:])
+            elif isinstance(value, list):
+                parts += [flag, ",".join(map(str, value))]
+            elif value != "":
+                parts += [flag, str(value)]
+        if minutes is not None:
+            parts += ["--minutes", f"{minutes:g}"]
+        return " ".join(shlex.quote(p) for p in parts)
 
     def same_run_as(self, other_json: str) -> list[str]:
         """Hyper-parameters that differ from a checkpoint's recipe (``steps`` may grow on resume). A hyper-parameter

@@ -20,9 +20,8 @@ from ..ops.warp import backward_warp
 from .losses import temporal_feature_loss, temporal_output_loss
 from .motion import ClipPairs, FramePairs, synthetic_pairs
 from .perceptual import PerceptualRecipe, half
-from .recipe import SHARED_DATA, hp, register_recipe
+from .recipe import hp, register_recipe
 
-DEFAULT_CLIPS = str(SHARED_DATA / "video")
 
 
 @register_recipe
@@ -43,7 +42,8 @@ class ReCoNetRecipe(PerceptualRecipe):
     max_shift: float = hp(6.0, help="largest synthetic translation in px (at the crop size)", minimum=0)
     clip_fraction: float = hp(0.25, help="share of each batch taken from real clip pairs (0: synthetic only)",
                               minimum=0)
-    clips: str = hp(DEFAULT_CLIPS, help="folder of clips for real pairs (frames from 60 on)")
+    clips: str = hp("", help="folder of .mp4 clips for real pairs (frames from 60 on); without it every pair is "
+                    "synthetic")
     storage: str = hp("float16", help="dtype of the saved file", choices=("float16", "float32"))
 
     def build_model(self) -> ReCoNet:
@@ -58,7 +58,7 @@ class ReCoNetRecipe(PerceptualRecipe):
         self.setup_loss_network(device)
         self.grams = self.loss_net.style_grams(self.load_style_images(device)[0])
         self.clip_pairs = None
-        if self.clip_fraction > 0:
+        if self.clip_fraction > 0 and self.clips:
             clips = sorted(Path(self.clips).glob("*.mp4"))
             if not clips:
                 raise BrushstreamError(f"{self.clips}: no .mp4 clips for --clip-fraction {self.clip_fraction}")
