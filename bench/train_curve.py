@@ -54,17 +54,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="johnson")
     ap.add_argument("--style", required=True)
-    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--minutes", type=float, help="a wall-clock budget (fit's --minutes)")
+    ap.add_argument("--steps", type=int, help="or a step count (a quiet machine's minutes: steps x its step time)")
     ap.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     ap.add_argument("--photos", type=int, default=20)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--runs", default="runs/curve", help="folder for the trained files")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_curve.json"))
     args = ap.parse_args()
+    if (args.minutes is None) == (args.steps is None):
+        ap.error("give --minutes or --steps")
     variant = VARIANTS[args.variant]
     recipe = get_recipe(args.recipe)(content_dir=str(CONTENT), style=(str(STYLES / f"{args.style}.jpg"),),
-                                     **variant["recipe"])
-    out = Path(args.runs) / f"{args.recipe}_{args.style}_{args.variant}_{args.minutes:g}min.safetensors"
+                                     **variant["recipe"], **({"steps": args.steps} if args.steps else {}))
+    budget = f"{args.minutes:g}min" if args.minutes else f"{args.steps}steps"
+    out = Path(args.runs) / f"{args.recipe}_{args.style}_{args.variant}_{budget}.safetensors"
     for stale in (out, out.with_name(out.name + ".ckpt")):
         stale.unlink(missing_ok=True)
     load = os.getloadavg()[0]
@@ -74,6 +78,7 @@ def main() -> None:
     wall = time.monotonic() - started
     quality = measure(out, args.style, args.photos, QualityMetrics())
     row = {"recipe": args.recipe, "style": args.style, "variant": args.variant, "minutes": args.minutes,
+           "steps_asked": args.steps,
            "wall_s": round(wall, 1), "steps": result.steps, "precision": result.metadata["precision"],
            "final_losses": result.final_losses, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
            **quality, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads()}

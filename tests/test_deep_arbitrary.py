@@ -18,6 +18,8 @@ from brushstream.core.train.decoder_recipe import copy_shared_layers
 from brushstream.core.train.loop import fit
 from brushstream.core.weights import load_state_dict
 
+from brushstream.core.ops.resize import crop_box, pad_with_context
+
 from .conftest import SHARED_DATA
 
 STYLE = SHARED_DATA / "styles" / "starry_night.jpg"
@@ -332,8 +334,10 @@ def test_the_fast_path_folds_its_embedding_and_adain_into_the_decoder_exactly(co
         mask[..., : batch.shape[-1] // 2] = 1
         two = fast.encode_style([style, content.flip(-1)])
         masked = fast.stylize(batch, two, mask=mask)
-        level_mask = torch.nn.functional.interpolate(mask, size=batch.shape[-2:])
-        reference = fast.decoder(fast.transfer(fast.encoder(batch, (fast.level,))[fast.level], two, 1.0, level_mask))
+        padded, box = pad_with_context(batch, fast.stride, fast.context)   # the picture's surroundings as context
+        level_mask = pad_with_context(mask, fast.stride, fast.context)[0]
+        reference = crop_box(fast.decoder(fast.transfer(fast.encoder(padded, (fast.level,))[fast.level], two, 1.0,
+                                                        level_mask)), box)
     torch.testing.assert_close(folded, plain, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(masked, reference.clamp(0, 1), atol=1e-4, rtol=1e-4)
 

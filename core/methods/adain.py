@@ -20,7 +20,7 @@ from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
 from ..ops.adain_fold import folded_first_conv
 from ..ops.stats import mean_std
-from .base import PALETTE, WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
+from .base import CONTEXT_CELLS, PALETTE, WORK_SIZE, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
@@ -59,6 +59,7 @@ class AdaIN(StyleMethod):
         level = decoder_level(decoder, "relu4_1") if level == "fast" else level
         self.level, self.work_size, self.palette = level, work_size, palette
         self.stride = STRIDE[level]
+        self.context = CONTEXT_CELLS * self.stride
         if encoder == "auto":   # a decoder trained on a student's features (the fast path) names that student
             encoder = decoder_input_encoder(decoder) or "auto"
         if encoder == "auto":

@@ -15,7 +15,7 @@ from ..nets.lst import LinearTransform
 from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, trained_network,
                                vgg_decoder)
 from ..nets.vgg16_encoder import CHANNELS, STRIDE
-from .base import PALETTE, WORK_SIZE, Capabilities, StyleMethod, blend_strength
+from .base import CONTEXT_CELLS, PALETTE, WORK_SIZE, Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
@@ -46,6 +46,7 @@ class LinearStyleTransfer(StyleMethod):
             raise BrushstreamError(f"{model}: transforms {self.transform.channels} channels, not {self.level}'s "
                                    f"{CHANNELS[self.level]}")
         self.stride = STRIDE[self.level]
+        self.context = CONTEXT_CELLS * self.stride
         self.encoder = next(iter(level_encoders((self.level,), encoder, vgg16).values()))
         self.decoder = vgg_decoder(self.level, decoder or meta.get("decoder") or DECODER_WEIGHTS[self.level])
 

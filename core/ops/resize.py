@@ -19,6 +19,23 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., : size[0], : size[1]]
 
 
+def pad_with_context(x: torch.Tensor, multiple: int, context: int = 0) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Reflect-pad ``context`` px of the picture's own surroundings on every side, then the bottom/right to a
+    multiple. A network's zero-padded borders then fall outside what is kept (crop_box), instead of showing as
+    bands along the edges. Returns the padded tensor and the (top, left, height, width) box of the picture."""
+    h, w = x.shape[-2:]
+    c = max(0, min(context, h - 1, w - 1))
+    if c:
+        x = F.pad(x, (c, c, c, c), mode="reflect")
+    x, _ = pad_to_multiple(x, multiple)
+    return x, (c, c, h, w)
+
+
+def crop_box(x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    top, left, h, w = box
+    return x[..., top:top + h, left:left + w]
+
+
 def long_side_size(h: int, w: int, long_side: int | None) -> tuple[int, int]:
     """(H, W) with the longer side scaled to ``long_side`` (None: unchanged); the one place this rounding lives."""
     if not long_side:

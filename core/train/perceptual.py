@@ -10,6 +10,7 @@ import torch
 from ..errors import BrushstreamError
 from .budget import Stage
 from .data import load_styles
+from .teacher import Teacher
 from .losses import LossNetwork, content_loss, gram_style_loss, tv_loss
 from .recipe import Recipe, hp
 
@@ -28,6 +29,14 @@ class PerceptualRecipe(Recipe):
                           minimum=0)
     style_size: int = hp(384, paper="the style image as it is", help="longer side of the style image(s) in px",
                          minimum=16)
+    teacher: str = hp("", paper="none (the paper trains on the perceptual loss alone)",
+                      help="a registered arbitrary-style method (adain, wct, lst) whose stylized crops the network "
+                      "imitates in VGG16 feature space (one-style recipes); empty: no teacher")
+    teacher_options: str = hp("", help="the teacher's options as NAME=VALUE,... (e.g. level=relu3_1)")
+    teacher_weight: float = hp(1.0, help="weight of the relative feature distance to the teacher's output", minimum=0)
+    teacher_layer: str = hp("relu3_3", help="VGG16 layer where the network's output meets the teacher's")
+    teacher_cache: bool = hp(True, help="keep the teacher's outputs on disk under BRUSHSTREAM_CACHE, reused by every "
+                             "later run with the same seed and crops")
     small_first: float = hp(0.0, paper="0 (one size throughout)", help="share of the run (steps, or time under "
                             "--minutes) trained on crops of half the size first, then the full size", minimum=0)
 
@@ -46,7 +55,14 @@ class PerceptualRecipe(Recipe):
         return [Path(s).stem for s in self.style]
 
     def setup_loss_network(self, device: torch.device) -> None:
-        self.loss_net = LossNetwork(self.style_layers, self.content_layer).to(device)
+        taps = tuple(dict.fromkeys([*self.style_layers, *([self.teacher_layer] if self.teacher else [])]))
+        self.loss_net = LossNetwork(taps, self.content_layer).to(device)
+        self.teacher_net = None
+        if self.teacher:
+            if len(self.style) != 1:
+                raise BrushstreamError(f"--teacher: a teacher stylizes with one style; got {len(self.style)} --style")
+            self.teacher_net = Teacher(self.teacher, self.teacher_options, self.style[0], self.style_size,
+                                       cache=self.teacher_cache)
 
     def load_style_images(self, device: torch.device, long_side: int | None = None) -> list[torch.Tensor]:
         return [s.to(device) for s in load_styles(list(self.style), long_side or self.style_size)]
@@ -62,7 +78,11 @@ class PerceptualRecipe(Recipe):
                                                          {n: 1.0 / len(self.style_layers) for n in self.style_layers}),
             "tv": self.tv_weight * tv_loss(output),
         }
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if getattr(self, "teacher_net", None) is not None:   # feature-level distillation (teacher.py)
+            with torch.no_grad():
+                taught = self.loss_net.vgg(self.teacher_net.outputs(content), (self.teacher_layer,))
+            terms["teacher"] = self.teacher_weight * content_loss(feats[self.teacher_layer], taught[self.teacher_layer])
+        terms["total"] = sum(terms.values())
         return terms
 
 
