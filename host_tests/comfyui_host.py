@@ -199,6 +199,20 @@ class ComfyServer:
     def __exit__(self, *exc) -> None:
         self._stop()
 
+    def _weights_folder(self) -> Path:
+        """The shared weights plus the training photos' content set, packed from shared/data as its manifest recipe
+        says: the Train node's default (no folder given) then finds, verifies and unpacks it as on a user's machine
+        after a download."""
+        from brushstream.core.train.content_sets import DEFAULT_CONTENT_SET, pack
+        from brushstream.core.weights import load_manifest
+
+        folder = self.base / "weights"
+        folder.mkdir()
+        for f in WEIGHTS.iterdir():
+            (folder / f.name).symlink_to(f)
+        pack(DATA / "content", folder / load_manifest()[DEFAULT_CONTENT_SET].file)
+        return folder
+
     def _start(self) -> None:
         import requests
         python = venv_python(ensure_venv(self.comfyui, self.repo))
@@ -218,8 +232,9 @@ class ComfyServer:
                "--base-directory", str(self.base)]
         # The log is read while the server runs. Weights as in tests/: pretrained ones from shared/weights, the
         # Hub offline, a throw-away HF cache (never the user's), so no run reaches the internet.
-        env = dict(os.environ, PYTHONUNBUFFERED="1", BRUSHSTREAM_WEIGHTS_DIR=str(WEIGHTS), HF_HUB_OFFLINE="1",
-                   HF_HUB_CACHE=str(self.base / "hf_cache"), HF_HUB_DISABLE_TELEMETRY="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", BRUSHSTREAM_WEIGHTS_DIR=str(self._weights_folder()),
+                   HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(self.base / "hf_cache"), HF_HUB_DISABLE_TELEMETRY="1",
+                   BRUSHSTREAM_CACHE=str(self.base / "brushstream_cache"))
         with open(self.log_path, "w") as log:
             log.write(f"# {' '.join(cmd)}  (cwd {self.comfyui})\n")
             log.flush()

@@ -213,3 +213,26 @@ def test_minutes_must_be_a_positive_number(photos, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--minutes must be a positive number" in err[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_the_gpu_plan_fits_nine_minutes_and_every_command_is_one_the_cli_takes(tmp_path):
+    import subprocess
+    import sys
+
+    from brushstream.core.cli import build_parser
+    script = Path(__file__).resolve().parents[1] / "tools" / "gpu_train_all.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(SHARED_DATA), "--out", str(tmp_path),
+                           "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) >= 12
+    parser = build_parser()
+    minutes = 0.0
+    for line in lines:
+        name, command = line.split(": ", 1)
+        args = parser.parse_args(shlex.split(command)[1:] + ["-o", f"{name}.safetensors"])
+        assert args.device == "auto" and args.minutes is not None
+        minutes += args.minutes
+    assert minutes <= 9.0
+    metanet = next(line for line in lines if line.startswith("metanet_styles"))
+    assert "candy.jpg" not in metanet and "starry_night.jpg" in metanet   # judged on styles it never saw

@@ -151,6 +151,8 @@ class Recipe:
             if not f.metadata.get("cli", True):
                 continue
             flag, value = "--" + f.name.replace("_", "-"), values[f.name]
+            if f.name == "content_set" and self.content_dir:   # the folder given replaces the set
+                continue
             if f.name == "style":
                 parts += [x for s in value for x in (flag, s)]
             elif isinstance(value, bool):

@@ -25,17 +25,17 @@ class TrainStyleModel(io.ComfyNode):
                 io.Int.Input("size", default=0, min=0, max=2048, tooltip="training crop size in px; 0: the recipe's"),
                 io.String.Input("content_dir", default="", tooltip="folder of training photos; empty: the "
                                                                    "project's content set, fetched and cached"),
+                io.Boolean.Input("resume", default=True, tooltip="continue NAME's checkpoint when there is one"),
+                io.Int.Input("preview_every", default=25, min=1, max=100_000),
                 io.Float.Input("minutes", default=0.0, min=0.0, max=1440.0, step=0.5,
                                tooltip="wall-clock budget: the run is planned to end within it with a usable "
                                        "model (steps then only caps it); 0: train for steps"),
-                io.Boolean.Input("resume", default=True, tooltip="continue NAME's checkpoint when there is one"),
-                io.Int.Input("preview_every", default=25, min=1, max=100_000),
             ],
             outputs=[io.String.Output(display_name="model_file"), io.Image.Output(display_name="preview")],
             is_output_node=True)
 
     @classmethod
-    def execute(cls, recipe, style, name, steps, size=0, content_dir="", minutes=0.0, resume=True, preview_every=25):
+    def execute(cls, recipe, style, name, steps, size=0, content_dir="", resume=True, preview_every=25, minutes=0.0):
         file_name, preview = train_style_model(recipe, style, name, steps=steps, size=size, content_dir=content_dir,
                                                resume=resume, preview_every=preview_every, minutes=minutes)
         if preview is None:   # a resumed run that had nothing left to do
