@@ -126,7 +126,8 @@ def test_bad_teachers_are_one_line(photos, tmp_path, capsys, cache_env):
     base = ["train", "johnson", "--content-dir", str(photos), "--style", STYLE, "--steps", "1", "-o",
             str(tmp_path / "x.safetensors")]
     for extra, why in ((["--teacher", "nosuch"], "unknown method"), (["--teacher", "adain", "--teacher-options",
-                                                                      "level=relu9_9"], "level")):
+                                                                      "level=relu9_9"], "level"),
+                      (["--teacher", "adain", "--teacher-layer", "relu9_9"], "--teacher-layer must be")):
         assert cli_main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0], err

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BrushstreamError
+from ..nets.vgg16 import TAP_INDEX
 from .budget import Stage
 from .data import load_styles
 from .teacher import Teacher
@@ -42,6 +43,9 @@ class PerceptualRecipe(Recipe):
 
     def check(self) -> None:
         super().check()
+        if self.teacher and self.teacher_layer not in TAP_INDEX:
+            raise BrushstreamError(f"--teacher-layer must be a VGG16 layer ({', '.join(TAP_INDEX)}), "
+                                   f"got {self.teacher_layer!r}")
         if self.small_first >= 1:
             raise BrushstreamError(f"--small-first must be below 1 (a share of the run), got {self.small_first}")
 
