@@ -36,6 +36,8 @@ VARIANTS = {
     "sw30_init": dict(recipe={"style_weight": 30.0}, init_from="johnson_the_great_wave"),
     "sw30_init_small_first": dict(recipe={"style_weight": 30.0, "small_first": 0.5}, init_from="johnson_the_great_wave"),
     "sw15_init": dict(recipe={"style_weight": 15.0}, init_from="johnson_the_great_wave"),
+    "sw8_init": dict(recipe={"style_weight": 8.0}, init_from="johnson_the_great_wave"),
+    "sw8_init_from_starry": dict(recipe={"style_weight": 8.0}, init_from="johnson_starry_night"),
     "rt_sw30_init": dict(recipe={"style_weight": 30.0, "width": 16}, init_from="johnson_rt_the_great_wave"),
 }
 

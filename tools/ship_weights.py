@@ -83,12 +83,13 @@ def main() -> None:
     from brushstream.core.weights import load_state_dict
     listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
     styles = ", ".join(listed or json.loads(load_state_dict(src)[1].get("styles", "[]"))) or "none"
-    flags = cli_fields(sidecar["recipe"]["command"])
-    command = sidecar["recipe"]["command"] + " " + " ".join(
-        flag(k, v) for k, v in sidecar["recipe"].items() if k in flags and v != "")
-    command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
+    command = sidecar["recipe"]["command"]
+    if len(command.split()) == 3:   # a sidecar from before the loop wrote whole commands: "brushstream train NAME"
+        flags = cli_fields(command)
+        command += " " + " ".join(flag(k, v) for k, v in sidecar["recipe"].items() if k in flags and v != "")
+        command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     init_from = load_state_dict(src)[1].get("init_from", "")
-    if init_from:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
+    if init_from and "--init-from" not in command:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
         command += f" --init-from {init_from.split(' sha256:')[0]}"
     entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
                      attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,

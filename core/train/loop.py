@@ -398,7 +398,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
             out, name=out.stem, method=recipe.method or recipe.name, licence="same as the style images' licences",
             attribution=f"trained with Brushstream's {recipe.name} recipe", convention="RGB 0-1 in, RGB 0-1 out",
             description=f"{recipe.summary} ({', '.join(Path(s).stem for s in recipe.style) or 'no style'})",
-            recipe={"command": recipe.command(minutes), **recipe.relative_values()},
+            recipe={"command": recipe.command(minutes) + (f" --init-from {init_from}" if init_from else ""),
+                    **recipe.relative_values()},
             training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
                       "precision": precision, **({"minutes": minutes} if minutes is not None else {})})
         with atomic_path(out.with_name(out.name + ".manifest.json")) as tmp:
