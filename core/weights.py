@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .atomic import atomic_path
 from .errors import BrushstreamError
@@ -389,8 +389,11 @@ def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, to
 def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
     """Write safetensors atomically (temp file, then rename); metadata values become strings. Returns sha256."""
     meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=meta)
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=meta)
+    # Written through the temp file atomic_path made (mode from the umask, as every other output): safetensors'
+    # own save_file creates its file 0600.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return sha256_file(path)
 
 

@@ -74,6 +74,7 @@ def test_a_budgeted_run_uses_its_minutes_within_ten_percent_and_ends_with_every_
     assert read_metadata(out)["budget_minutes"] == f"{minutes:g}"
     for name in ("budget.loss.png", "budget.preview.png", "budget.safetensors.manifest.json"):
         assert (tmp_path / name).stat().st_size > 0, name
+        assert (tmp_path / name).stat().st_mode == out.stat().st_mode, name   # one mode for all, from the umask
 
 
 def test_the_budget_caps_steps_only_when_asked_and_refuses_a_budget_too_small_for_one_step(photos, tmp_path):
