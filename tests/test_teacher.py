@@ -51,9 +51,8 @@ def test_a_second_run_with_the_same_crops_finds_every_teacher_output_and_another
     fit(other, tmp_path / "c.safetensors", progress=False, precision="fp32")
     assert other.teacher_net.cache.misses == 6 and len(entries(cache_env)) == 12
     # Another teacher setting is another identity: nothing of the first is taken for it.
-    deeper = taught(photos, teacher_options="level=fast")
-    fit(deeper, tmp_path / "d.safetensors", progress=False, precision="fp32")
-    assert deeper.teacher_net.cache.hits == 0
+    deeper = Teacher("adain", "level=fast", STYLE, 64)
+    assert deeper.identity != first.teacher_net.identity and deeper.cache.folder != first.teacher_net.cache.folder
 
 
 def test_a_cached_output_is_what_the_teacher_makes_and_a_damaged_entry_is_made_again(photos, cache_env):
@@ -101,20 +100,20 @@ def test_the_cache_survives_a_kill_mid_run(photos, tmp_path, cache_env):
 
 
 def test_the_teacher_term_lowers_on_a_tiny_set(photos, tmp_path, cache_env):
-    result = fit(taught(photos, steps=30, lr=5e-3, style_weight=0.0, content_weight=0.0, tv_weight=0.0),
+    result = fit(taught(photos, steps=16, lr=5e-3, style_weight=0.0, content_weight=0.0, tv_weight=0.0),
                  tmp_path / "t.safetensors", progress=False, precision="fp32")
     curve = [h["teacher"] for h in result.history]
-    assert sum(curve[-5:]) < 0.7 * sum(curve[:5]), curve
+    assert sum(curve[-4:]) < 0.7 * sum(curve[:4]), curve
 
 
 def test_small_crops_first_then_full_size_each_lower_their_loss(photos, tmp_path):
-    recipe = taught(photos, teacher="", steps=40, lr=5e-3, small_first=0.5)
+    recipe = taught(photos, teacher="", steps=24, lr=5e-3, small_first=0.5)
     seen = []
     real = recipe.losses
     recipe.losses = lambda model, content, step, rng: seen.append(content.shape[-1]) or real(model, content, step, rng)
     result = fit(recipe, tmp_path / "s.safetensors", progress=False, precision="fp32")
-    assert seen == [32] * 20 + [48] * 20
-    small, full = [h["total"] for h in result.history[:20]], [h["total"] for h in result.history[20:]]
+    assert seen == [32] * 12 + [48] * 12
+    small, full = [h["total"] for h in result.history[:12]], [h["total"] for h in result.history[12:]]
     assert sum(small[-4:]) < 0.8 * sum(small[:4]) and sum(full[-4:]) < sum(full[:4]), (small, full)
 
 

@@ -97,7 +97,7 @@ def test_stages_split_steps_or_time_and_use_their_crop_sizes(photos, tmp_path):
     assert steps_run.sizes == [32] * 5 + [48] * 5          # --steps: shares of the steps
 
     clock = SimulatedClock()
-    timed = costed(photos, clock, stages=stages)
+    timed = costed(photos, clock, stages=stages, step_seconds=3.0)
     fit(timed, tmp_path / "timed.safetensors", minutes=1, clock=clock, progress=False, precision="fp32")
     small, full = timed.sizes.count(32), timed.sizes.count(48)
     assert timed.sizes == [32] * small + [48] * full
@@ -124,7 +124,7 @@ def test_a_budgeted_run_stopped_and_resumed_keeps_to_the_same_total_budget(photo
 
 def test_the_learning_rate_follows_the_share_of_time_under_a_budget(photos, tmp_path):
     clock = SimulatedClock()
-    recipe = costed(photos, clock)
+    recipe = costed(photos, clock, step_seconds=5.0)
     seen = []
     cosine = recipe.lr_factor
     recipe.lr_factor = lambda progress: seen.append(progress) or cosine(progress)
@@ -169,7 +169,7 @@ def test_auto_precision_is_what_the_run_computes_in_and_records(photos, tmp_path
 def test_bf16_training_reaches_the_losses_of_fp32_on_a_short_run(photos, tmp_path):
     finals = {}
     for precision in ("fp32", "bf16"):
-        recipe = costed(photos, SimulatedClock(), steps=40, lr=5e-3)
+        recipe = costed(photos, SimulatedClock(), steps=24, lr=5e-3)
         result = fit(recipe, tmp_path / f"{precision}.safetensors", progress=False, precision=precision)
         first = result.history[0]["total"]
         finals[precision] = result.final_losses["total"]
