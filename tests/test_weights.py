@@ -107,7 +107,7 @@ def test_recorded_recipes_name_no_machine_path():
         return [value] if isinstance(value, str) else []
     for entry in W.load_manifest().values():
         for text in strings(entry.to_json().get("recipe", {})):
-            assert not any(word.startswith(("/", "~")) for word in text.split()), (entry.name, text)
+            assert not any(word.startswith(("/", "~", "../")) for word in text.split()), (entry.name, text)
 
 
 def test_manifest_file_is_exactly_what_write_manifest_writes(tmp_path):
