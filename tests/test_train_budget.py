@@ -10,7 +10,7 @@ import torch
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.train import precision as precision_mod
-from brushstream.core.train.budget import Stage, stage_at, stage_steps
+from brushstream.core.train.budget import Stage, stage_at
 from brushstream.core.train.johnson_recipe import JohnsonRecipe
 from brushstream.core.train.loop import TrainingStopped, final_losses, fit
 from brushstream.core.weights import read_metadata
@@ -132,7 +132,6 @@ def test_the_learning_rate_follows_the_share_of_time_under_a_budget(photos, tmp_
     assert seen[0] == 0.0 and seen[-1] > 0.9 and seen == sorted(seen)
     assert cosine(0.0) == pytest.approx(1.0) and cosine(1.0) == pytest.approx(0.1)
     assert stage_at([Stage("a", 0.25, 16), Stage("b", 0.75, 16)], 0.3) == 1
-    assert stage_steps([Stage("a", 0.25, 16), Stage("b", 0.75, 16)], 100) == [0, 25]
 
 
 def test_the_bf16_probe_picks_bf16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch):

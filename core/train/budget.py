@@ -50,15 +50,6 @@ def stage_at(stages: list[Stage], progress: float) -> int:
     return len(stages) - 1
 
 
-def stage_steps(stages: list[Stage], steps: int) -> list[int]:
-    """The first step of each stage in a run of ``steps`` steps."""
-    firsts, edge = [], 0.0
-    for stage in stages:
-        firsts.append(int(round(edge * steps)))
-        edge += stage.share
-    return firsts
-
-
 def parse_minutes(minutes: float | None) -> float | None:
     if minutes is None:
         return None
