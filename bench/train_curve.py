@@ -39,6 +39,7 @@ VARIANTS = {
     "sw8_init": dict(recipe={"style_weight": 8.0}, init_from="johnson_the_great_wave"),
     "sw8_init_from_starry": dict(recipe={"style_weight": 8.0}, init_from="johnson_starry_night"),
     "rt_sw30_init": dict(recipe={"style_weight": 30.0, "width": 16}, init_from="johnson_rt_the_great_wave"),
+    "rt_sw8": dict(recipe={"style_weight": 8.0, "width": 16}),
 }
 
 
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, help="a wall-clock budget (fit's --minutes)")
     ap.add_argument("--steps", type=int, help="or a step count (a quiet machine's minutes: steps x its step time)")
     ap.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    ap.add_argument("--init-from", help="start from this file or weight name instead of the variant's")
     ap.add_argument("--photos", type=int, default=20)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--runs", default="runs/curve", help="folder for the trained files")
@@ -75,11 +77,13 @@ def main() -> None:
         stale.unlink(missing_ok=True)
     load = os.getloadavg()[0]
     started = time.monotonic()
-    result = fit(recipe, out, minutes=args.minutes, init_from=variant.get("init_from"), precision=args.precision,
+    init_from = args.init_from or variant.get("init_from")
+    result = fit(recipe, out, minutes=args.minutes, init_from=init_from, precision=args.precision,
                  checkpoint_every=100)
     wall = time.monotonic() - started
     quality = measure(out, args.style, args.photos, QualityMetrics())
     row = {"recipe": args.recipe, "style": args.style, "variant": args.variant, "minutes": args.minutes,
+           **({"init_from": Path(init_from).name} if args.init_from else {}),
            "steps_asked": args.steps,
            "wall_s": round(wall, 1), "steps": result.steps, "precision": result.metadata["precision"],
            "final_losses": result.final_losses, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),

@@ -57,6 +57,24 @@ def test_johnson_applies_its_one_trained_style(models):
         m.encode_style("udnie")
 
 
+def test_johnson_runs_onnx_and_eager_alike_and_auto_settles_without_extra_runs(models):
+    pytest.importorskip("onnxruntime")
+    x = _photo()
+    eager = build("johnson", model=str(models["johnson"]), runtime="eager")
+    reference = eager.stylize(x, eager.encode_style(0))
+    onnx = build("johnson", model=str(models["johnson"]), runtime="onnx")
+    assert (onnx.stylize(x, onnx.encode_style(0)) - reference).abs().max() < 1e-4
+    assert onnx.runner.chosen == "onnx"
+    auto = build("johnson", model=str(models["johnson"]))
+    code, ran = auto.encode_style(0), []
+    for _ in range(6):
+        assert (auto.stylize(x, code) - reference).abs().max() < 1e-4
+        ran.append(auto.runner.chosen)
+    # Each call is one run whose output is used: a warm-up round, a timed round, then the faster backend only.
+    assert ran[:4] == ["eager", "onnx", "eager", "onnx"] and ran[4] == ran[5] in ("eager", "onnx")
+    assert auto.runner._picked[(tuple(x.shape), "cpu", torch.float32)] == ran[4]
+
+
 def test_builders_return_fresh_networks_from_one_verified_file(models):
     a, b = (build("johnson", model=str(models["johnson"])) for _ in range(2))
     assert all(p.data_ptr() != q.data_ptr() for p, q in zip(a.parameters(), b.parameters()))

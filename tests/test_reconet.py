@@ -165,7 +165,7 @@ def test_the_method_runs_onnx_and_eager_alike_and_auto_keeps_one(photos, tmp_pat
         code = method.encode_style(0)
         outs[runtime] = method.stylize(frames, code)
         if runtime == "auto":
-            assert method.runner.chosen in ("eager", "onnx") and method.runner._picked
+            assert method.runner.chosen == "eager" and not method.runner._picked   # a first call is not a contest
         if runtime == "onnx":
             assert method.runner.chosen == "onnx" and method.runner._session is not None
     assert outs["eager"].shape == frames.shape
