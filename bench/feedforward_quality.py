@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import STYLES, eval_photos  # noqa: E402
+from common import STYLES, eval_photos, paired_interval  # noqa: E402
 
 from brushstream.core.evaluate import comparison_sheet, evaluate  # noqa: E402
 from brushstream.core.image import load_image, save_image  # noqa: E402
@@ -33,12 +33,26 @@ from brushstream.core.ops.stats import gram  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
-def gatys_on(style: str, photos: list[Path]) -> dict | None:
+def gatys_on(style: str, photos: list[Path]) -> dict[str, dict] | None:
+    """Gatys' rows for ``style`` on ``photos``, keyed by photo name (None when quality_stills.json has none)."""
     rows = json.loads((RESULTS / "quality_stills.json").read_text())["methods"].get("gatys", {})
-    picked = [rows[f"{p.name}|{style}.jpg"] for p in photos if f"{p.name}|{style}.jpg" in rows]
-    if not picked:
-        return None
-    return {k: statistics.mean(r[k] for r in picked) for k in ("gram_ratio", "content")} | {"pairs": len(picked)}
+    picked = {p.name: rows[f"{p.name}|{style}.jpg"] for p in photos if f"{p.name}|{style}.jpg" in rows}
+    return picked or None
+
+
+def versus(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
+    """Paired bootstrap over the photos both have: Gram ratio as a ratio of means, content as a difference."""
+    names = sorted(set(mine) & set(theirs))
+    pick = lambda rows, key: [rows[n][key] for n in names]  # noqa: E731
+    return {"gram_ratio": paired_interval(pick(mine, "gram_ratio"), pick(theirs, "gram_ratio"), "ratio"),
+            "content": paired_interval(pick(mine, "content"), pick(theirs, "content"), "difference"),
+            "theirs": {k: statistics.mean(pick(theirs, k)) for k in ("gram_ratio", "content")}}
+
+
+def interval_text(v: dict) -> str:
+    g, c = v["gram_ratio"], v["content"]
+    return (f"Gram x{g['value']:.2f} [{g['low']:.2f}, {g['high']:.2f}], content {c['value']:+.3f} "
+            f"[{c['low']:+.3f}, {c['high']:+.3f}] over {g['photos']} photos")
 
 
 def runner_for(model, style_name: str):
@@ -58,13 +72,29 @@ def quality(label: str, model, styles: list[str], photos, metrics, report) -> No
         run = runner_for(model, s)
         rep, outputs, style_imgs = evaluate({label: run}, photos, [STYLES / f"{s}.jpg"], 384, {}, metrics=metrics)
         mine = rep["summary"][label]
-        row = {"gram_ratio": mine["gram_ratio"], "content": mine["content"], "gatys": gatys_on(s, photos)}
+        per_photo = {key.split("|")[0]: {k: r[k] for k in ("gram_ratio", "content")}
+                     for key, r in rep["methods"][label].items()}
+        gatys = gatys_on(s, photos)
+        row = {"gram_ratio": mine["gram_ratio"], "content": mine["content"], "per_photo": per_photo,
+               "versus_gatys": versus(per_photo, gatys) if gatys else None}
         report.setdefault("models", {})[f"{label}|{s}"] = row
-        g = row["gatys"]
         print(f"{label:28s} {s:18s} gram ratio {mine['gram_ratio']:.3f} content {mine['content']:.3f}"
-              + (f"   gatys {g['gram_ratio']:.3f} / {g['content']:.3f} -> {mine['gram_ratio'] / g['gram_ratio'] - 1:+.0%}"
-                 if g else ""))
+              + (f"   against gatys ({row['versus_gatys']['theirs']['gram_ratio']:.3f} / "
+                 f"{row['versus_gatys']['theirs']['content']:.3f}): {interval_text(row['versus_gatys'])}"
+                 if gatys else ""))
         save_sheet(outputs, photos, style_imgs, label, RESULTS / "sheets" / f"{label}_{s}.jpg")
+
+
+def compare_to(label: str, styles: list[str], reference: dict[str, str], report) -> None:
+    """MSG-Net against the Johnson network of each style (``reference``: style -> that network's label), on the
+    rows this report holds for both."""
+    models = report.get("models", {})
+    for s in styles:
+        ref = reference.get(s)
+        if ref and f"{ref}|{s}" in models and f"{label}|{s}" in models:
+            v = versus(models[f"{label}|{s}"]["per_photo"], models[f"{ref}|{s}"]["per_photo"])
+            models[f"{label}|{s}"][f"versus_{ref}"] = v
+            print(f"{label} against {ref} on {s}: {interval_text(v)}")
 
 
 @torch.no_grad()
@@ -142,6 +172,8 @@ def main() -> None:
     if args.msgnet:
         quality(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                 photos, metrics, report)
+        johnson_labels = {s: Path(f).stem for f in args.johnson for s in build("johnson", model=f).capabilities.fixed_styles}
+        compare_to(Path(args.msgnet).stem, args.msgnet_styles.split(","), johnson_labels, report)
         brush(args.msgnet, args.msgnet_styles.split(",")[0], photos, metrics, report)
         cross_styles(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                      photos[:5], metrics, report)

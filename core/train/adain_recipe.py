@@ -37,7 +37,7 @@ from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
 from ..image import fixed_crops
-from .data import check_zoom, load_styles, random_style_crop, training_style_paths
+from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
 from .recipe import Recipe, hp, register_recipe
@@ -45,9 +45,8 @@ from .recipe import Recipe, hp, register_recipe
 LEVEL = "relu4_1"   # the paper's level
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LEVELS = (LEVEL, "relu3_1")   # relu3_1: the bundled normalised VGG19's, the light option
-# Five styles never trained on, so the benches can report unseen styles apart (bench/arbitrary_quality.py).
 SCALE_PHOTOS = 16   # content photos whose mean activations set each tap's unit
-HELD_OUT = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i")
+HELD_OUT = UNSEEN_STYLES   # the shipped decoders were trained holding out the first five (their metadata says)
 # The full decoder a slim one is pruned from, per level.
 PRUNE_SOURCE = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_decoder"}
 PRUNE_PHOTOS = 64   # content crops a slim decoder's pruned start is fitted on

@@ -19,7 +19,7 @@ from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, 
                                vgg_decoder)
 from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
 from ..image import fixed_crops
-from .data import check_zoom, load_styles, random_style_crop, training_style_paths
+from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import Recipe, hp, register_recipe
@@ -28,7 +28,7 @@ LEVELS = ("relu3_1", "relu4_1")
 # The level's unit, which the transform's covariance branches divide by (core/nets/lst.py): the normalised VGG19's
 # relu3_1 already averages ~0.9, VGG16's relu4_1 ~150.
 FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": MEAN_ACTIVATION["relu4_1"]}
-HELD_OUT = ("contrast_of_forms", "small_worlds_i")
+HELD_OUT = UNSEEN_STYLES   # lst_r31 was trained holding out contrast_of_forms and small_worlds_i (its metadata)
 PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
 
 
@@ -41,7 +41,7 @@ class LSTRecipe(Recipe):
 
     style_dir: str = hp("", help="folder of training styles, used when no --style is given")
     held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out of "
-                                   "training for evaluation: contrast_of_forms and small_worlds_i")
+                                   "training for evaluation: " + ", ".join(HELD_OUT))
     batch: int = hp(4, paper="8", help="global batch size (split over processes under torchrun)", minimum=1)
     lr: float = hp(1e-3, paper="1e-4", help="Adam learning rate (higher for short CPU runs)", minimum=0)
     matrix: int = hp(PAPER_MATRIX, "paper", help="size of the transformation matrix (compressed channels)", minimum=1)
