@@ -108,7 +108,7 @@ def test_bad_style_missing_style_and_unknown_method(tmp_path, capsys):
 
 def test_huge_image_is_refused_clearly_unless_downscaled(tmp_path, capsys):
     huge = tmp_path / "huge.png"
-    Image.new("RGB", (12000, 9000), (120, 130, 140)).save(huge, compress_level=1)
+    Image.new("RGB", (4000, 3000), (120, 130, 140)).save(huge, compress_level=1)   # 12 MP: 3x the default budget
     out = tmp_path / "out.png"
     code, err = _run(["stylize", str(huge), "--style", STYLE, "-o", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "huge.png" in err[0] and "memory budget" in err[0]

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from brushstream.core.cli import main
 from brushstream.core.errors import BrushstreamError
 from brushstream.obs_filter.config import PASSWORD_VARIABLE, connection, read_config
 from brushstream.obs_filter.control import ObsControl, ObsRequestError, ObsSettings, media_source_settings
@@ -122,6 +123,15 @@ def _brushstream(*args, env=None, timeout=120):
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def _in_process(argv, capsys):
+    """The command line's exit code and stderr, run in this process (argparse's own errors exit)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
 def _free_udp_port() -> int:
     import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -152,14 +162,14 @@ def test_cli_streams_a_clip_without_obs_and_reports_figures():
     (["--source", "camera:7", "--no-obs"], "camera:7: cannot open the camera"),
     (["--source", "obs:Cam", "--obs-port", "1"], "obs:Cam: obs-websocket at 127.0.0.1:1: cannot connect"),
 ])
-def test_cli_bad_arguments_are_one_line(args, message):
-    run = _brushstream("obs", "--source", str(SHARED_DATA / "video" / "sam2_dog.mp4"), *args, timeout=60)
-    assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+def test_cli_bad_arguments_are_one_line(args, message, capsys):
+    code, err = _in_process(["obs", "--source", str(SHARED_DATA / "video" / "sam2_dog.mp4"), *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_the_password_is_never_a_command_line_option():
-    run = _brushstream("obs", "--source", "camera:0", "--obs-password", "secret", timeout=60)
-    assert run.returncode == 2 and "unrecognized arguments" in run.stderr
+def test_the_password_is_never_a_command_line_option(capsys):
+    code, err = _in_process(["obs", "--source", "camera:0", "--obs-password", "secret"], capsys)
+    assert code == 2 and "unrecognized arguments" in err
 
 
 def test_obs_unreachable_is_retried_while_streaming():

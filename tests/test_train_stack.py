@@ -127,12 +127,12 @@ def _wait_for_step(ckpt, step, proc, timeout=120):
 
 
 def test_kill_9_mid_run_then_resume_matches_a_straight_run(photos, tmp_path):
-    straight = _cli(*_train_args(photos, tmp_path / "a.safetensors", 14))
-    assert straight.wait(timeout=300) == 0, straight.communicate()
+    straight = _cli(*_train_args(photos, tmp_path / "a.safetensors", 14))   # one thread each: both run at once
     killed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14))
     _wait_for_step(tmp_path / "b.safetensors.ckpt", 4, killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
+    assert straight.wait(timeout=300) == 0, straight.communicate()
     step = torch.load(tmp_path / "b.safetensors.ckpt", weights_only=True)["step"]
     assert 4 <= step < 14 and step % 2 == 0 and not (tmp_path / "b.safetensors").exists()
     resumed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14), "--resume")
@@ -141,18 +141,20 @@ def test_kill_9_mid_run_then_resume_matches_a_straight_run(photos, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_after_the_step_and_keeps_the_checkpoint(photos, tmp_path, sig, code):
-    proc = _cli(*_train_args(photos, tmp_path / "s.safetensors", 10_000))
-    _wait_for_step(tmp_path / "s.safetensors.ckpt", 2, proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code
-    line = err.strip().splitlines()[-1]
-    assert line.startswith("brushstream: stopped at step") and "--resume" in line and "Traceback" not in err
-    saved = torch.load(tmp_path / "s.safetensors.ckpt", weights_only=True)
-    assert f"stopped at step {saved['step']} " in line
-    assert not (tmp_path / "s.safetensors").exists()
+def test_a_signal_stops_after_the_step_and_keeps_the_checkpoint(photos, tmp_path):
+    signals = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    procs = {sig: _cli(*_train_args(photos, tmp_path / f"s{int(sig)}.safetensors", 10_000)) for sig in signals}
+    for sig, proc in procs.items():   # one thread each: both run at once
+        _wait_for_step(tmp_path / f"s{int(sig)}.safetensors.ckpt", 2, proc)
+        proc.send_signal(sig)
+    for sig, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == signals[sig], err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith("brushstream: stopped at step") and "--resume" in line and "Traceback" not in err
+        saved = torch.load(tmp_path / f"s{int(sig)}.safetensors.ckpt", weights_only=True)
+        assert f"stopped at step {saved['step']} " in line
+        assert not (tmp_path / f"s{int(sig)}.safetensors").exists()
 
 
 def test_two_process_ddp_equals_single_process_training_on_the_same_global_batch(photos, tmp_path):
@@ -160,11 +162,11 @@ def test_two_process_ddp_equals_single_process_training_on_the_same_global_batch
     args[args.index("--batch") + 1] = 4
     args += ["--precision", "fp32"]   # equal to rounding noise: a property of fp32 sums, not of bf16's 8-bit mantissa
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = _cli(*[a if a != tmp_path / "ddp.safetensors" else tmp_path / "one.safetensors" for a in args])
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "brushstream.core.cli", *map(str, args)], env=env, capture_output=True, text=True,
                          timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
-    single = _cli(*[a if a != tmp_path / "ddp.safetensors" else tmp_path / "one.safetensors" for a in args])
     assert single.wait(timeout=300) == 0, single.communicate()
     a, meta = load_state_dict(tmp_path / "ddp.safetensors")
     b, _ = load_state_dict(tmp_path / "one.safetensors")
