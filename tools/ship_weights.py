@@ -95,7 +95,9 @@ def main() -> None:
                      attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
                      recipe={**sidecar["recipe"], "command": command},
-                     training={**sidecar["training"], "wall_time": args.wall_time})
+                     training={**sidecar["training"], "wall_time": args.wall_time,
+                               # a name's file changes when it is retrained: the hash says which one it started from
+                               **({"started_from": init_from} if init_from else {})})
     print(json.dumps(entry, indent=1))
 
 
