@@ -38,7 +38,7 @@ VARIANTS = {
     "sw15_init": dict(recipe={"style_weight": 15.0}, init_from="johnson_the_great_wave"),
     "sw8_init": dict(recipe={"style_weight": 8.0}, init_from="johnson_the_great_wave"),
     "sw8_init_from_starry": dict(recipe={"style_weight": 8.0}, init_from="johnson_starry_night"),
-    "rt_sw30_init": dict(recipe={"style_weight": 30.0, "width": 16}, init_from="johnson_rt_the_great_wave"),
+    "rt_sw8_init": dict(recipe={"style_weight": 8.0, "width": 16}, init_from="johnson_rt_mondrian"),
     "rt_sw8": dict(recipe={"style_weight": 8.0, "width": 16}),
 }
 
