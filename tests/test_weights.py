@@ -90,9 +90,11 @@ def test_every_recorded_recipe_is_a_command_the_cli_accepts_as_written():
         command = entry.extra.get("recipe", {}).get("command", "")
         if not command.startswith("brushstream train"):
             continue
-        argv = shlex.split(command)[1:]
-        args = parser.parse_args(argv + ([] if {"-o", "--out"} & set(argv) else ["-o", "out.safetensors"]))
-        assert args.recipe == argv[1], entry.name
+        for step in command.split(" && "):   # a chain: a seed run, then the run that starts from it
+            assert step.startswith("brushstream train"), entry.name
+            argv = shlex.split(step)[1:]
+            args = parser.parse_args(argv + ([] if {"-o", "--out"} & set(argv) else ["-o", "out.safetensors"]))
+            assert args.recipe == argv[1], entry.name
         checked += 1
     assert checked >= 10
 
