@@ -40,6 +40,7 @@ VARIANTS = {
     "sw8_init_from_starry": dict(recipe={"style_weight": 8.0}, init_from="johnson_starry_night"),
     "rt_sw8_init": dict(recipe={"style_weight": 8.0, "width": 16}, init_from="johnson_rt_mondrian"),
     "rt_sw8": dict(recipe={"style_weight": 8.0, "width": 16}),
+    "sw5": dict(recipe={"style_weight": 5.0}),     # with --init-from: moves a trained net toward content
 }
 
 
