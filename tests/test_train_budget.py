@@ -205,6 +205,19 @@ def test_the_recorded_command_names_no_machine_path_and_reruns_from_the_data_fol
     assert read_metadata(tmp_path / "again.safetensors")["final_losses"] == read_metadata(out)["final_losses"]
 
 
+def test_a_relative_path_given_from_elsewhere_is_recorded_from_the_data_folder(photos, tmp_path, monkeypatch):
+    import shutil
+    shutil.copytree(photos, tmp_path / "data" / "content")
+    (tmp_path / "data" / "styles").mkdir()
+    shutil.copy(STYLE, tmp_path / "data" / "styles")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    recipe = costed("../data/content", SimulatedClock(), style=("../data/styles/starry_night.jpg",))
+    values = recipe.relative_values()
+    assert values["content_dir"] == "content" and values["style"] == ["styles/starry_night.jpg"]
+    assert "../" not in recipe.command()
+
+
 def test_minutes_must_be_a_positive_number(photos, tmp_path, capsys):
     for bad in ("0", "-1", "nan"):
         code = cli_main(["train", "johnson", "--content-dir", str(photos), "--style", STYLE, "--minutes", bad,

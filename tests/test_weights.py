@@ -99,6 +99,21 @@ def test_every_recorded_recipe_is_a_command_the_cli_accepts_as_written():
     assert checked >= 10
 
 
+def test_a_fine_tuned_file_records_which_file_it_started_from():
+    # A manifest name's file changes when it is retrained, so the name alone does not say what a run started from.
+    import re
+    checked = 0
+    for entry in W.load_manifest().values():
+        path = W.BUNDLED_DIR / entry.file
+        started = W.load_state_dict(path)[1].get("init_from", "") if entry.bundled else ""
+        if started:
+            recorded = entry.extra["training"].get("started_from", "")
+            assert re.fullmatch(r"[^/]+ sha256:[0-9a-f]{64}", recorded), entry.name
+            assert recorded.rsplit(" sha256:", 1)[1] == started.rsplit(" sha256:", 1)[1], entry.name
+            checked += 1
+    assert checked >= 8
+
+
 def test_recorded_recipes_name_no_machine_path():
     """Commands and recipes are relative to the data collection (content/, styles/, video/), so anyone can rerun them."""
     def strings(value):

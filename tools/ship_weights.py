@@ -54,22 +54,6 @@ def _as_float16(src: Path) -> Path:
     return out
 
 
-def _portable(command: str, recipe: dict) -> tuple[str, dict]:
-    """The recipe as anyone can rerun it: the photo folder is called ``content`` and each style image
-    ``styles/NAME`` (SOURCES.md says where they come from), never a path of the machine that trained it."""
-    recipe = dict(recipe)
-    swaps = {}
-    if recipe.get("content_dir"):
-        swaps[recipe["content_dir"]] = "content"
-        recipe["content_dir"] = "content"
-    if recipe.get("style"):
-        styles = [f"styles/{Path(s).name}" for s in recipe["style"]]
-        swaps.update(zip(recipe["style"], styles))
-        recipe["style"] = styles
-    words = [swaps.get(w, w) for w in command.split(" ")]
-    return " ".join(words), recipe
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
@@ -104,17 +88,16 @@ def main() -> None:
         flags = cli_fields(command)
         command += " " + " ".join(flag(k, v) for k, v in sidecar["recipe"].items() if k in flags and v != "")
         command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
-    command, recipe = _portable(command, sidecar["recipe"])
     init_from = load_state_dict(src)[1].get("init_from", "")
     if init_from and "--init-from" not in command:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
         command += f" --init-from {init_from.split(' sha256:')[0]}"
     entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
                      attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
-                     recipe={**recipe, "command": command},
+                     recipe={**sidecar["recipe"], "command": command},
                      training={**sidecar["training"], "wall_time": args.wall_time,
                                # a name's file changes when it is retrained: the hash says which one it started from
-                               **({"started_from": init_from} if init_from else {})})
+                               **({"started_from": Path(init_from).name} if init_from else {})})
     print(json.dumps(entry, indent=1))
 
 

@@ -130,9 +130,11 @@ class Recipe:
     def relative_values(self) -> dict[str, Any]:
         """The hyper-parameters with every absolute path written relative to the folder that holds them all (the
         data folder), so a recorded recipe names no machine's paths and reruns from inside any copy of the data."""
+        def is_path(v) -> bool:   # absolute, or relative to where the run started (``../data/content``)
+            return isinstance(v, str) and (os.path.isabs(v) or (os.sep in v and os.path.exists(v)))
+
         values = json.loads(self.to_json())
-        paths = [p for v in values.values() for p in (v if isinstance(v, list) else [v])
-                 if isinstance(p, str) and os.path.isabs(p)]
+        paths = [os.path.abspath(p) for v in values.values() for p in (v if isinstance(v, list) else [v]) if is_path(p)]
         if not paths:
             return values
         root = os.path.commonpath([os.path.dirname(p) for p in paths])
@@ -140,7 +142,7 @@ class Recipe:
         def rel(v):
             if isinstance(v, list):
                 return [rel(x) for x in v]
-            return os.path.relpath(v, root) if isinstance(v, str) and os.path.isabs(v) else v
+            return os.path.relpath(os.path.abspath(v), root) if is_path(v) else v
         return {k: rel(v) for k, v in values.items()}
 
     def command(self, minutes: float | None = None) -> str:
