@@ -40,9 +40,10 @@ def budget_of(method: str | StyleMethod) -> int:
 
 
 def check_content(path: str | os.PathLike, size: int | None, budget: int) -> tuple[int, int]:
-    """Header-only check of a content file (image.py's checks, the budget included) and the minimum size;
-    returns the (H, W) it will be stylized at."""
-    h, w = long_side_size(*image_size(path, long_side=size, max_pixels=budget), size)
+    """Every check of a content file before any work: image.py's checks (the budget included, and a full
+    decode, since truncation past the header shows only there) and the minimum size; returns the (H, W)
+    it will be stylized at."""
+    h, w = long_side_size(*image_size(path, long_side=size, max_pixels=budget, decode=True), size)
     if min(h, w) < MIN_SIDE:
         raise BrushstreamError(f"{path}: image would be {w}x{h} px; at least {MIN_SIDE} px per side is needed")
     return h, w

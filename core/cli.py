@@ -43,6 +43,12 @@ def _output_paths(contents: list[Path], out_text: str, method: str, folder_input
         return [out]
     if out.exists() and not out.is_dir():
         raise BrushstreamError(f"{out}: several inputs need an output directory, and this is a file")
+    from .image import READ_SUFFIXES, WRITE_SUFFIXES
+
+    if not out.exists() and not _is_folder_name(out_text) and out.suffix.lower() in READ_SUFFIXES | WRITE_SUFFIXES:
+        inputs = "a folder input needs" if folder_input else f"{len(contents)} inputs need"
+        raise BrushstreamError(f"-o {out_text}: {inputs} an output folder, and this names an image file; "
+                               f"give a folder name ending in /")
     stems = [c.stem for c in contents]
     names: list[str] = []
     for c in contents:
@@ -110,18 +116,21 @@ def cmd_stylize(args) -> int:
         check_output_path(o)
     api.refuse_overwriting_inputs(outputs, [*contents, *styles, args.mask])
     if args.mask:
-        image_size(args.mask)
+        image_size(args.mask, decode=True)
     budget = api.budget_of(args.method)
-    todo, failed = [], 0
-    for content, out in zip(contents, outputs):
+    bad = []
+    for content in contents:
         try:
             api.check_content(content, args.size, budget)
-            todo.append((content, out))
         except BrushstreamError as exc:
             if len(contents) == 1:
                 raise
-            print(f"brushstream: error: {exc}", file=sys.stderr)
-            failed += 1
+            bad.append(str(exc))
+    if bad:  # refuse the batch before any work: no run that writes some outputs and then stops on a bad input
+        for line in bad[:-1]:
+            print(f"brushstream: error: {line}", file=sys.stderr)
+        raise BrushstreamError(f"{bad[-1]} ({len(bad)} of {len(contents)} inputs unusable; nothing written)")
+    todo, failed = list(zip(contents, outputs)), 0
     named = cls.capabilities.fixed_styles or cls.capabilities.trained_styles   # "--style 2" may name a trained style
     api.prepare_styles([s for s in styles if not named or Path(s).is_file()], args.style_size)  # before any loading
     model = api.load(args.method, progress=not args.quiet, **options).to(_device(args.device))

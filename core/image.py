@@ -210,7 +210,7 @@ def _plan(im: Image.Image, path: Path, long_side: int | None, max_pixels: int | 
     target = (h, w) if long_side is None else long_side_size(h, w, _positive_int(long_side, path))
     if max_pixels is not None and target[0] * target[1] > max_pixels:
         raise BrushstreamError(
-            f"{path}: {target[1]}x{target[0]} px is over the memory budget of {max_pixels / 1e6:.1f} MP; "
+            f"{path}: {target[1]}x{target[0]} px is over the memory budget of {pixel_count(max_pixels)}; "
             "use a smaller --size or raise BRUSHSTREAM_MAX_PIXELS")
     if target[0] < h or target[1] < w:
         # JPEG can decode at 1/2, 1/4 or 1/8 scale. Asking for twice the target keeps an antialiased
@@ -225,17 +225,29 @@ def _plan(im: Image.Image, path: Path, long_side: int | None, max_pixels: int | 
 
 
 def image_size(path: str | os.PathLike, *, long_side: int | None = None,
-               max_pixels: int | None = None) -> tuple[int, int]:
-    """The file's (H, W) after EXIF orientation, read from the header only.
+               max_pixels: int | None = None, decode: bool = False) -> tuple[int, int]:
+    """The file's (H, W) after EXIF orientation.
 
     Runs every check load_image(path, long_side=..., max_pixels=...) can make without decoding
     (missing, directory, empty, unknown format, animated, too large, over the budget), so hosts
-    can validate all inputs before loading any weights.
+    can validate all inputs before loading any weights. ``decode`` also decodes the pixels (at the
+    reduced JPEG scale load_image would use) and checks PNG chunk CRCs: truncation past the header
+    shows only there.
     """
     path = Path(path)
     _check_file(path)
     with _image_errors(path), Image.open(path) as im:
-        return _plan(im, path, long_side, max_pixels).file_size
+        plan = _plan(im, path, long_side, max_pixels)
+        if decode:
+            _decode_fully(im, path)
+        return plan.file_size
+
+
+def _decode_fully(im: Image.Image, path: Path) -> None:
+    if im.format == "PNG":
+        with Image.open(path) as check:
+            check.verify()  # chunk CRCs: decoding alone does not check them
+    im.load()  # a truncated file fails here, not half-way through a model
 
 
 def load_image(path: str | os.PathLike, *, long_side: int | None = None,
@@ -251,10 +263,7 @@ def load_image(path: str | os.PathLike, *, long_side: int | None = None,
     with _image_errors(path), Image.open(path) as im:
         plan = _plan(im, path, long_side, max_pixels)
         fmt, source_mode = im.format, im.mode
-        if fmt == "PNG":
-            with Image.open(path) as check:
-                check.verify()  # chunk CRCs: decoding alone does not check them
-        im.load()  # decode everything now: a truncated file fails here, not half-way through a model
+        _decode_fully(im, path)
         if fmt == "PNG" and _png_bit_depth(path) == 16:
             arr, depth = _decode_16bit_png(path), 16
         else:
@@ -312,6 +321,18 @@ def from_uint8(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
+def pixel_count(n: int) -> str:
+    """A budget in words: "12.0 MP", or "1000 px" where megapixels would round to nothing."""
+    return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{n} px"
+
+
+def check_finite(image: torch.Tensor, target: str | os.PathLike) -> None:
+    """A NaN pixel would be written as black without a word: refuse the whole result instead."""
+    if image.is_floating_point() and not torch.isfinite(image).all():
+        raise BrushstreamError(f"{target}: the result holds NaN or infinite values (damaged weights or an "
+                               f"unstable setting); nothing written")
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(1|3, H, W) or (1, 3, H, W) float -> HxWxC uint8."""
     if image.dim() == 4:
@@ -323,6 +344,7 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor
                bit_depth: int = 8, quality: int = 95) -> Path:
     """Write atomically (temp file in the same folder, then rename): a reader never sees half a file."""
     path = check_output_path(path)
+    check_finite(image, path)
     suffix = path.suffix.lower()
     if image.dim() == 4:
         image = image[0]

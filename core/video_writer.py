@@ -19,7 +19,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from .atomic import _create_temp
 from .errors import BrushstreamError, reason
-from .image import _unwritable_reason, to_uint8
+from .image import _unwritable_reason, check_finite, to_uint8
 from .video_audio import AudioCarrier, AudioSource
 
 __all__ = ["VideoWriter", "check_video_output"]
@@ -139,6 +139,8 @@ class VideoWriter:
         image = image[0] if image.dim() == 4 else image
         if tuple(image.shape) != (3, self.size[1], self.size[0]):
             raise ValueError(f"expected a (3, {self.size[1]}, {self.size[0]}) image, got {tuple(image.shape)}")
+        with self._guard():
+            check_finite(image, self.path)
         rgb = to_uint8(image)
         out_time = self._count / float(self.fps) if time is None else float(time) - self.time_offset
         with self._guard():

@@ -379,9 +379,15 @@ def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, to
     try:
         with safe_open(str(path), "pt") as f:
             metadata = dict(f.metadata() or {})
-        return load_file(str(path)), metadata
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise BrushstreamError(f"{path}: not a valid safetensors file ({' '.join(str(exc).split())[:120]})") from None
+    # A file whose bytes decode to NaN would otherwise stylize every photo black without a word.
+    damaged = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if damaged:
+        raise BrushstreamError(f"{path}: tensor {damaged[0]!r} holds NaN or infinite values; the file is damaged "
+                               f"(`brushstream weights verify` checks bundled files, or fetch it again)")
+    return tensors, metadata
 
 
 # -- writing -----------------------------------------------------------------------------------------------

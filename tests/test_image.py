@@ -391,3 +391,12 @@ def test_exit_cleanly_on_sigterm_is_a_no_op_off_the_main_thread():
     thread.start()
     thread.join()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_save_image_refuses_non_finite_pixels(tmp_path, bad):
+    image = torch.rand(3, 16, 16)
+    image[1, 3, 4] = bad   # one pixel: it would be written as black or white without a word
+    with pytest.raises(BrushstreamError, match="out.png: the result holds NaN or infinite values"):
+        save_image(image, tmp_path / "out.png")
+    assert list(tmp_path.iterdir()) == []

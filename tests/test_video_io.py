@@ -529,3 +529,13 @@ def test_reading_keeps_no_frames(tmp_path):
     assert count == 300
     assert sum(ref() is not None for ref in alive) <= 1  # at most the last frame's tensor still referenced
     assert peak < 2_000_000  # numpy buffers for a few 64x48 frames, not 300 of them
+
+
+def test_a_non_finite_frame_stops_the_video_and_leaves_nothing(tmp_path):
+    path = tmp_path / "out.mp4"
+    frame = torch.full((3, H, W), 0.5)
+    with pytest.raises(BrushstreamError, match="out.mp4: the result holds NaN or infinite values"):
+        with VideoWriter(path, size=(W, H), fps=Fraction(30)) as writer:
+            writer.write(frame)
+            writer.write(torch.where(torch.rand(3, H, W) < 0.01, torch.tensor(float("nan")), frame))
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import BrushstreamError
+from ..image import pixel_count
 from ..ops.colour import match_palette, palette_stats, preserve_colour
 from ..ops.resize import crop_box, pad_with_context, resize_long_side, resize_to
 from ..ops.wct import ColouringStats
@@ -66,7 +67,7 @@ def check_pixels(size: tuple[int, int], budget: int, method: str) -> None:
     """Refuse an (H, W) over ``budget`` pixels, in one line naming ``method`` and how to get under it."""
     h, w = int(size[0]), int(size[1])
     if h * w > budget:
-        raise BrushstreamError(f"{w}x{h} px is over the memory budget of {budget / 1e6:.1f} MP for {method}; "
+        raise BrushstreamError(f"{w}x{h} px is over the memory budget of {pixel_count(budget)} for {method}; "
                                f"make it smaller (--size) or raise {MAX_PIXELS_ENV}")
 
 
