@@ -11,7 +11,7 @@ from typing import Sequence, Union
 import torch
 
 from .errors import BrushstreamError
-from .image import LoadedImage, check_output_path, image_size, load_image, save_image
+from .image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
 from .methods import StyleMethod, build, get
 from .methods.base import max_pixels_override
 from .ops.resize import long_side_size, resize_long_side, resize_to
@@ -51,7 +51,8 @@ def check_content(path: str | os.PathLike, size: int | None, budget: int) -> tup
 
 def _as_loaded(image: ImageLike, long_side: int | None = None, max_pixels: int | None = None) -> LoadedImage:
     if isinstance(image, torch.Tensor):
-        t = image if image.dim() == 4 else image.unsqueeze(0)
+        t = as_unit_range(image, "image tensor")
+        t = t if t.dim() == 4 else t.unsqueeze(0)
         if long_side:
             t = resize_long_side(t.float(), long_side)
         return LoadedImage(t.float(), None, Path("<tensor>"), 8, "tensor")
@@ -157,9 +158,11 @@ def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, metho
         raise BrushstreamError(f"options {sorted(options)} are set when a method is built; pass them to load()")
     if not isinstance(content, torch.Tensor):
         check_content(content, size, budget_of(method))
-    styles = prepare_styles(style, style_size)
+    given = list(style) if isinstance(style, (list, tuple)) else [style]
+    names = any(_is_style_name(s) for s in given)    # "udnie" or "3": a trained style, as the CLI takes it
+    styles = None if names else prepare_styles(given, style_size)   # files are checked before any loading
     model = method if isinstance(method, StyleMethod) else load(method, **options)
-    code = model.encode_style(styles, style_weights)
+    code = model.encode_style(style_for(model, given, style_size) if names else styles, style_weights)
     return stylize_with(model, code, content, strength=strength, preserve_color=preserve_color, size=size,
                         mask=mask, output=output, precision=precision)
 

@@ -326,6 +326,25 @@ def pixel_count(n: int) -> str:
     return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{n} px"
 
 
+# Resampling overshoots [0, 1] a little at sharp edges; an image in 0..255 or -1..1 is far outside this.
+_UNIT_RANGE_SLACK = 0.25
+
+
+def as_unit_range(image: torch.Tensor, role: str) -> torch.Tensor:
+    """Images are float RGB in [0, 1]. uint8 (0..255) is converted, since it can only mean one thing; a float
+    tensor in another range is refused, since guessing its convention would return a wrong picture."""
+    if image.dtype == torch.uint8:
+        return image.float().div(255.0)
+    if not image.is_floating_point():
+        raise BrushstreamError(f"{role} must be float in [0, 1] or uint8 in [0, 255], got {image.dtype}")
+    if image.numel() and torch.isfinite(image).all():
+        lo, hi = image.min().item(), image.max().item()
+        if lo < -_UNIT_RANGE_SLACK or hi > 1 + _UNIT_RANGE_SLACK:
+            hint = " (0..255: divide by 255)" if hi > 2 else " (-1..1: use (x + 1) / 2)" if lo < -0.5 else ""
+            raise BrushstreamError(f"{role} values span [{lo:.3g}, {hi:.3g}]; images must be in [0, 1]{hint}")
+    return image
+
+
 def check_finite(image: torch.Tensor, target: str | os.PathLike) -> None:
     """A NaN pixel would be written as black without a word: refuse the whole result instead."""
     if image.is_floating_point() and not torch.isfinite(image).all():

@@ -207,3 +207,26 @@ def test_declared_defaults_are_the_constructor_defaults():
         for opt in cls.options:
             assert params[opt.name].default == opt.default, (name, opt.name)
             assert opt.parse(opt.default) == opt.default
+
+
+def test_the_python_api_takes_what_the_cli_takes_and_refuses_ambiguous_tensors(content, style):
+    import brushstream
+    unit = content[..., :48, :48].clone()
+    reference = brushstream.stylize(unit, style)
+    as_bytes = brushstream.stylize((unit * 255).round().to(torch.uint8), style)   # 0..255 bytes mean one thing
+    assert (as_bytes - reference).abs().max() < 0.02
+    for scaled, needle in ((unit * 255, "divide by 255"), (unit * 2 - 1, r"use \(x \+ 1\) / 2")):
+        with pytest.raises(BrushstreamError, match=needle):
+            brushstream.stylize(scaled, style)
+    with pytest.raises(BrushstreamError, match="must be float in \\[0, 1\\] or uint8"):
+        brushstream.stylize(unit.to(torch.int32), style)
+    with pytest.raises(BrushstreamError, match="needs the style code that encode_style\\(\\) returns, got NoneType"):
+        build("adain").stylize(unit, None)
+    adain = build("adain")
+    with pytest.raises(BrushstreamError, match="content image values span .*divide by 255"):
+        adain.stylize(unit * 255, adain.encode_style(style))     # the model itself refuses it too
+    by_name = brushstream.stylize(unit, "udnie", method="msgnet")     # a trained style by name, as on the CLI
+    by_index = brushstream.stylize(unit, "3", method="msgnet")
+    msgnet = build("msgnet")
+    assert msgnet.capabilities.fixed_styles[3] == "udnie"
+    assert torch.allclose(by_name, by_index) and not torch.allclose(by_name, brushstream.stylize(unit, "0", method="msgnet"))

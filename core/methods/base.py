@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import BrushstreamError
-from ..image import pixel_count
+from ..image import as_unit_range, pixel_count
 from ..ops.colour import match_palette, palette_stats, preserve_colour
 from ..ops.resize import crop_box, pad_with_context, resize_long_side, resize_to
 from ..ops.wct import ColouringStats
@@ -231,6 +231,9 @@ class StyleMethod(nn.Module):
         precision = PRECISION.parse(precision)
         if precision == "bf16" and self.capabilities.optimisation:
             raise BrushstreamError(f"{self.name} optimises pixels and runs in fp32 only")
+        if not isinstance(code, StyleCode):
+            raise BrushstreamError(f"{self.name}.stylize needs the style code that encode_style() returns, "
+                                   f"got {type(code).__name__}")
         if code.method != self.name:
             raise BrushstreamError(f"style code was made by {code.method!r}, not {self.name!r}")
         if state is not None and state.method != self.name:
@@ -283,7 +286,7 @@ class StyleMethod(nn.Module):
                 f"{role} image is {x.shape[-1]}x{x.shape[-2]} px; at least {2 * self.stride} px per side is needed")
         if not torch.isfinite(x).all():
             raise BrushstreamError(f"{role} image contains NaN or infinite values")
-        return x.to(self.device, self.dtype).clamp(0, 1)
+        return as_unit_range(x, f"{role} image").to(self.device, self.dtype).clamp(0, 1)
 
     def _check_mask(self, mask: torch.Tensor, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
         if not self.capabilities.spatial_mask:
