@@ -13,7 +13,9 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors follow the same one-line, exit 2 rule
-        raise BrushstreamError(f"{self.prog}: {message}")
+        # main() prints "brushstream: error: ", so only the subcommand is named here ("stylize: argument --size ...")
+        command = self.prog.partition(" ")[2]
+        raise BrushstreamError(f"{command}: {message}" if command else message)
 
 
 def _floats(text: str) -> list[float]:

@@ -206,3 +206,8 @@ def test_eval_refuses_a_file_as_its_report_folder(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "the report goes in a directory" in err[0]
     assert target.read_text() == "keep me"
+
+
+def test_argument_errors_name_the_subcommand_once(tmp_path, capsys):
+    code, err = _run(["stylize", str(_photo(tmp_path)), "--size", "12.5", "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 2 and err == ["brushstream: error: stylize: argument --size: invalid int value: '12.5'"]

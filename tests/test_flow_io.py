@@ -100,4 +100,23 @@ def test_flow_command_refuses_bad_requests_in_one_line(tmp_path, capsys):
     assert "must have one size" in capsys.readouterr().err
     assert main(["flow", str(first), str(first), "-o", str(tmp_path / "x.txt")]) == 2
     assert ".flo" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    for magnitude in ("-1", "0", "nan", "inf"):
+        assert main(["flow", str(first), str(first), "--max-magnitude", magnitude, "-o", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"brushstream: error: flow: argument --max-magnitude: must be a finite number of pixels "
+                       f"above 0, got {magnitude!r}"]
+    from PIL import Image
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (10, 8), "gray").save(tiny)
+    for backend in ("dis", "farneback"):
+        assert main(["flow", str(tiny), str(tiny), "--backend", backend, "-o", str(tmp_path / "x.flo")]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"brushstream: error: {tiny}: frame is 10x8 px; flow needs at least 16 px per side"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.png"]
+
+
+def test_dis_keeps_a_scaled_frame_large_enough_for_opencv():
+    from brushstream.core.flow import get_flow
+    frames = torch.rand(2, 1, 3, 40, 60)
+    flow = get_flow("dis", preset="ultrafast", scale=0.1)(frames[0], frames[1])   # 6x4 px would fail in OpenCV
+    assert flow.shape == (1, 2, 40, 60) and torch.isfinite(flow).all()

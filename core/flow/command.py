@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import BrushstreamError
 
 FLOW_SUFFIXES = (".flo",)
+MIN_FRAME_SIDE = 16   # OpenCV's DIS refuses frames under 12 px; FlowNet's pyramid halves six times
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -29,6 +30,9 @@ def cmd_flow(args) -> int:
     if suffix in PICTURE_SUFFIXES:
         check_output_path(out)
     first, second = load_image(args.frame1), load_image(args.frame2)
+    if min(first.size) < MIN_FRAME_SIDE:
+        raise BrushstreamError(f"{first.path}: frame is {first.size[1]}x{first.size[0]} px; flow needs at least "
+                               f"{MIN_FRAME_SIDE} px per side")
     if first.size != second.size:
         raise BrushstreamError(f"{second.path}: is {second.size[1]}x{second.size[0]} px but {first.path} is "
                                f"{first.size[1]}x{first.size[0]}; the two frames must have one size")
@@ -51,6 +55,19 @@ def cmd_flow(args) -> int:
     return 0
 
 
+def _positive_pixels(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of pixels above 0, got {text!r}")
+    return value
+
+
 def add_flow_parser(sub, parser_class) -> None:
     from . import flow_backends
     from .dis import DEFAULTS, PRESETS
@@ -61,12 +78,12 @@ def add_flow_parser(sub, parser_class) -> None:
     f.add_argument("frame2")
     f.add_argument("--backend", default="dis", choices=flow_backends(), help="flow backend (default dis)")
     f.add_argument("--preset", default=DEFAULTS["preset"], choices=list(PRESETS), help="DIS preset (default medium)")
-    f.add_argument("--weights", default=None, help="flownet: weights (manifest name or .safetensors file; "
-                                                   "default: the bundled FlowNetC)")
+    f.add_argument("--weights", default=None, help="flownet: a .safetensors file from `brushstream train flownetc` "
+                                                   "(or flownets) or a manifest name; no FlowNet weights are bundled")
     f.add_argument("--scale", type=float, default=1.0, metavar="S",
                    help="dis and flownet: work at this fraction of the frame size, 0.1..1 (default 1)")
     f.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="flownet: device (default cpu)")
-    f.add_argument("--max-magnitude", type=float, default=None, metavar="PX",
+    f.add_argument("--max-magnitude", type=_positive_pixels, default=None, metavar="PX",
                    help="picture output: the magnitude shown fully saturated (default: the largest in the picture)")
     f.add_argument("-o", "--output", required=True, help="OUT.flo (Middlebury) or OUT.png / OUT.jpg (colour wheel)")
     f.add_argument("-q", "--quiet", action="store_true")

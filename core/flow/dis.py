@@ -42,9 +42,12 @@ class DISFlow:
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h, w = a.shape[-2:]
+        if max(h, w) < 12:
+            raise BrushstreamError(f"DIS flow needs frames with a side of at least 12 px, got {w}x{h}")
         small = None
         if self.scale < 1.0:
-            small = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
+            # OpenCV's DIS needs a side of 12 px or more: a small frame is not shrunk below 16
+            small = (min(w, max(16, round(w * self.scale))), min(h, max(16, round(h * self.scale))))
         flow = self._dis.calc(gray_u8(a, small), gray_u8(b, small), None)
         if small is not None:
             fx, fy = w / small[0], h / small[1]
