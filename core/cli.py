@@ -224,9 +224,12 @@ def cmd_methods(args) -> int:
         print(f"    can: {', '.join(flags)}" + (f"; styles: {', '.join(caps.fixed_styles)}" if caps.fixed_styles else ""))
         if not caps.video_native:
             print(f"    video: flow-guided temporal blend, default --temporal-strength {cls.temporal_strength:g}")
+        if cls.needs_download:
+            print(f"    downloads: {cls.needs_download}")
         for opt in cls.options:
             print(f"    {opt.flag}: {opt.describe()}")
     print("every method: " + "; ".join(f"{o.flag}: {o.describe()}" for o in STYLIZE_OPTIONS))
+    print("training (brushstream train, every recipe): the VGG16 ImageNet weights as the loss network")
     return 0
 
 

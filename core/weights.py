@@ -361,7 +361,8 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
     raise BrushstreamError(
         f"{entry.name}: {entry.file} not found (looked in: {'bundled assets, ' if entry.bundled else ''}"
         f"${ENV_DIR}={env_dir or '(unset)'}, {cache}; {why}); set {ENV_DIR} to a folder that holds it, "
-        f"or go online and run `brushstream weights pull {entry.name}`")
+        f"or go online and run `brushstream weights pull {entry.name}`"
+        + ("" if entry.bundled else f" ({entry.bytes / 1e6:.0f} MB, not bundled: `brushstream methods` says what needs it)"))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

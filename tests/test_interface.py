@@ -230,3 +230,23 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_ambiguous_tensors(c
     msgnet = build("msgnet")
     assert msgnet.capabilities.fixed_styles[3] == "udnie"
     assert torch.allclose(by_name, by_index) and not torch.allclose(by_name, brushstream.stylize(unit, "0", method="msgnet"))
+
+
+@pytest.mark.parametrize("method, options", [
+    ("adain", {}), ("adain", {"level": "relu4_1"}), ("wct", {}), ("wct", {"levels": "relu4_1,relu3_1"}),
+    ("swap", {}), ("lst", {}), ("lst", {"model": "lst_r41"}), ("johnson", {}), ("msgnet", {}), ("reconet", {}),
+    ("metanet", {}), ("gatys", {}),
+])
+def test_what_a_method_says_it_downloads_is_what_it_needs(monkeypatch, method, options):
+    """Without the VGG16 file anywhere, a method builds offline unless its declaration says when it needs it."""
+    monkeypatch.delenv("BRUSHSTREAM_WEIGHTS_DIR", raising=False)
+    from brushstream.core.nets import pretrained
+    pretrained._read.cache_clear()
+    declared = available()[method].needs_download
+    flag = {"level": "with --level relu4_1", "levels": "--levels includes relu4_1", "model": "with --model lst_r41"}
+    needs = bool(declared) and ("always" in declared or any(k in options and flag[k] in declared for k in flag))
+    if needs:
+        with pytest.raises(BrushstreamError, match="not bundled: `brushstream methods` says what needs it"):
+            build(method, **options)
+    else:
+        build(method, **options)

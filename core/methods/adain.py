@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_input_encoder, decoder_level, level_encoders,
-                               trained_network, vgg_decoder)
+from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, decoder_input_encoder, decoder_level,
+                               level_encoders, trained_network, vgg_decoder)
 from ..nets.student_encoder import LEVEL_TEACHER, StudentEncoder
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain
@@ -36,6 +36,7 @@ DECODERS = {"relu4_1": "adain_vgg16_r41_decoder", "relu3_1": "adain_vgg19n_r31_d
 class AdaIN(StyleMethod):
     name = "adain"
     summary = "AdaIN, Huang & Belongie 2017: fast arbitrary style"
+    needs_download = f"{VGG16_DOWNLOAD}: with --level relu4_1"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, spatial_mask=True)
     stride = STRIDE["relu4_1"]   # the finest that serves both levels; set per instance below
     batches = True   # instance statistics are per image inside the batch

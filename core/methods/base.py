@@ -139,6 +139,9 @@ class StyleMethod(nn.Module):
     summary: ClassVar[str] = ""          # one line for menus and --help: paper and what it is good for
     capabilities: ClassVar[Capabilities]
     options: ClassVar[tuple[Option, ...]] = ()   # construction options, checked by registry.build
+    # Weights that are not bundled and when the method needs them (shown by `brushstream methods`): a fresh
+    # install runs every method offline except these.
+    needs_download: ClassVar[str] = ""
     stride: ClassVar[int] = 4            # content is padded to a multiple of this and cropped back
     # Px of reflected surroundings added on every side (at the working size) and cropped off again: encoders with
     # zero padding put light bands along the borders of a decoder's output otherwise (bench/edge_bands.py).

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..nets.pretrained import VGG16_WEIGHTS, vgg16_features
+from ..nets.pretrained import VGG16_DOWNLOAD, VGG16_WEIGHTS, vgg16_features
 from ..nets.vgg16 import TAP_INDEX
 from ..ops.resize import resize_to
 from ..ops.stats import gram
@@ -27,6 +27,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 class Gatys(StyleMethod):
     name = "gatys"
     summary = "Gatys et al. 2016: optimises the pixels (slow, strongest style)"
+    needs_download = f"{VGG16_DOWNLOAD}: always (its loss network)"
     capabilities = Capabilities(arbitrary_style=True, optimisation=True, texture_synthesis=True)
     stride = 1
     default_max_pixels = 1024 * 1024   # each step is a VGG16 forward and backward pass

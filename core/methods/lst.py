@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ..errors import BrushstreamError
 from ..nets.lst import LinearTransform
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, level_encoders, trained_network,
-                               vgg_decoder)
+from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, level_encoders,
+                               trained_network, vgg_decoder)
 from ..nets.vgg16_encoder import CHANNELS, STRIDE
 from .base import CONTEXT_CELLS, PALETTE, WORK_SIZE, Capabilities, StyleMethod, blend_strength
 from .options import Option
@@ -26,6 +26,7 @@ DEFAULT_MODEL = "lst_r31"
 class LinearStyleTransfer(StyleMethod):
     name = "lst"
     summary = "Linear Style Transfer, Li et al. 2019: a learned linear feature transform, fast and steady on video"
+    needs_download = f"{VGG16_DOWNLOAD} and lst_r41 itself (10 MB): with --model lst_r41"
     # An image method: its stability comes from the linear transform; the base class's flow-guided state still applies.
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
     stride = STRIDE["relu3_1"]   # per instance: the model's level's

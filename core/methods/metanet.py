@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from ..nets.metanet import STYLE_LAYERS, run_transform, style_statistics
-from ..nets.pretrained import VGG16_WEIGHTS, trained_network, vgg16_features
+from ..nets.pretrained import VGG16_DOWNLOAD, VGG16_WEIGHTS, trained_network, vgg16_features
 from ..nets.metanet import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
@@ -21,6 +21,7 @@ DEFAULT_MODEL = "metanet_styles"
 class MetaNetMethod(StyleMethod):
     name = "metanet"
     summary = "MetaNet, Shen et al. 2018: any style image written into a fast network in one pass"
+    needs_download = f"{VGG16_DOWNLOAD}: always (the style statistics it reads)"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
     stride = STRIDE
     options = (Option("model", "text", DEFAULT_MODEL, "trained meta network: manifest name or .safetensors file "

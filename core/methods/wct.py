@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
+from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
 from ..nets.vgg16_encoder import STRIDE
 from ..nets.vgg_decoder import LEVELS
 from ..ops.wct import colouring_stats, whiten_colour
@@ -24,6 +24,8 @@ FIVE_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
 class WCT(StyleMethod):
     name = "wct"
     summary = "WCT, Li et al. 2017: whitening and colouring, coarse to fine"
+    needs_download = (f"{VGG16_DOWNLOAD}: when --levels includes relu4_1 or relu5_1; relu5_1 also needs "
+                      f"vgg16_r51_decoder (20 MB)")
     capabilities = Capabilities(arbitrary_style=True, texture_synthesis=True)
     stride = 4            # per instance: the deepest level's
     code_dtype = torch.float64   # covariance square roots stay in float64 (ops/wct.py)

@@ -29,6 +29,7 @@ DECODER_WEIGHTS = {
     "relu1_1": "vgg19_normalised_r11_decoder",
 }
 VGG16_WEIGHTS = "vgg16_imagenet_caffe"
+VGG16_DOWNLOAD = "the VGG16 ImageNet weights (vgg16_imagenet_caffe, 59 MB, not bundled)"   # for `brushstream methods`
 # The light levels use the bundled normalised VGG19 (2.2 MB); the deep ones the VGG16 ImageNet backbone.
 VGG16_LEVELS = ("relu4_1", "relu5_1")
 
