@@ -69,7 +69,7 @@ def test_offline_without_the_set_train_asks_for_content_dir_in_one_line(tmp_path
     code = cli_main(["train", "johnson", "--style", STYLE, "-o", str(tmp_path / "x.safetensors")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "give --content-dir FOLDER" in err[0] and NAME in err[0]
-    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.safetensors.ckpt").exists()
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.ckpt").exists()
 
 
 def test_an_unknown_content_set_names_the_known_ones(tmp_path, monkeypatch):

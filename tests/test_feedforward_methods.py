@@ -154,7 +154,7 @@ def test_cli_stylizes_with_a_trained_model_and_trained_style_names(models, tmp_p
     assert run("stylize", photo, "--method", "metanet", "--model", models["metanet"], "--style", STYLES / "udnie.jpg",
                "--size", 64, "-o", tmp_path / "t.png") == 0
     assert all((tmp_path / f).exists() for f in ("j.png", "m.png", "t.png"))
-    meta = json.loads((models["metanet"].parent / "metanet.safetensors.manifest.json").read_text())
+    meta = json.loads((models["metanet"].parent / "metanet.manifest.json").read_text())
     assert meta["method"] == "metanet"
 
 

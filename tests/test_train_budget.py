@@ -72,7 +72,7 @@ def test_a_budgeted_run_uses_its_minutes_within_ten_percent_and_ends_with_every_
     # Steps are not fixed in advance: the budget set them (recipe.steps=10 is ignored under --minutes).
     assert result.steps == len(recipe.sizes) > 20
     assert read_metadata(out)["budget_minutes"] == f"{minutes:g}"
-    for name in ("budget.loss.png", "budget.preview.png", "budget.safetensors.manifest.json"):
+    for name in ("budget.loss.png", "budget.preview.png", "budget.manifest.json"):
         assert (tmp_path / name).stat().st_size > 0, name
         assert (tmp_path / name).stat().st_mode == out.stat().st_mode, name   # one mode for all, from the umask
 
@@ -193,7 +193,7 @@ def test_the_recorded_command_names_no_machine_path_and_reruns_from_the_data_fol
     out = tmp_path / "cmd.safetensors"
     recipe = costed(data / "content", SimulatedClock(), steps=2, style=(str(data / "styles" / "starry_night.jpg"),))
     fit(recipe, out, progress=False, precision="fp32")
-    entry = json.loads(Path(str(out) + ".manifest.json").read_text())
+    entry = json.loads(out.with_name(out.stem + ".manifest.json").read_text())
     command = entry["recipe"]["command"]
     assert str(tmp_path) not in command and not any(a.startswith("/") for a in shlex.split(command))
     assert entry["recipe"]["content_dir"] == "content"

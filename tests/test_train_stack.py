@@ -44,7 +44,7 @@ def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_pa
     with pytest.raises(TrainingStopped, match="stopped at step 5"):
         fit(tiny(photos), tmp_path / "b.safetensors", checkpoint_every=3, callback=_stop_at(5), progress=False)
     assert not (tmp_path / "b.safetensors").exists()
-    saved = torch.load(tmp_path / "b.safetensors.ckpt", weights_only=True)
+    saved = torch.load(tmp_path / "b.ckpt", weights_only=True)
     assert saved["step"] == 5 and saved["position"] == 10   # the stop itself is checkpointed
     resumed = fit(tiny(photos), tmp_path / "b.safetensors", checkpoint_every=3, resume=True, progress=False)
     a, b = _tensors(tmp_path / "a.safetensors"), _tensors(tmp_path / "b.safetensors")
@@ -77,7 +77,7 @@ def test_an_existing_checkpoint_needs_resume_and_the_same_recipe(photos, tmp_pat
     del saved["lr"]
     assert tiny(photos).same_run_as(json.dumps(saved)) == []
     assert tiny(photos, lr=0.01).same_run_as(json.dumps(saved)) == ["lr"]
-    (tmp_path / "m.safetensors.ckpt").write_bytes(b"not a checkpoint")
+    (tmp_path / "m.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(BrushstreamError, match="unreadable checkpoint"):
         fit(tiny(photos), tmp_path / "m.safetensors", resume=True, progress=False)
 
@@ -94,9 +94,12 @@ def test_the_loss_falls_on_a_tiny_set(photos, tmp_path, name):
     assert sum(totals[-5:]) < 0.3 * sum(totals[:5])
     assert (tmp_path / f"{name}.loss.png").stat().st_size > 1000
     assert sorted(p.name for p in (tmp_path / f"{name}.previews").iterdir()) == ["step_000020.png", "step_000040.png"]
+    # one naming for everything a run writes: the output's stem and what the thing is
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{name}.{what}" for what in ("safetensors", "ckpt", "loss.png", "preview.png", "previews", "manifest.json"))
     meta = load_state_dict(tmp_path / f"{name}.safetensors")[1]
     assert json.loads(meta["recipe"])["steps"] == 40 and meta["recipe_name"] == name
-    entry = json.loads((tmp_path / f"{name}.safetensors.manifest.json").read_text())
+    entry = json.loads((tmp_path / f"{name}.manifest.json").read_text())
     assert entry["sha256"] == sha256_file(tmp_path / f"{name}.safetensors") and entry["method"] == name
 
 
@@ -129,11 +132,11 @@ def _wait_for_step(ckpt, step, proc, timeout=120):
 def test_kill_9_mid_run_then_resume_matches_a_straight_run(photos, tmp_path):
     straight = _cli(*_train_args(photos, tmp_path / "a.safetensors", 14))   # one thread each: both run at once
     killed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14))
-    _wait_for_step(tmp_path / "b.safetensors.ckpt", 4, killed)
+    _wait_for_step(tmp_path / "b.ckpt", 4, killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert straight.wait(timeout=300) == 0, straight.communicate()
-    step = torch.load(tmp_path / "b.safetensors.ckpt", weights_only=True)["step"]
+    step = torch.load(tmp_path / "b.ckpt", weights_only=True)["step"]
     assert 4 <= step < 14 and step % 2 == 0 and not (tmp_path / "b.safetensors").exists()
     resumed = _cli(*_train_args(photos, tmp_path / "b.safetensors", 14), "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.communicate()
@@ -145,14 +148,14 @@ def test_a_signal_stops_after_the_step_and_keeps_the_checkpoint(photos, tmp_path
     signals = {signal.SIGINT: 130, signal.SIGTERM: 143}
     procs = {sig: _cli(*_train_args(photos, tmp_path / f"s{int(sig)}.safetensors", 10_000)) for sig in signals}
     for sig, proc in procs.items():   # one thread each: both run at once
-        _wait_for_step(tmp_path / f"s{int(sig)}.safetensors.ckpt", 2, proc)
+        _wait_for_step(tmp_path / f"s{int(sig)}.ckpt", 2, proc)
         proc.send_signal(sig)
     for sig, proc in procs.items():
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == signals[sig], err
         line = err.strip().splitlines()[-1]
         assert line.startswith("brushstream: stopped at step") and "--resume" in line and "Traceback" not in err
-        saved = torch.load(tmp_path / f"s{int(sig)}.safetensors.ckpt", weights_only=True)
+        saved = torch.load(tmp_path / f"s{int(sig)}.ckpt", weights_only=True)
         assert f"stopped at step {saved['step']} " in line
         assert not (tmp_path / f"s{int(sig)}.safetensors").exists()
 
@@ -174,8 +177,8 @@ def test_two_process_ddp_equals_single_process_training_on_the_same_global_batch
     initial = _tensors_initial(photos)
     assert min((a[k] - initial[k]).abs().max() for k in a) > 1e-3   # every layer moved by about lr or more
     # The same data and the averaged gradients give the same losses at every step...
-    ddp_losses = [h["total"] for h in torch.load(tmp_path / "ddp.safetensors.ckpt", weights_only=True)["history"]]
-    one_losses = [h["total"] for h in torch.load(tmp_path / "one.safetensors.ckpt", weights_only=True)["history"]]
+    ddp_losses = [h["total"] for h in torch.load(tmp_path / "ddp.ckpt", weights_only=True)["history"]]
+    one_losses = [h["total"] for h in torch.load(tmp_path / "one.ckpt", weights_only=True)["history"]]
     assert ddp_losses == pytest.approx(one_losses, rel=1e-4)
     # ...and the same weights, except where a gradient is rounding noise: the all-reduce sums in another order
     # and Adam divides a tiny gradient by its own size, so such an element may step the other way.
@@ -303,7 +306,7 @@ def test_init_from_fine_tunes_a_trained_network_with_a_changed_recipe(photos, tm
     moved = max(float((weights[k] - trained[k]).abs().max()) for k in trained)
     assert 0 < moved <= 1e-3 / 50 * 1.05
     assert meta["init_from"] == f"{source} sha256:{sha256_file(source)}"
-    assert torch.load(tmp_path / "ft.safetensors.ckpt", weights_only=True)["warmup"] == 50   # kept for --resume
+    assert torch.load(tmp_path / "ft.ckpt", weights_only=True)["warmup"] == 50   # kept for --resume
     resumed = fit(tiny(photos, steps=2, lr=1e-3, style_size=64), tmp_path / "ft.safetensors", resume=True,
                   progress=False, loss_curve=False)
     assert load_state_dict(resumed.output)[1]["init_from"] == meta["init_from"]   # provenance survives --resume

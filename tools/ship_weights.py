@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--method", help="the method that loads it, when not the recipe's (a decoder another method uses)")
     args = ap.parse_args()
     src = Path(args.file)
-    sidecar = json.loads(src.with_name(src.name + ".manifest.json").read_text())
+    sidecar = json.loads(src.with_name(src.stem + ".manifest.json").read_text())
     if args.float16:
         src = _as_float16(src)
     target = BUNDLED_DIR / f"{args.name}.safetensors"

@@ -61,7 +61,7 @@ def add_train_parser(sub, parser_class) -> None:
         r.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint")
         r.add_argument("--init-from", metavar="MODEL", help="start a new run from a trained network's weights (file "
                        "or manifest name; same architecture): fine-tuning with changed settings, which --resume refuses")
-        r.add_argument("--checkpoint", help="checkpoint file (default: OUT.ckpt)")
+        r.add_argument("--checkpoint", help="checkpoint file (default: OUT with .ckpt for .safetensors)")
         r.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
         r.add_argument("--preview-every", type=int, default=0, help="steps between preview images (0: none)")
         r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -127,8 +127,11 @@ class _StopSignals:
 
 
 def default_checkpoint(out: str | os.PathLike) -> Path:
+    """OUT's stem + .ckpt, beside OUT.loss.png, OUT.preview.png and OUT.previews/ (one naming for all of them); a
+    run started before that naming resumes from its OUT.safetensors.ckpt."""
     out = Path(out)
-    return out.with_name(out.name + ".ckpt")
+    current, earlier = out.with_name(out.stem + ".ckpt"), out.with_name(out.name + ".ckpt")
+    return earlier if earlier.is_file() and not current.exists() else current
 
 
 def _rng_states() -> dict:
@@ -216,7 +219,7 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
         preview_every: int = 0, preview_count: int = 2, workers: int = 0,
         callback: Callable[[Progress], bool | None] | None = None, progress: bool = True,
         loss_curve: bool = True, clock: Callable[[], float] = time.monotonic) -> TrainResult:
-    """Train ``recipe`` and write ``out`` (safetensors) with a manifest entry beside it (``out``.manifest.json),
+    """Train ``recipe`` and write ``out`` (safetensors) with a manifest entry beside it (``out``'s stem + .manifest.json),
     its loss curve (``out``'s stem + .loss.png) and a preview sheet (stem + .preview.png).
 
     ``checkpoint`` defaults to ``out``.ckpt. An existing checkpoint is refused unless ``resume`` (so a
@@ -402,7 +405,7 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
                     **recipe.relative_values()},
             training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
                       "precision": precision, **({"minutes": minutes} if minutes is not None else {})})
-        with atomic_path(out.with_name(out.name + ".manifest.json")) as tmp:
+        with atomic_path(out.with_name(out.stem + ".manifest.json")) as tmp:
             Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
         if loss_curve and history:
             plot_losses(history, out.with_name(out.stem + ".loss.png"), f"{recipe.name}: {out.stem}")
