@@ -222,3 +222,34 @@ def test_metanet_output_saturates_instead_of_exploding_for_a_far_off_style():
     net.standardise_over(torch.rand(3, 1920))
     y = net(torch.rand(1, 3, 32, 32), torch.full((1, 1920), 1e3))
     assert y.min() >= 0.5 - 0.589 and y.max() <= 0.5 + 0.589 and y.std() > 0.01
+
+
+@torch.no_grad()
+def test_msgnet_comatch_is_the_papers_transposed_product():
+    """Eq. 6: y = (W G)^T x. With a W that is not symmetric, (W G) x is a different layer."""
+    from brushstream.core.nets.msgnet import CoMatch
+    torch.manual_seed(0)
+    layer = CoMatch(4)
+    layer.weight.copy_(torch.randn(1, 4, 4))
+    feats = torch.randn(1, 4, 6)
+    gram = feats @ feats.mT / 6
+    x = torch.randn(2, 4, 3, 5)
+    expected = torch.einsum("ij,bjp->bip", (layer.weight[0] @ gram[0]).T, x.reshape(2, 4, 15)).reshape(2, 4, 3, 5)
+    assert torch.allclose(layer(x, gram), expected, atol=1e-5)
+
+
+@torch.no_grad()
+def test_metanet_feeds_its_meta_network_standardised_statistics():
+    """The trunk sees (stats - mean) / scale of the training styles: the mean style is a zero input."""
+    import copy
+    torch.manual_seed(0)
+    net = MetaNet(width=4, residual_blocks=1, hidden=8)
+    stats = torch.rand(3, 1920) * torch.logspace(0, 3, 1920)      # features four orders of magnitude apart
+    net.standardise_over(stats)
+    raw = copy.deepcopy(net)
+    raw.stat_mean.zero_()
+    raw.stat_scale.fill_(1.0)
+    standardised = (stats - stats.mean(0)) / stats.std(0).clamp_min(MIN_STAT_SCALE)
+    for name, (weight, bias) in net.generate(stats).items():
+        expected_weight, expected_bias = raw.generate(standardised)[name]
+        assert torch.allclose(weight, expected_weight, atol=1e-5) and torch.allclose(bias, expected_bias, atol=1e-5)
