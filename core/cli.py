@@ -187,12 +187,7 @@ def cmd_video(args) -> int:
 
     options = method_options(get(args.method), given_options(args))
     settings = _stylize_settings(args)
-    if args.size is not None and not 16 <= args.size <= 8192:
-        raise BrushstreamError(f"--size is the output height and must be between 16 and 8192 px, got {args.size}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise BrushstreamError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if args.temporal_strength is not None and not 0.0 <= args.temporal_strength <= 1.0:
-        raise BrushstreamError(f"--temporal-strength must be between 0 and 1, got {args.temporal_strength}")
+    # --size, --max-frames, --start and --temporal-strength are checked once, by stylize_video, before any work
     flow_options = {"preset": args.flow_preset, "scale": args.flow_scale} if args.flow == "dis" else {}
     result = stylize_video(args.input, args.style, args.output, method=args.method,
                            style_weights=_floats(args.style_weights) if args.style_weights else None,

@@ -8,6 +8,7 @@ the complete output or nothing at the output path.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from .errors import BrushstreamError
 from .methods import StyleCode, StyleMethod
 from .temporal import StreamState
 from .video import AudioSource, VideoFrame, VideoReader, VideoWriter, check_video_output, output_size, probe_video
+
+MIN_VIDEO_SIZE, MAX_VIDEO_SIZE = 16, 8192   # output height, px
 
 
 @dataclass
@@ -80,9 +83,14 @@ def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
     out = check_video_output(output)
     refuse_overwriting_inputs([out], [input, *(style if isinstance(style, (list, tuple)) else [style])])
     if max_frames is not None and max_frames < 1:
-        raise BrushstreamError(f"max_frames must be at least 1, got {max_frames}")
-    if start < 0:
-        raise BrushstreamError(f"start must be 0 s or later, got {start}")
+        raise BrushstreamError(f"max_frames (--max-frames) must be at least 1, got {max_frames}")
+    if not (math.isfinite(start) and start >= 0):
+        raise BrushstreamError(f"start (--start) must be 0 s or later, got {start}")
+    if size is not None and not MIN_VIDEO_SIZE <= size <= MAX_VIDEO_SIZE:
+        raise BrushstreamError(f"size (--size) is the output height and must be between {MIN_VIDEO_SIZE} and "
+                               f"{MAX_VIDEO_SIZE} px, got {size}")
+    if temporal_strength is not None and not (math.isfinite(temporal_strength) and 0.0 <= temporal_strength <= 1.0):
+        raise BrushstreamError(f"temporal_strength (--temporal-strength) must be between 0 and 1, got {temporal_strength}")
     info = probe_video(input)
     if info.duration is not None and start > 0 and start >= info.duration:
         raise BrushstreamError(f"{info.path}: start {start:g} s is past the end of the clip ({info.duration:.2f} s)")

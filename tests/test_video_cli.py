@@ -213,3 +213,29 @@ def test_disk_full_and_interrupted_writes_leave_nothing(tmp_path, capsys, monkey
     assert not out.exists() and _leftovers(out.parent) == []
     with pytest.raises(BrushstreamError, match="no frames at or after"):
         brushstream.stylize_video(clip, STYLE, out, start=0.39)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--max-frames", "0"], "max_frames (--max-frames) must be at least 1, got 0"),
+    (["--size", "8"], "size (--size) is the output height and must be between 16 and 8192 px, got 8"),
+    (["--size", "9000"], "size (--size) is the output height and must be between 16 and 8192 px, got 9000"),
+    (["--start", "-1"], "start (--start) must be 0 s or later, got -1.0"),
+    (["--start", "nan"], "start (--start) must be 0 s or later, got nan"),
+    (["--temporal-strength", "1.5"], "temporal_strength (--temporal-strength) must be between 0 and 1, got 1.5"),
+    (["--temporal-strength", "nan"], "temporal_strength (--temporal-strength) must be between 0 and 1, got nan"),
+])
+def test_video_settings_are_checked_once_for_the_cli_and_the_library(tmp_path, capsys, monkeypatch, args, needle):
+    """One check, in stylize_video, serves both hosts, and runs before any weights are looked up."""
+    from brushstream.core import weights
+    from brushstream.core.video_stylize import stylize_video
+    monkeypatch.setattr(weights, "resolve", lambda *a, **kw: pytest.fail("weights looked up before the check"))
+    clip = make_clip(tmp_path / "in.mp4", 3, size=(W, H))
+    out = tmp_path / "out.mp4"
+    code, _, err = _video([str(clip), "--style", STYLE, *args, "-o", str(out)], capsys)
+    assert code == 2 and err == [f"brushstream: error: {needle}"]
+    flag, value = args
+    keyword = {"--max-frames": "max_frames", "--size": "size", "--start": "start",
+               "--temporal-strength": "temporal_strength"}[flag]
+    with pytest.raises(BrushstreamError) as caught:
+        stylize_video(clip, STYLE, out, **{keyword: (int if flag in ("--max-frames", "--size") else float)(value)})
+    assert str(caught.value) == needle and not out.exists()
