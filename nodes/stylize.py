@@ -118,8 +118,12 @@ def encode_style(model: LoadedModel, images: list[torch.Tensor], weights_text: s
     module = model.module
     with autograd_if(model.optimises):
         if styles:
-            styles = [_detached_copy(s) for s in styles]
-            return module.encode_style(styles, parse_weights(weights_text, len(styles)))
+            weights = parse_weights(weights_text, len(styles))
+            # Encoded on ComfyUI's device like the stylizing (a VGG pass per style), the code kept on the offload
+            # device: a method moves a code to wherever it runs.
+            with host.on_device(module, styles[0]) as device:
+                code = module.encode_style([_detached_copy(s).to(device) for s in styles], weights)
+            return code.to(host.offload_device())
         if not (trained_style or "").strip():
             raise BrushstreamError(f"{model.method} needs a style: connect a style IMAGE"
                                    + (" or type a trained style" if module.capabilities.fixed_styles else ""))

@@ -382,3 +382,29 @@ def test_an_interrupt_stops_a_clip_within_one_frame(monkeypatch):
     with pytest.raises(Interrupted):
         video.stylize_frames(model, code, _clip(6), **COMMON)
     assert len(done) == 2
+
+
+@pytest.mark.parametrize("node", ["encode", "stylize"])
+def test_nodes_make_room_then_run_on_comfyuis_device_and_give_it_back(monkeypatch, node):
+    """ComfyUI's convention: free_memory for the model's size, move it to get_torch_device(), work there, and
+    return it to the offload device. "cpu:0" stands in for the GPU so the moves can be told apart."""
+    photo, style = _inputs()
+    model = load_model("adain", {})
+    code = encode_style(model, [style]) if node == "stylize" else None
+    events = []
+    monkeypatch.setattr(host, "torch_device", lambda: torch.device("cpu:0"))
+    monkeypatch.setattr(host, "free_memory", lambda required, device: events.append(("free", str(device), required)))
+    real_to, real_run = model.module.to, model.module._encode_style if node == "encode" else model.module._stylize
+    monkeypatch.setattr(model.module, "to", lambda device: events.append(("move", str(device))) or real_to(device))
+
+    def run(*args, **kwargs):
+        events.append(("run",))
+        return real_run(*args, **kwargs)
+    monkeypatch.setattr(model.module, "_encode_style" if node == "encode" else "_stylize", run)
+    if node == "encode":
+        encode_style(model, [style])
+    else:
+        stylize_images(model, code, photo, **COMMON)
+    (free, device, required), moved, back = events[0], events[1], events[-1]
+    assert (free, device) == ("free", "cpu:0") and required >= host.module_bytes(model.module)
+    assert moved == ("move", "cpu:0") and back == ("move", "cpu") and events[2:-1] == [("run",)]   # ran in between
