@@ -29,9 +29,36 @@ def test_slot_take_waits_for_a_put_and_close_releases_waiters():
     slot = LatestSlot()
     threading.Timer(0.05, slot.put, args=("late",)).start()
     assert slot.take(timeout=2) == "late"
-    threading.Timer(0.05, slot.close).start()
-    began = time.perf_counter()
-    assert slot.take(timeout=5) is None and time.perf_counter() - began < 2
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slot.take(timeout=None)))   # waits for ever unless closed
+    waiter.start()
+    slot.close()
+    waiter.join(60)                              # a deadlock guard, not a timing: close must wake the waiter
+    assert not waiter.is_alive() and got == [None]
+
+
+class VirtualClock:
+    """perf_counter and sleep for the code under test: sleeping advances the clock at once, so pacing is counted
+    exactly and a busy machine changes nothing."""
+
+    def __init__(self):
+        self.now, self.slept = 1000.0, []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _virtual_clock(monkeypatch, *modules) -> VirtualClock:
+    import types
+    clock = VirtualClock()
+    for module in modules:
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=clock.perf_counter, sleep=clock.sleep,
+                                                                  monotonic=clock.perf_counter, time=clock.perf_counter))
+    return clock
 
 
 # -- stamp -------------------------------------------------------------------------------------------------------
@@ -96,11 +123,13 @@ def test_file_source_loops_paces_and_fits(monkeypatch):
     frames = [source.read() for _ in range(100)]
     assert all(f.shape == (180, 320, 3) and f.dtype == np.uint8 for f in frames)
     assert np.abs(frames[90].astype(int) - frames[0]).mean() < 1   # it looped back to the first frame
+    from brushstream.obs_filter import sources
+    clock = _virtual_clock(monkeypatch, sources)
     source = FileSource(CLIP, (320, 180), fps=20.0)
-    began = time.perf_counter()
+    began = clock.now
     for _ in range(6):
         source.read()
-    assert time.perf_counter() - began >= 5 / 20 * 0.9                  # real-time playback, not as fast as decoding
+    assert clock.now - began == pytest.approx(5 / 20)     # real-time playback: paced to 20 fps, not decoding speed
 
 
 def test_bad_sources_are_one_line_errors(tmp_path):
@@ -192,8 +221,8 @@ def test_a_slow_stylizer_drops_stale_frames_instead_of_queueing_them():
     assert len(sink.frames) == figures["frames"] > 10
     # No backlog: each frame stylized was at most a couple of frames old, and they only move forward.
     assert all(b > a for a, b in zip(stylizer.seen[1:], stylizer.seen[2:]))
-    assert figures["queue_ms_p95"] < 30 and figures["total_ms_p95"] < 120
-    assert 15 < figures["fps"] < 40
+    # Counted: every frame the source made was either stylized or dropped (the last may be in flight).
+    assert 0 <= source.n - figures["frames"] - figures["dropped_capture"] <= 2
 
 
 def test_a_fast_stylizer_keeps_every_frame():
@@ -202,7 +231,6 @@ def test_a_fast_stylizer_keeps_every_frame():
     figures = pipeline.stats.snapshot()
     assert figures["dropped_capture"] == 0 and figures["dropped_output"] == 0
     assert stylizer.seen == list(range(1, len(stylizer.seen) + 1))   # the warm-up frame is sent first, then 2, 3...
-    assert figures["capture_ms_p50"] < 40
 
 
 def test_a_lost_source_is_retried_and_the_stream_goes_on():
@@ -255,8 +283,10 @@ class FakeCamera:
     def set(self, prop, value):
         self.settings[prop] = value
 
+    clock = None
+
     def grab(self):
-        time.sleep(1 / 60)
+        self.clock.sleep(1 / 60)      # a frame every 1/60 s of the virtual clock
         self.n += 1
         return True
 
@@ -267,26 +297,29 @@ class FakeCamera:
         pass
 
 
-def test_a_camera_faster_than_the_target_is_held_to_the_target_fps():
+def test_a_camera_faster_than_the_target_is_held_to_the_target_fps(monkeypatch):
     import cv2
+    from brushstream.obs_filter import sources
     from brushstream.obs_filter.sources import CameraSource
+    FakeCamera.clock = _virtual_clock(monkeypatch, sources)
     camera = CameraSource(0, (320, 180), 20, capture=FakeCamera)
     assert camera._cam.settings[cv2.CAP_PROP_FPS] == 20 and camera._cam.settings[cv2.CAP_PROP_FRAME_WIDTH] == 320
     numbers = [int(camera.read()[0, 0, 0]) for _ in range(8)]
     assert numbers[0] == 1
-    steps = np.diff(numbers)
-    assert 2.5 <= steps.mean() <= 3.5          # 60 fps in, 20 fps out: every third frame
+    assert numbers == [1, 3, 6, 9, 12, 15, 18, 21]    # 60 fps in, 20 fps out: every third frame, due to the tick
     assert camera.read().shape == (180, 320, 3)
 
 
-def test_the_overlay_shows_the_figures_refreshed_twice_a_second():
+def test_the_overlay_shows_the_figures_refreshed_twice_a_second(monkeypatch):
+    from brushstream.obs_filter import stats as stats_module
     from brushstream.obs_filter.stats import FrameTimes, LiveStats
+    clock = _virtual_clock(monkeypatch, stats_module)
     stats = LiveStats()
     empty = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")      # no frames yet: 0.0 fps
     for i in range(30):
         stats.record(FrameTimes(i, i / 30, i / 30 + 0.001, i / 30 + 0.002, i / 30 + 0.02, sent=i / 30 + 0.025))
     cached = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")
     assert np.array_equal(empty, cached)            # within half a second the figures are not recomputed
-    time.sleep(0.55)
+    clock.sleep(0.55)
     fresh = stats.overlay(np.zeros((180, 320, 3), np.uint8), "udnie")
     assert not np.array_equal(cached, fresh)        # then they show the new window (30 fps, 25 ms)
