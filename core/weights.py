@@ -46,8 +46,11 @@ ENV_DIR = "BRUSHSTREAM_WEIGHTS_DIR"
 DEFAULT_HUB_REPO = "brushstream/brushstream-weights"
 SCHEMA = 1
 # Key order of a manifest entry on disk (stable diffs); anything else follows in its own order.
-_ENTRY_KEYS = ("name", "method", "file", "sha256", "bytes", "licence", "attribution", "convention",
-               "description", "bundled", "hub")
+_ENTRY_KEYS = ("name", "method", "role", "styles", "live", "file", "sha256", "bytes", "licence", "attribution",
+               "convention", "description", "bundled", "hub")
+# What a file is to the methods that load it; an option that names a weight file declares the role it takes
+# (Option.weights), so menus and hosts pick files by this field, never by their names.
+ROLES = ("model", "encoder", "decoder", "backbone", "dataset")
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,9 @@ class WeightEntry:
     hub_revision: str
     bundled: bool = False
     description: str = ""
+    role: str = "model"
+    styles: tuple[str, ...] = ()    # the style(s) a per-style network paints
+    live: bool = False              # one of the networks the live filter loads when no style is named
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def to_json(self) -> dict:
@@ -76,6 +82,10 @@ class WeightEntry:
         extra = d.pop("extra")
         hub = {"repo_id": d.pop("hub_repo_id"), "filename": d.pop("hub_filename"),
                "revision": d.pop("hub_revision")}
+        d["styles"] = list(d["styles"])
+        for key, unset in (("styles", []), ("live", False)):   # written only where they say something
+            if d[key] == unset:
+                del d[key]
         return _canonical({**d, "hub": hub, **extra})
 
 
@@ -89,7 +99,15 @@ def _entry_from_json(e: dict) -> WeightEntry:
         convention=e["convention"], hub_repo_id=hub.get("repo_id", DEFAULT_HUB_REPO),
         hub_filename=hub.get("filename", e["file"]), hub_revision=hub.get("revision", "main"),
         bundled=bool(e.get("bundled", False)), description=e.get("description", ""),
+        role=_role(e), styles=tuple(e.get("styles", ())), live=bool(e.get("live", False)),
         extra={k: v for k, v in e.items() if k not in _ENTRY_KEYS})
+
+
+def _role(e: dict) -> str:
+    role = e.get("role", "model")
+    if role not in ROLES:
+        raise ValueError(f"entry {e.get('name')!r}: role must be one of {', '.join(ROLES)}, got {role!r}")
+    return role
 
 
 def load_manifest(path: str | os.PathLike = MANIFEST_PATH) -> dict[str, WeightEntry]:

@@ -18,7 +18,6 @@ from ..core.weights import load_manifest
 from . import host
 from .convert import mask_to_core, to_comfy, to_core
 
-WEIGHT_OPTIONS = ("model", "decoder", "encoder")   # options naming a weight file: menus of what can be loaded
 TILE = 512              # tile side when a whole image does not fit in memory
 TILE_OVERLAP = 64
 
@@ -45,18 +44,18 @@ def _detached_copy(x):
 
 
 def weight_choices(method: str, option: str) -> list[str]:
-    """The menu for a weight option: the declared default first, then the manifest's files for this method and
-    role, then the files in ComfyUI's models/nst_models folder."""
-    cls = available()[method]
-    default = next(o.default for o in cls.options if o.name == option)
-    names = []
-    for entry in load_manifest().values():
-        if method not in entry.method.split(","):
-            continue
-        is_encoder = "decoder" not in entry.name and ("student" in entry.name or entry.name.endswith("_encoder"))
-        if (option == "encoder") == is_encoder and (option != "decoder" or "decoder" in entry.name):
-            names.append(entry.name)
-    return list(dict.fromkeys([str(default), *sorted(names), *host.model_files()]))
+    """The menu for an option that names a weight file: the declared default first, then the manifest's files for
+    this method in the role the option declares (Option.weights), then the files in models/nst_models."""
+    opt = next(o for o in available()[method].options if o.name == option)
+    names = sorted(e.name for e in load_manifest().values()
+                   if method in e.method.split(",") and e.role == opt.weights)
+    return list(dict.fromkeys([str(opt.default), *names, *host.model_files()]))
+
+
+def _weight_options(method: str) -> list[str]:
+    """The method's options that name weight files, the model first, then a decoder before an encoder."""
+    order = {"model": 0, "decoder": 1, "encoder": 2}
+    return [o.name for o in sorted((o for o in get(method).options if o.weights), key=lambda o: order[o.weights])]
 
 
 def _weight_source(text: str) -> str:
@@ -67,12 +66,11 @@ def _weight_source(text: str) -> str:
 def load_model(method: str, options: dict, source: str = "") -> LoadedModel:
     """Build ``method`` with its declared ``options``; ``source`` (a manifest name, hf://... reference or path)
     overrides the method's first weight option."""
-    cls = get(method)
-    options = {k: (_weight_source(v) if k in WEIGHT_OPTIONS and isinstance(v, str) else v) for k, v in options.items()}
+    weight_options = _weight_options(method)
+    options = {k: (_weight_source(v) if k in weight_options and isinstance(v, str) else v) for k, v in options.items()}
     source = (source or "").strip()
     if source:
-        declared = {o.name for o in cls.options}
-        target = next((name for name in WEIGHT_OPTIONS if name in declared), None)   # a decoder before an encoder
+        target = weight_options[0] if weight_options else None
         if target is None:
             raise BrushstreamError(f"{method} loads no weight file, so it takes no weights source ({source!r})")
         options[target] = _weight_source(source)

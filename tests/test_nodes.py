@@ -3,6 +3,7 @@ point; loading, encoding and stylizing keep ComfyUI's IMAGE layout, honour every
 interrupt, leave inference_mode only where autograd needs it, and tile an image that does not fit. The node schemas
 themselves are checked inside a real ComfyUI (host_tests/)."""
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import subprocess
@@ -121,12 +122,19 @@ def test_style_weights_and_trained_style_text():
     assert stylize.parse_trained_style(" 2 ") == 2 and stylize.parse_trained_style("udnie") == "udnie"
 
 
-def test_weight_menus_and_sources():
+def test_weight_menus_and_sources(monkeypatch):
     decoders = stylize.weight_choices("adain", "decoder")
     encoders = stylize.weight_choices("adain", "encoder")
     assert decoders[0] == "auto" and "adain_student_r31_decoder_w05" in decoders
     assert "student_vgg19n_r31_w0375" in encoders and "student_vgg19n_r31_w0375" not in decoders
     assert "johnson_starry_night" in stylize.weight_choices("johnson", "model")
+    # The manifest's role field sorts the files, not their names: a decoder called "pastel" is a decoder.
+    from brushstream.core import weights
+    real = weights.load_manifest()
+    pastel = dataclasses.replace(real["adain_vgg19n_r31_decoder"], name="pastel", role="decoder")
+    monkeypatch.setattr(stylize, "load_manifest", lambda: {**real, "pastel": pastel})
+    assert "pastel" in stylize.weight_choices("adain", "decoder")
+    assert "pastel" not in stylize.weight_choices("adain", "encoder")
     with pytest.raises(BrushstreamError, match="loads no weight file"):
         load_model("gatys", {}, source="some_file.safetensors")
     with pytest.raises(BrushstreamError, match="no such weights file"):

@@ -47,9 +47,9 @@ class AdaIN(StyleMethod):
                choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "a distilled student encoder file (brushstream train distill; --teacher "
                "vgg16 for relu4_1, vgg19n for relu3_1) in place of the level's encoder; auto: the one the decoder was "
-               "trained on (a fast-path decoder names its student), else the level's own encoder"),
+               "trained on (a fast-path decoder names its student), else the level's own encoder", weights="encoder"),
         Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
-               "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")"),
+               "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")", weights="decoder"),
         WORK_SIZE, PALETTE,
     )
 

@@ -29,7 +29,7 @@ class Johnson(StyleMethod):
     stride = STRIDE
     batches = True
     options = (Option("model", "text", DEFAULT_MODEL, "trained Johnson network: manifest name or .safetensors file "
-                      "(brushstream train johnson)"),
+                      "(brushstream train johnson)", weights="model"),
                Option("runtime", "choice", "auto", "inference backend: auto times ONNX Runtime against PyTorch on "
                       "the first image of each size and keeps the faster", choices=RUNTIMES),
                Option("threads", "int", 0, "CPU threads for inference (0: PyTorch's setting)", minimum=0))

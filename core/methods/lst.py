@@ -32,7 +32,7 @@ class LinearStyleTransfer(StyleMethod):
     stride = STRIDE["relu3_1"]   # per instance: the model's level's
     batches = True   # the content matrix is per image; one style code serves the whole batch
     options = (Option("model", "text", DEFAULT_MODEL, "trained LST transformation module: manifest name or "
-                      ".safetensors file (brushstream train lst); its file says which level it works at"),
+                      ".safetensors file (brushstream train lst); its file says which level it works at", weights="model"),
                WORK_SIZE, PALETTE)
 
     def __init__(self, model: str = DEFAULT_MODEL, work_size: int = 0, palette: float = 0.0,

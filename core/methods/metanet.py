@@ -25,7 +25,7 @@ class MetaNetMethod(StyleMethod):
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
     stride = STRIDE
     options = (Option("model", "text", DEFAULT_MODEL, "trained meta network: manifest name or .safetensors file "
-                      "(brushstream train metanet)"),)
+                      "(brushstream train metanet)", weights="model"),)
 
     def __init__(self, model: str = DEFAULT_MODEL, vgg: str = VGG16_WEIGHTS):
         super().__init__()

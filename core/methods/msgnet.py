@@ -30,7 +30,7 @@ class MSGNet(StyleMethod):
     stride = STRIDE
     options = (
         Option("model", "text", DEFAULT_MODEL, "trained MSG-Net: manifest name or .safetensors file "
-               "(brushstream train msgnet)"),
+               "(brushstream train msgnet)", weights="model"),
         Option("brush", "float", 1.0, "brush-stroke scale: the style is seen at 512/brush px (2: strokes twice as "
                "large)", source="paper", minimum=2 / 3, maximum=2.0),
     )

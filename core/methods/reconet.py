@@ -33,7 +33,7 @@ class ReCoNetMethod(StyleMethod):
     stride = STRIDE
     batches = True
     options = (Option("model", "text", DEFAULT_MODEL, "trained ReCoNet network: manifest name or .safetensors file "
-                      "(brushstream train reconet)"),
+                      "(brushstream train reconet)", weights="model"),
                Option("runtime", "choice", "auto", "inference backend: auto times ONNX Runtime against PyTorch on "
                       "the first frame of each size and keeps the faster", choices=RUNTIMES),
                Option("threads", "int", 0, "CPU threads for inference (0: PyTorch's setting)", minimum=0),

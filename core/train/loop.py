@@ -126,6 +126,14 @@ class _StopSignals:
             signal.signal(s, old)
 
 
+def _one_network_per_style(recipe: Recipe) -> bool:
+    """Johnson and ReCoNet files paint the style they were trained on: their entry names it (``styles``)."""
+    from ..methods import available
+
+    cls = available().get(recipe.method or recipe.name)
+    return bool(cls and cls.capabilities.trained_styles and not cls.capabilities.style_blend and recipe.style)
+
+
 def default_checkpoint(out: str | os.PathLike) -> Path:
     """OUT's stem + .ckpt, beside OUT.loss.png, OUT.preview.png and OUT.previews/ (one naming for all of them); a
     run started before that naming resumes from its OUT.safetensors.ckpt."""
@@ -404,7 +412,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
             recipe={"command": recipe.command(minutes) + (f" --init-from {init_from}" if init_from else ""),
                     **recipe.relative_values()},
             training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
-                      "precision": precision, **({"minutes": minutes} if minutes is not None else {})})
+                      "precision": precision, **({"minutes": minutes} if minutes is not None else {})},
+            role="model", **({"styles": [Path(s).stem for s in recipe.style]} if _one_network_per_style(recipe) else {}))
         with atomic_path(out.with_name(out.stem + ".manifest.json")) as tmp:
             Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
         if loss_curve and history:

@@ -6,7 +6,7 @@ import math
 from comfy_api.latest import io
 
 from ...core.methods import Option
-from ..stylize import WEIGHT_OPTIONS, weight_choices
+from ..stylize import weight_choices
 
 INT_LIMIT = 0xFFFFFFFFFFFFFFFF   # ComfyUI's own bound for INT widgets (seeds)
 
@@ -26,7 +26,7 @@ def _float_step(default: float, top: float) -> float:
 def option_input(opt: Option, method: str | None = None, optional: bool = False):
     """One declared option as a V3 input (widget type, default, range, tooltip)."""
     tip = opt.describe()
-    if method is not None and opt.name in WEIGHT_OPTIONS and opt.kind == "text":
+    if method is not None and opt.weights:
         return io.Combo.Input(opt.name, options=weight_choices(method, opt.name), default=str(opt.default),
                               tooltip=tip + "; files in models/nst_models are listed too", optional=optional)
     if opt.kind == "int":
