@@ -129,13 +129,13 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a[STAMP_ROWS:].astype(np.float32) - b[STAMP_ROWS:]).mean())
 
 
-def _shots(obs, count: int, gap: float, timeout: float = 20.0) -> list[tuple[int, np.ndarray]]:
+def _shots(obs, count: int, gap: float, timeout: float = 20.0, source: str = INPUT) -> list[tuple[int, np.ndarray]]:
     """(counter, picture) of the Media Source, from the first readable one on."""
     from brushstream.obs_filter.stamp import read_stamp
     client, out, began = obs.client(), [], time.monotonic()
     while len(out) < count:
         assert time.monotonic() - began < timeout, f"OBS showed no stamped frames in {timeout} s"
-        shot = source_screenshot(client, INPUT, *SIZE)
+        shot = source_screenshot(client, source, *SIZE)
         counter = read_stamp(shot, SIZE[0])
         if counter is not None and (not out or counter != out[-1][0]):
             out.append((counter, shot))
@@ -266,6 +266,46 @@ def test_obs_killed_and_restarted_gets_the_stream_back(obs, live_filter, expecte
     assert _distance(shots[-1][1], expected[style]) < 0.4 * _distance(shots[-1][1], expected["photo"])
     _wait_style(obs, expected, style)
     assert live_filter.proc.poll() is None                # never restarted
+
+
+def test_the_fast_adain_path_streams_a_painting_into_obs(obs, still_clip, photo, tmp_path):
+    """Live arbitrary style: any painting (here one held out of all training), AdaIN's live settings (the
+    distilled pair at 256 px), into a second Media Source beside the first filter's."""
+    from brushstream.core.api import load, style_for
+    from brushstream.core.image import from_uint8, to_uint8
+    from brushstream.core.methods import get
+
+    painting = DATA / "styles" / "candy.jpg"
+    model = load("adain", **get("adain").live_options)
+    want = to_uint8(model.stylize(from_uint8(photo), model.encode_style(style_for(model, [str(painting)]))))
+    source, log = "Brushstream AdaIN", tmp_path / "adain.log"
+    args = [sys.executable, "-m", "brushstream.core.cli", "obs", "--source", str(still_clip), "--method", "adain",
+            "--style", str(painting), "--size", f"{SIZE[0]}x{SIZE[1]}", "--stamp", "--stats-every", "1",
+            "--obs-input", source, "--obs-port", str(obs.port),
+            "--stream-port", str(free_port(__import__("socket").SOCK_DGRAM))]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(args, env=obs.filter_env(), stderr=sink, stdout=sink)
+    try:
+        Filter(proc, log).wait_for("OBS: connected", 90)
+        shots = _shots(obs, 3, 0.3, timeout=40, source=source)
+        counters = [c for c, _ in shots]
+        assert counters == sorted(counters) and len(set(counters)) == 3, counters
+        shown = shots[-1][1]
+        FIGURES["adain_live_distance_to_expected"] = round(_distance(shown, want), 2)
+        FIGURES["adain_live_distance_to_photo"] = round(_distance(shown, photo), 2)
+        assert _distance(shown, want) < 0.4 * _distance(shown, photo), "OBS shows the photo, not the painting's style"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        client = obs.client()
+        try:
+            client.remove_input(source)
+        except Exception:   # already gone with OBS: nothing to clean up
+            pass
+        client.disconnect()
 
 
 def test_an_obs_source_can_be_the_input(obs, photo, tmp_path):

@@ -13,14 +13,9 @@ from .control import ObsControl, ObsSettings, connect_client
 from .pipeline import LivePipeline
 from .sinks import DEFAULT_PORT, UdpStreamSink, VirtualCamSink
 from .sources import open_source
-from .stylizer import LIVE_METHODS, LiveStylizer
+from .stylizer import LiveStylizer, live_methods
 
 log = logging.getLogger("brushstream.obs")
-# ReCoNet's per-shot folded norms save nothing measurable at 640x360 under ONNX Runtime (14.4 vs 14.7 ms a frame
-# here) but refold on every cut, stalling one frame by ~0.2 s (new ONNX session): live, per-frame norms win.
-LIVE_NORM = "frame"
-# LST live (bench/results/obs_live.json, 640x360 into OBS on 2 cores): 7.3 fps at 256 px, 3.8 fps at 384.
-LST_LIVE_WORK_SIZE = 256
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -52,25 +47,18 @@ def add_obs_parser(sub, parser_class) -> None:
                                    "frames) are logged every few seconds.")
     o.add_argument("--source", required=True, help="camera:N, a video file (looped), or obs:SOURCE_NAME (screenshots, "
                                                    "at most 10 fps)")
-    o.add_argument("--method", default="reconet", choices=LIVE_METHODS)
-    o.add_argument("--model", help="reconet: a trained network (manifest name or file); lst: the transformation "
-                                   "module (default lst_r31)")
+    o.add_argument("--method", default="reconet", choices=live_methods(),
+                   help="any method that can stream (default reconet); its live settings apply unless given "
+                        f"({_live_settings()})")
     o.add_argument("--style", action="append", default=[],
-                   help="a style to switch between; repeat. reconet: a trained style (starry_night, the_great_wave, "
-                        "composition_vii, ... or a .safetensors file; none: every bundled one); lst: a style image")
+                   help="a style to switch between; repeat. reconet, johnson: a trained style (starry_night, ... "
+                        "or a .safetensors file; none: every bundled live network); the others: a style image")
     o.add_argument("--sink", default="stream", choices=["stream", "virtualcam"])
     o.add_argument("--fps", type=float, default=30.0, help="target frame rate (default 30)")
     o.add_argument("--size", default="640x360", help="stream size WxH (default 640x360)")
     o.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (requests change it live)")
-    o.add_argument("--temporal-strength", type=float, help="LST: the flow-guided blend of the previous output, 0..1")
-    o.add_argument("--work-size", type=int,
-                   help=f"LST: longer side the networks see (default {LST_LIVE_WORK_SIZE} live: 7 fps at 640x360 "
-                        "here; 384 looks finer at 4 fps)")
-    o.add_argument("--runtime", choices=["auto", "eager", "onnx"], help="ReCoNet: inference backend (default auto)")
-    o.add_argument("--threads", type=int, help="ReCoNet: inference threads (default: PyTorch's)")
-    o.add_argument("--norm", choices=["frame", "stream"],
-                   help="ReCoNet: instance-norm statistics per frame (default here: as fast live, and no stall on a "
-                        "cut) or folded per shot (refolding after a cut takes ~0.2 s, a visible freeze)")
+    o.add_argument("--temporal-strength", type=float,
+                   help="image methods: the flow-guided blend of the previous output, 0..1")
     o.add_argument("--obs-host", help="obs-websocket host (default 127.0.0.1 or the config file's)")
     o.add_argument("--obs-port", type=int, help="obs-websocket port (default 4455 or the config file's)")
     o.add_argument("--obs-config", help="TOML file with [obs] host, port, password (default "
@@ -92,21 +80,33 @@ def add_obs_parser(sub, parser_class) -> None:
     o.add_argument("--stamp", action="store_true", help="draw a frame counter into the corner (latency probes)")
     o.add_argument("--stats-every", type=float, default=5.0, help="seconds between figure lines (0: none)")
     o.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    add_live_method_options(o)
     o.set_defaults(func=cmd_obs)
 
 
+def _live_settings() -> str:
+    from ..core.methods import available
+
+    return "; ".join(f"{name}: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cls.live_options.items())
+                     for name, cls in available().items() if name in live_methods() and cls.live_options)
+
+
+def add_live_method_options(parser) -> None:
+    """The live methods' declared options as flags (--model, --runtime, --work-size, --level, ...), with each
+    method's live default in the help."""
+    from ..core.cli_options import add_method_options
+    from ..core.methods import available
+
+    add_method_options(parser, {name: available()[name] for name in live_methods()})
+
+
 def method_options(args) -> dict:
-    options = {}
-    if args.method == "lst":
-        options["work_size"] = LST_LIVE_WORK_SIZE if args.work_size is None else args.work_size
-        if args.runtime or args.threads or args.norm:
-            raise BrushstreamError("--runtime, --threads and --norm are ReCoNet options")
-    else:
-        if args.work_size is not None:
-            raise BrushstreamError("--work-size is an LST option")
-        options.update({k: v for k, v in (("runtime", args.runtime), ("threads", args.threads)) if v is not None})
-        options["norm"] = args.norm or LIVE_NORM
-    return options
+    """The options typed for --method, checked against its declaration (a flag of another method is one line)."""
+    from ..core.cli_options import given_options
+    from ..core.cli_options import method_options as checked
+    from ..core.methods import get
+
+    return checked(get(args.method), given_options(args))
 
 
 @dataclass
@@ -139,7 +139,7 @@ def build_filter(args) -> LiveFilter:
             raise BrushstreamError("talking to OBS needs obsws-python: pip install 'brushstream[obs]' "
                                    "(or run with --no-obs)") from None
 
-    stylizer = LiveStylizer(args.method, args.style, model=args.model, options=method_options(args),
+    stylizer = LiveStylizer(args.method, args.style, options=method_options(args),
                             strength=args.strength, temporal_strength=args.temporal_strength)
     missing = sorted(set(scene_styles.values()) - set(stylizer.labels()))
     if missing:

@@ -1,8 +1,8 @@
 """The live stylizer: every style of the session loaded and warmed before it is needed, switched between frames.
 
 A style is a :class:`StyleSlot`: the method instance, the encoded style and the stream state that carries the
-temporal history. ReCoNet has one network per style, so each slot holds its own (small) network; LST shares one
-model and its slots differ by the style matrix. A switch only swaps which slot the next frame uses: the slot was
+temporal history. Methods with one network per style (ReCoNet, Johnson) give each slot its own (small) network;
+arbitrary-style methods (LST, AdaIN's fast pair, MetaNet) share one model and their slots differ by the style code. A switch only swaps which slot the next frame uses: the slot was
 warmed on a real frame of the stream's size (runtime picked, ONNX session made, norms folded), so the first frame
 in the new style costs what any frame costs. Styles added while streaming are built on a background thread and
 join the list when warm.
@@ -23,9 +23,14 @@ from ..core.methods import StyleCode, StyleMethod
 from ..core.temporal import StreamState
 
 log = logging.getLogger("brushstream.obs")
+WARM_ROUNDS = 4   # core/runtime.py's auto choice: a warm-up and a timed call for each of eager and ONNX
 
-LIVE_METHODS = ("reconet", "lst")
-RECONET_PREFIX = "reconet_rt_"
+
+def live_methods() -> list[str]:
+    """Every registered method that declares it can stream (Capabilities.realtime), in registry order."""
+    from ..core.methods import available
+
+    return [name for name, cls in available().items() if cls.capabilities.realtime]
 
 
 @dataclass
@@ -36,39 +41,60 @@ class StyleSlot:
     state: StreamState        # every slot carries its own stream's history
 
 
-def reconet_models(styles: list[str], model: str | None) -> list[tuple[str, str]]:
-    """(label, model) for ReCoNet: a style is a manifest name, ``reconet_rt_<style>`` or a .safetensors file;
-    nothing given means every bundled real-time network."""
+def one_network_per_style(method: str) -> bool:
+    """Johnson and ReCoNet: a style is a trained network (its own slot); the others share one model."""
+    from ..core.methods import get
+
+    caps = get(method).capabilities
+    return caps.trained_styles and not caps.arbitrary_style
+
+
+def style_networks(method: str, styles: list[str], model: str | None) -> list[tuple[str, str]]:
+    """(label, network) for a one-network-per-style method: a style is a manifest name, a style its manifest
+    entries paint (``styles``; the live one first) or a .safetensors file; nothing given means the bundled networks
+    the manifest marks ``live``."""
     from ..core.weights import load_manifest
 
-    manifest = {name: e for name, e in load_manifest().items() if e.method == "reconet"}
+    manifest = {n: e for n, e in load_manifest().items() if method in e.method.split(",") and e.role == "model"}
     chosen = ([model] if model else []) + list(styles)
     if not chosen:
-        chosen = sorted(n for n, e in manifest.items() if n.startswith(RECONET_PREFIX) and e.bundled)
-    out = []
+        chosen = sorted(n for n, e in manifest.items() if e.live and e.bundled)
+    out: list[tuple[str, str]] = []
     for style in chosen:
-        if style in manifest or Path(style).suffix == ".safetensors" or style.startswith("hf://"):
-            name = style
-        elif RECONET_PREFIX + style in manifest:
-            name = RECONET_PREFIX + style
+        if style in manifest:
+            name, label = style, (manifest[style].styles or (style,))[0]
+        elif Path(style).suffix == ".safetensors" or style.startswith("hf://"):
+            name, label = style, Path(style).stem
         else:
-            known = ", ".join(n.removeprefix(RECONET_PREFIX) for n in sorted(manifest) if n.startswith(RECONET_PREFIX))
-            raise BrushstreamError(f"{style}: no such ReCoNet style (trained ones: {known}; or a .safetensors file "
-                                   f"from brushstream train reconet)")
-        out.append((Path(name).stem.removeprefix(RECONET_PREFIX), name))
+            painters = sorted((not e.live, n) for n, e in manifest.items() if style in e.styles)
+            if not painters:
+                known = ", ".join(sorted({s for e in manifest.values() for s in e.styles}))
+                raise BrushstreamError(f"{style}: no {method} network paints this style (trained ones: {known}; or "
+                                       f"a .safetensors file from brushstream train {method})")
+            name, label = painters[0][1], style
+        if label in (lb for lb, _ in out):
+            label = Path(name).stem
+        out.append((label, name))
     return out
 
 
 class LiveStylizer:
-    """Stylizes one stream with the current slot; ``select``/``step`` switch, ``add_style`` preloads a new one."""
+    """Stylizes one stream with the current slot; ``select``/``step`` switch, ``add_style`` preloads a new one.
+
+    Any method that declares it can stream works; its ``live_options`` apply unless ``options`` says otherwise."""
 
     def __init__(self, method: str, styles: list[str] | None = None, *, model: str | None = None,
                  options: dict | None = None, strength: float = 1.0, temporal_strength: float | None = None):
         from ..core.api import SAMPLE_STYLE, load, style_for
+        from ..core.methods import get
 
-        if method not in LIVE_METHODS:
-            raise BrushstreamError(f"the live filter streams {' or '.join(LIVE_METHODS)}, not {method!r}")
-        self.method, self.options, self.temporal_strength = method, dict(options or {}), temporal_strength
+        live = live_methods()
+        if method not in live:
+            raise BrushstreamError(f"the live filter streams {', '.join(live)} (methods that can stream), "
+                                   f"not {method!r}")
+        self.method, self.temporal_strength = method, temporal_strength
+        self.options = {**get(method).live_options, **dict(options or {})}
+        model = self.options.pop("model", None) or model
         self._load, self._style_for = load, style_for
         self._lock = threading.Lock()
         self._wanted: int | None = None
@@ -77,43 +103,44 @@ class LiveStylizer:
         self.strength = float(strength)
         self.switches = 0
         self._last_frame: np.ndarray | None = None   # the newest frame seen: styles added later warm up on it
-        if method == "reconet":
-            for label, name in reconet_models(list(styles or []), model):
-                self.slots.append(self._reconet_slot(label, name))
+        self._per_style = one_network_per_style(method)
+        if self._per_style:
+            for label, name in style_networks(method, list(styles or []), model):
+                self.slots.append(self._network_slot(label, name))
         else:
-            self._shared = load("lst", **({"model": model} if model else {}), **self.options)
+            self._shared = load(method, **({"model": model} if model else {}), **self.options)
             for style in styles or [str(SAMPLE_STYLE)]:
-                self.slots.append(self._lst_slot(style))
+                self.slots.append(self._shared_slot(style))
 
     # -- building slots -------------------------------------------------------------------------------
     def _state(self, model: StyleMethod) -> StreamState:
         return model.new_state(temporal_strength=self.temporal_strength)
 
-    def _reconet_slot(self, label: str, name: str) -> StyleSlot:
-        model = self._load("reconet", model=name, **self.options).eval()
+    def _network_slot(self, label: str, name: str) -> StyleSlot:
+        model = self._load(self.method, model=name, **self.options).eval()
         return StyleSlot(label, model, model.encode_style(0), self._state(model))
 
-    def _lst_slot(self, style: str) -> StyleSlot:
-        if not Path(style).is_file():
-            raise BrushstreamError(f"{style}: no such style image (LST takes any style image file)")
+    def _shared_slot(self, style: str) -> StyleSlot:
         model = self._shared
+        if not Path(style).is_file() and not model.capabilities.fixed_styles:
+            raise BrushstreamError(f"{style}: no such style image ({self.method} takes any style image file)")
         code = model.encode_style(self._style_for(model, [style]))
         return StyleSlot(Path(style).stem, model, code, self._state(model))
 
     def _new_slot(self, style: str) -> StyleSlot:
-        if self.method == "reconet":
-            (label, name), = reconet_models([style], None)
-            return self._reconet_slot(label, name)
-        return self._lst_slot(style)
+        if self._per_style:
+            (label, name), = style_networks(self.method, [style], None)
+            return self._network_slot(label, name)
+        return self._shared_slot(style)
 
     # -- warming and switching --------------------------------------------------------------------------
     @torch.inference_mode()
     def warm(self, frame: np.ndarray, slots: list[StyleSlot] | None = None) -> None:
-        """Run each slot on a real frame twice (backend timing, ONNX session, folded norms), then forget the
-        frames so the stream starts clean."""
+        """Run each slot on a real frame WARM_ROUNDS times (the auto runtime's warm-up and timed call of each
+        backend, the ONNX session, folded norms), then forget the frames so the stream starts clean."""
         x = from_uint8(frame)
         for slot in slots if slots is not None else self.slots:
-            for _ in range(2):
+            for _ in range(WARM_ROUNDS):
                 slot.model.stylize(x, slot.code, state=slot.state, strength=self.strength)
             slot.state.forget_frames()
 

@@ -154,10 +154,11 @@ def test_cli_streams_a_clip_without_obs_and_reports_figures():
 @pytest.mark.parametrize("args,message", [
     (["--size", "640x361"], "must be even"),
     (["--size", "big"], "WIDTHxHEIGHT"),
-    (["--method", "lst", "--runtime", "onnx"], "are ReCoNet options"),
+    (["--method", "lst", "--runtime", "onnx"], "--runtime does not apply to --method lst"),
+    (["--method", "gatys"], "invalid choice: 'gatys'"),
     (["--scene-style", "Intro=starry_night", "--no-obs"], "need OBS"),
     (["--scene-style", "Intro"], "SCENE=STYLE"),
-    (["--style", "mona_lisa", "--no-obs"], "no such ReCoNet style"),
+    (["--style", "mona_lisa", "--no-obs"], "mona_lisa: no reconet network paints this style"),
     (["--fps", "0"], "--fps must be"),
     (["--source", "camera:7", "--no-obs"], "camera:7: cannot open the camera"),
     (["--source", "obs:Cam", "--obs-port", "1"], "obs:Cam: obs-websocket at 127.0.0.1:1: cannot connect"),
@@ -216,3 +217,12 @@ def test_lst_live_defaults_and_its_options():
     slot = live.pipeline.stylizer.current
     assert slot.model.work_size == 256 and slot.state.strength == 0.3
     assert _built("--no-obs", "--method", "lst", "--work-size", "384").pipeline.stylizer.current.model.work_size == 384
+
+
+def test_the_fast_adain_path_from_the_command_line():
+    live = _built("--no-obs", "--method", "adain", "--style", str(SHARED_DATA / "styles" / "candy.jpg"))
+    model = live.pipeline.stylizer.current.model
+    assert type(model.encoder).__name__ == "StudentEncoder" and model.work_size == 256    # the fast pair and live.pipeline.stylizer.labels() == ["candy"]
+    deeper = _built("--no-obs", "--method", "adain", "--level", "relu3_1", "--style",
+                    str(SHARED_DATA / "styles" / "candy.jpg")).pipeline.stylizer.current.model
+    assert type(deeper.encoder).__name__ != "StudentEncoder" and deeper.work_size == 256

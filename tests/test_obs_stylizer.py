@@ -6,7 +6,7 @@ import torch
 from brushstream.core.api import load
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.image import from_uint8, to_uint8
-from brushstream.obs_filter.stylizer import LiveStylizer, reconet_models
+from brushstream.obs_filter.stylizer import LiveStylizer, live_methods, style_networks
 
 from .conftest import SHARED_DATA
 
@@ -20,13 +20,37 @@ def frames():
     return [to_uint8(f.image) for f in reader]
 
 
-def test_reconet_styles_resolve_to_networks():
-    assert reconet_models(["starry_night"], None) == [("starry_night", "reconet_rt_starry_night")]
-    assert reconet_models([], "reconet_rt_the_great_wave") == [("the_great_wave", "reconet_rt_the_great_wave")]
-    everything = dict(reconet_models([], None))
-    assert {"starry_night", "the_great_wave", "composition_vii"} <= set(everything)
-    with pytest.raises(BrushstreamError, match="no such ReCoNet style.*the_great_wave"):
-        reconet_models(["mona_lisa"], None)
+def test_per_style_networks_resolve_through_the_manifest_fields():
+    assert style_networks("reconet", ["starry_night"], None) == [("starry_night", "reconet_rt_starry_night")]
+    assert style_networks("reconet", [], "reconet_rt_the_great_wave") == [("the_great_wave", "reconet_rt_the_great_wave")]
+    everything = dict(style_networks("reconet", [], None))       # the bundled networks marked live
+    assert {"starry_night", "the_great_wave", "composition_vii"} == set(everything)
+    assert dict(style_networks("johnson", [], None)) == {"mondrian": "johnson_rt_mondrian", "udnie": "johnson_rt_udnie"}
+    assert style_networks("johnson", ["the_great_wave"], None) == [("the_great_wave", "johnson_the_great_wave")]
+    with pytest.raises(BrushstreamError, match="mona_lisa: no reconet network paints this style.*the_great_wave"):
+        style_networks("reconet", ["mona_lisa"], None)
+
+
+def test_every_method_that_declares_it_can_stream_is_live_and_no_other():
+    from brushstream.core.methods import available
+    assert live_methods() == [n for n, c in available().items() if c.capabilities.realtime]
+    assert {"adain", "lst", "reconet"} <= set(live_methods()) and "gatys" not in live_methods()
+
+
+def test_the_fast_adain_path_streams_any_painting(frames):
+    """Live arbitrary style: AdaIN's live settings (the distilled pair at 256 px) unless the user says otherwise."""
+    live = LiveStylizer("adain", [str(STYLES / "the_great_wave.jpg"), str(STYLES / "candy.jpg")])
+    model = live.current.model
+    assert type(model.encoder).__name__ == "StudentEncoder" and model.work_size == 256    # the fast pair
+    live.warm(frames[0])
+    first = live(frames[1])
+    assert first.shape == frames[1].shape and np.abs(first.astype(int) - frames[1]).mean() > 10   # it is stylized
+    live.step(1)
+    other = live(frames[2])
+    assert live.current.label == "candy"        # the switch took effect at this frame, with no stale history:
+    reference = to_uint8(model.stylize(from_uint8(frames[2]), live.current.code))
+    assert np.abs(other.astype(int) - reference).mean() < 2
+    assert LiveStylizer("adain", [str(STYLES / "candy.jpg")], options={"work_size": 384}).current.model.work_size == 384
 
 
 def test_switching_takes_effect_at_the_next_frame_and_matches_that_style(frames):
@@ -88,10 +112,12 @@ def test_a_style_added_while_streaming_is_built_warm_and_announced(frames):
 
 
 def test_only_the_live_methods_and_real_style_images():
-    with pytest.raises(BrushstreamError, match="reconet or lst"):
+    with pytest.raises(BrushstreamError, match="the live filter streams adain, .*reconet .*not 'gatys'"):
         LiveStylizer("gatys")
     with pytest.raises(BrushstreamError, match="no such style image"):
         LiveStylizer("lst", ["not_a_file.jpg"])
+    with pytest.raises(BrushstreamError, match="no such style image"):
+        LiveStylizer("adain", ["not_a_file.jpg"])
 
 
 def test_strength_is_clamped_and_used(frames):

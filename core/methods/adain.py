@@ -38,6 +38,8 @@ class AdaIN(StyleMethod):
     summary = "AdaIN, Huang & Belongie 2017: fast arbitrary style"
     needs_download = f"{VGG16_DOWNLOAD}: with --level relu4_1"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, spatial_mask=True)
+    # Live: the distilled fast pair at LST's live work size (docs/benchmarks/measurements.md, "The OBS filter").
+    live_options = {"level": "fast", "work_size": 256}
     stride = STRIDE["relu4_1"]   # the finest that serves both levels; set per instance below
     batches = True   # instance statistics are per image inside the batch
     options = (

@@ -79,7 +79,7 @@ class Capabilities:
     trained_styles: bool = False          # styles learned in a model file: fixed_styles is filled per instance
     style_blend: bool = True              # several styles blended with weights
     video_native: bool = False            # carries its own temporal mechanism through the stream state
-    realtime: bool = False                # interactive frame rates on a GPU
+    realtime: bool = False                # streams live on a 2-core CPU (figure in docs/benchmarks); OBS offers it
     trainable: bool = False
     strength: bool = True                 # honours strength/alpha
     spatial_mask: bool = False            # two styles composited by a mask
@@ -142,6 +142,8 @@ class StyleMethod(nn.Module):
     # Weights that are not bundled and when the method needs them (shown by `brushstream methods`): a fresh
     # install runs every method offline except these.
     needs_download: ClassVar[str] = ""
+    # What the live filter (obs_filter/) sets unless the user does, for methods that can stream (realtime).
+    live_options: ClassVar[dict[str, Any]] = {}
     stride: ClassVar[int] = 4            # content is padded to a multiple of this and cropped back
     # Px of reflected surroundings added on every side (at the working size) and cropped off again: encoders with
     # zero padding put light bands along the borders of a decoder's output otherwise (bench/edge_bands.py).

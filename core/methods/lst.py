@@ -29,6 +29,8 @@ class LinearStyleTransfer(StyleMethod):
     needs_download = f"{VGG16_DOWNLOAD} and lst_r41 itself (10 MB): with --model lst_r41"
     # An image method: its stability comes from the linear transform; the base class's flow-guided state still applies.
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
+    # 640x360 into OBS on 2 cores (bench/results/obs_live.json): 7.3 fps at 256 px, 3.8 fps at 384.
+    live_options = {"work_size": 256}
     stride = STRIDE["relu3_1"]   # per instance: the model's level's
     batches = True   # the content matrix is per image; one style code serves the whole batch
     options = (Option("model", "text", DEFAULT_MODEL, "trained LST transformation module: manifest name or "

@@ -26,7 +26,7 @@ BASE_STYLE_SIZE = 512
 class MSGNet(StyleMethod):
     name = "msgnet"
     summary = "MSG-Net, Zhang & Dana 2017: many trained styles in one network, brush-size control"
-    capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True, trained_styles=True)
+    capabilities = Capabilities(arbitrary_style=True, trainable=True, trained_styles=True)   # 1.4 fps at 640x360
     stride = STRIDE
     options = (
         Option("model", "text", DEFAULT_MODEL, "trained MSG-Net: manifest name or .safetensors file "
