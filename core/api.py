@@ -11,6 +11,7 @@ from typing import Sequence, Union
 import torch
 
 from .errors import BrushstreamError
+from .weights import looks_like_path
 from .image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
 from .methods import StyleMethod, build, get
 from .methods.base import max_pixels_override
@@ -85,7 +86,8 @@ def prepare_styles(styles: ImageLike | Sequence[ImageLike], style_size: int | No
 
 
 def _is_style_name(style) -> bool:
-    return isinstance(style, (str, os.PathLike)) and not Path(style).is_file()
+    """A trained style's name or index ("udnie", "3"), not an image file (core.weights.looks_like_path)."""
+    return isinstance(style, str) and not looks_like_path(style)
 
 
 def style_for(model: StyleMethod, styles: ImageLike | Sequence[ImageLike] | None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -18,11 +19,10 @@ class _Parser(argparse.ArgumentParser):
         raise BrushstreamError(f"{command}: {message}" if command else message)
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise BrushstreamError(f"--style-weights must be numbers separated by commas, got {text!r}") from None
+def _style_weights(text: str | None) -> list[float] | None:
+    from .methods.style_spec import parse_style_weights   # the one parser every host uses
+
+    return parse_style_weights(text)
 
 
 def _is_folder_name(text: str) -> bool:
@@ -64,13 +64,9 @@ def _output_paths(contents: list[Path], out_text: str, method: str, folder_input
 
 
 def _device(name: str):
-    import torch
+    from .devices import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BrushstreamError("--device cuda: no CUDA device is available to this PyTorch build")
-    return torch.device(name)
+    return resolve_device(name)
 
 
 def _stylize_settings(args) -> dict:
@@ -98,7 +94,7 @@ def cmd_stylize(args) -> int:
     options = method_options(cls, given_options(args))
     settings = _stylize_settings(args)
     _check_sizes(args)
-    weights = _floats(args.style_weights) if args.style_weights else None
+    weights = _style_weights(args.style_weights)
     styles = list(args.style or [])
     if args.texture:
         return _texture(args, cls, options, styles, weights)
@@ -190,7 +186,7 @@ def cmd_video(args) -> int:
     # --size, --max-frames, --start and --temporal-strength are checked once, by stylize_video, before any work
     flow_options = {"preset": args.flow_preset, "scale": args.flow_scale} if args.flow == "dis" else {}
     result = stylize_video(args.input, args.style, args.output, method=args.method,
-                           style_weights=_floats(args.style_weights) if args.style_weights else None,
+                           style_weights=_style_weights(args.style_weights),
                            temporal=args.temporal, temporal_strength=args.temporal_strength, flow=args.flow,
                            flow_options=flow_options, size=args.size, start=args.start, max_frames=args.max_frames,
                            style_size=args.style_size, device=_device(args.device), measure=args.measure,
@@ -213,8 +209,8 @@ def cmd_methods(args) -> int:
 
     for name, cls in available().items():
         caps = cls.capabilities
-        flags = [f for f in ("arbitrary_style", "trained_styles", "video_native", "realtime", "trainable",
-                             "spatial_mask", "texture_synthesis", "optimisation") if getattr(caps, f)]
+        flags = [f.name for f in dataclasses.fields(caps)
+                 if f.type in (bool, "bool") and f.name != "style_blend" and getattr(caps, f.name)]
         print(f"{name}\t{cls.summary}")
         print(f"    can: {', '.join(flags)}" + (f"; styles: {', '.join(caps.fixed_styles)}" if caps.fixed_styles else ""))
         if not caps.video_native:

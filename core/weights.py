@@ -353,6 +353,12 @@ def _explicit(text: str) -> Path:
     return _check_safetensors(path)
 
 
+def looks_like_path(text: str) -> bool:
+    """Whether a user's text names a file rather than a manifest entry or a trained style: it has an extension
+    or a folder, or it exists. Every host tells the two apart with this one rule."""
+    return bool(Path(text).suffix) or os.sep in text or "/" in text or Path(text).exists()
+
+
 def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry] | None = None,
             local_files_only: bool | None = None) -> Path:
     """A local path to use: a manifest name is found and verified, a path must be a safetensors file, and a Hub
@@ -363,7 +369,7 @@ def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry]
         return _fetch_hub_ref(text, offline)
     manifest = manifest if manifest is not None else load_manifest()
     if text not in manifest:
-        if isinstance(name_or_path, os.PathLike) or Path(text).suffix or os.sep in text or Path(text).exists():
+        if isinstance(name_or_path, os.PathLike) or looks_like_path(text):
             return _explicit(text)
         raise _unknown(text, manifest)
     entry = manifest[text]

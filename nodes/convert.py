@@ -31,8 +31,3 @@ def mask_to_core(mask: torch.Tensor) -> torch.Tensor:
     if mask.dim() != 3:
         raise BrushstreamError(f"expected a MASK (B, H, W), got shape {tuple(mask.shape)}")
     return mask.unsqueeze(1).float()
-
-
-def flow_to_comfy(flow_rgb: torch.Tensor) -> torch.Tensor:
-    """A (B, 3, H, W) flow visualisation -> IMAGE."""
-    return to_comfy(flow_rgb.clamp(0, 1))

@@ -7,13 +7,13 @@ which ComfyUI's inference_mode forbids: they are built, encoded and run outside 
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 
 import torch
 
 from ..core.errors import BrushstreamError
 from ..core.methods import StyleCode, StyleMethod, available, build, get
+from ..core.methods.style_spec import parse_style_weights
 from ..core.weights import load_manifest
 from . import host
 from .convert import mask_to_core, to_comfy, to_core
@@ -79,20 +79,6 @@ def load_model(method: str, options: dict, source: str = "") -> LoadedModel:
     return LoadedModel(method, module.to(host.offload_device()))
 
 
-def parse_weights(text: str, count: int) -> list[float] | None:
-    """'0.7, 0.3' -> [0.7, 0.3] for ``count`` styles; empty -> None (equal weights)."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        weights = [float(w) for w in re.split(r"[,\s]+", text) if w]
-    except ValueError:
-        raise BrushstreamError(f"style weights must be numbers separated by commas, got {text!r}") from None
-    if len(weights) != count:
-        raise BrushstreamError(f"{len(weights)} style weights for {count} styles; give one per style image")
-    return weights
-
-
 def parse_trained_style(text: str):
     """'udnie', '2', or a blend 'udnie:0.7, 0:0.3' -> what StyleSpec takes (name, index or {style: weight})."""
     text = (text or "").strip()
@@ -116,7 +102,7 @@ def encode_style(model: LoadedModel, images: list[torch.Tensor], weights_text: s
     module = model.module
     with autograd_if(model.optimises):
         if styles:
-            weights = parse_weights(weights_text, len(styles))
+            weights = parse_style_weights(weights_text, len(styles))
             # Encoded on ComfyUI's device like the stylizing (a VGG pass per style), the code kept on the offload
             # device: a method moves a code to wherever it runs.
             with host.on_device(module, styles[0]) as device:

@@ -149,3 +149,11 @@ def test_palette_matching_gives_the_style_chrominance_mean_and_covariance_and_ke
     pooled = rgb_to_yiq(torch.cat([style, other], dim=-1))[0, 1:].reshape(2, -1).double()
     torch.testing.assert_close(both.mean, pooled.mean(1, keepdim=True))
     torch.testing.assert_close(both.cov, torch.cov(pooled), atol=1e-5, rtol=1e-2)
+
+
+def test_total_variation_in_both_forms():
+    """A vertical ramp rising 0.1 a row: L1 mean 0.1 (Gatys' form), squared 0.01 (Johnson's training form)."""
+    from brushstream.core.ops.total_variation import total_variation
+    ramp = (torch.arange(6.0) * 0.1)[:, None].expand(6, 5)[None, None]
+    assert torch.isclose(total_variation(ramp), torch.tensor(0.1))
+    assert torch.isclose(total_variation(ramp, squared=True), torch.tensor(0.01))

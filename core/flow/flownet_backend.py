@@ -21,17 +21,13 @@ DEFAULT_WEIGHTS = "flownetc_small"
 DEFAULT_SCALE = 1.0   # fraction of the frame size the network works at (bench/flow_quality.py weighs it)
 
 
-def _looks_like_path(text: str) -> bool:
-    return bool(Path(text).suffix) or os.sep in text or Path(text).exists()
-
-
 def load_flownet(weights: str | os.PathLike = DEFAULT_WEIGHTS) -> tuple[torch.nn.Module, dict[str, str]]:
     """A frozen FlowNet rebuilt from a manifest name or .safetensors file: (network in eval mode, metadata)."""
     from ..nets.pretrained import trained_network
     from .flownet import ARCHS
 
     source = os.fspath(weights)
-    if not _looks_like_path(source) and source not in weight_store.load_manifest():
+    if not weight_store.looks_like_path(source) and source not in weight_store.load_manifest():
         raise BrushstreamError(f"flownet: no weights named {source!r} in weights_manifest.json yet; train a model with "
                                f"`brushstream train flownetc -o FILE.safetensors` and pass weights=FILE (--weights)")
     meta = weight_store.read_metadata(weight_store.resolve(source))

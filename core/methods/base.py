@@ -81,7 +81,6 @@ class Capabilities:
     video_native: bool = False            # carries its own temporal mechanism through the stream state
     realtime: bool = False                # streams live on a 2-core CPU (figure in docs/benchmarks); OBS offers it
     trainable: bool = False
-    strength: bool = True                 # honours strength/alpha
     spatial_mask: bool = False            # two styles composited by a mask
     texture_synthesis: bool = False       # can run without a content image
     optimisation: bool = False            # iterative per image (steps matter)

@@ -11,16 +11,13 @@ from ..nets.pretrained import VGG16_DOWNLOAD, VGG16_WEIGHTS, vgg16_features
 from ..nets.vgg16 import TAP_INDEX
 from ..ops.resize import resize_to
 from ..ops.stats import gram
+from ..ops.total_variation import total_variation
 from .base import Capabilities, StyleCode, StyleMethod
 from .options import Option
 from .registry import register
 
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2",)
-
-
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
 @register

@@ -23,7 +23,7 @@ DEFAULT_MODEL = "johnson_starry_night"
 @register
 class Johnson(StyleMethod):
     name = "johnson"
-    summary = "Johnson et al. 2016: one trained network per style, the fastest"
+    summary = "Johnson et al. 2016: one trained network per style (johnson_rt_*: the real-time width)"
     # fixed_styles is filled per instance from the loaded file's metadata.
     capabilities = Capabilities(arbitrary_style=False, style_blend=False, realtime=True, trainable=True, trained_styles=True)
     stride = STRIDE

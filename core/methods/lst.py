@@ -25,7 +25,7 @@ DEFAULT_MODEL = "lst_r31"
 @register
 class LinearStyleTransfer(StyleMethod):
     name = "lst"
-    summary = "Linear Style Transfer, Li et al. 2019: a learned linear feature transform, fast and steady on video"
+    summary = "Linear Style Transfer, Li et al. 2019: a learned linear feature transform, any style, live at 256 px"
     needs_download = f"{VGG16_DOWNLOAD} and lst_r41 itself (10 MB): with --model lst_r41"
     # An image method: its stability comes from the linear transform; the base class's flow-guided state still applies.
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)

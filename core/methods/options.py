@@ -136,7 +136,3 @@ def parse_options(declared: Iterable[Option], given: Mapping[str, Any], owner: s
         known = ", ".join(table) or "none"
         raise BrushstreamError(f"{owner} has no option {', '.join(unknown)} (its options: {known})")
     return {name: table[name].parse(value) for name, value in given.items()}
-
-
-def defaults(declared: Iterable[Option]) -> dict[str, Any]:
-    return {o.name: o.default for o in declared}

@@ -38,6 +38,21 @@ def normalise_weights(weights: Sequence[float] | None, count: int) -> tuple[floa
     return tuple(x / total for x in w)
 
 
+def parse_style_weights(text: str | None, count: int | None = None) -> list[float] | None:
+    """'0.7, 0.3' (commas and/or spaces) -> [0.7, 0.3], for every host; empty -> None (equal weights). With
+    ``count`` the number must match; finiteness and signs are checked when the weights are used (normalised)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        weights = [float(w) for w in text.replace(",", " ").split()]
+    except ValueError:
+        raise BrushstreamError(f"style weights must be numbers separated by commas, got {text!r}") from None
+    if count is not None and len(weights) != count:
+        raise BrushstreamError(f"{len(weights)} style weights for {count} styles; give one per style image")
+    return weights
+
+
 @dataclass(frozen=True)
 class StyleSpec:
     """Style images, or references (index or name) to a method's fixed styles, with blend weights."""

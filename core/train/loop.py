@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path
 from ..errors import BrushstreamError
 from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
+from .. import devices
 from ..image import fixed_crops
 from .budget import TimeBudget, check_stages, parse_minutes, stage_at
 from .data import PhotoCrops, photo_loader
@@ -87,13 +88,7 @@ def _distributed(device_type: str) -> _Dist:
 
 
 def resolve_device(name: str, ranks: _Dist | None = None) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise BrushstreamError("--device cuda: no CUDA device is available to this PyTorch build")
-        return torch.device("cuda", ranks.local_rank if ranks else 0)
-    return torch.device(name)
+    return devices.resolve_device(name, ranks.local_rank if ranks else 0)
 
 
 def _autocast(device: torch.device, precision: str):

@@ -12,6 +12,15 @@ CATEGORY = "Brushstream/video"
 METHOD_DEFAULT = -1.0
 
 
+def _temporal_defaults() -> str:
+    """Each method's declared default blend, read from the registry (never a hand-kept list)."""
+    from ...core.methods import available
+
+    image = ", ".join(f"{n} {c.temporal_strength:g}" for n, c in available().items() if not c.capabilities.video_native)
+    native = ", ".join(n for n, c in available().items() if c.capabilities.video_native)
+    return f"{image}; {native}: its own mechanism, no blend"
+
+
 def _schema(node_id: str, display_name: str, description: str, media_in, media_out) -> io.Schema:
     """The two video nodes differ only in what carries the frames (an IMAGE batch or a VIDEO)."""
     return io.Schema(
@@ -20,7 +29,7 @@ def _schema(node_id: str, display_name: str, description: str, media_in, media_o
                 *[option_input(o) for o in STYLIZE_OPTIONS],
                 io.Float.Input("temporal_strength", default=METHOD_DEFAULT, min=METHOD_DEFAULT, max=1.0, step=0.05,
                                tooltip="flow-guided blend of the previous stylized frame (image methods); -1: the "
-                                       "method's default (0 for ReCoNet and LST, whose mechanism is built in)"),
+                                       f"method's default ({_temporal_defaults()})"),
                 io.String.Input("stream_id", default="", optional=True,
                                 tooltip="carry the temporal state across runs under this name (a long clip in "
                                         "batches); empty: each run starts fresh"),
