@@ -13,5 +13,6 @@ from .core.video_stylize import stylize_frames, stylize_video
 from .nodes import comfy_entrypoint
 
 __version__ = "0.1.0"
-__all__ = ["load", "stylize", "stylize_video", "stylize_frames", "load_image", "save_image", "available", "StyleSpec", "BrushstreamError",
+__all__ = ["load", "stylize", "stylize_video", "stylize_frames", "load_image", "save_image", "available", "StyleSpec",
+           "BrushstreamError",
            "comfy_entrypoint"]

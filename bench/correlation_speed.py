@@ -16,7 +16,8 @@ the call (VmHWM after /proc/self/clear_refs), returned tensors included, so it a
 spatial-correlation-sampler 0.5.0 as published does not build against the torch installed here (2.14): its setup.py
 forces -std=c++17 where torch's headers need C++20, and it always compiles its CUDA kernel, which fails on a machine
 without a GPU unless TORCH_CUDA_ARCH_LIST is set. The row here uses that same sdist built with -std=c++20 and
-CPU_ONLY = True (CPATH pointing at the CUDA headers its source includes). If it is not importable, the script says why and skips the row.
+CPU_ONLY = True (CPATH pointing at the CUDA headers its source includes). If it is not importable, the script says why
+and skips the row.
 Results: printed, and bench/results/correlation_speed.txt.
 """
 from __future__ import annotations
@@ -32,7 +33,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import spread
 
 from brushstream.core.flow.correlation import correlation, correlation_backend, correlation_reference

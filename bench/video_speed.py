@@ -24,7 +24,6 @@ from pathlib import Path
 
 import av
 import torch
-
 from common import SHARED, STYLES
 
 import brushstream

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from common import SHARED, STYLES, photo
 
 from brushstream.core.flow import get_flow

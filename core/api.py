@@ -11,11 +11,11 @@ from typing import Sequence, Union
 import torch
 
 from .errors import BrushstreamError
-from .weights import looks_like_path
 from .image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
 from .methods import StyleMethod, build, get
 from .methods.base import max_pixels_override
 from .ops.resize import long_side_size, resize_long_side, resize_to
+from .weights import looks_like_path
 
 ImageLike = Union[str, os.PathLike, torch.Tensor]
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"

@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _style_weights(text: str | None) -> list[float] | None:
-    from .methods.style_spec import parse_style_weights   # the one parser every host uses
+    from .methods.style_spec import parse_style_weights  # the one parser every host uses
 
     return parse_style_weights(text)
 
@@ -277,7 +277,8 @@ def cmd_eval(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .cli_options import DEST_PREFIX, add_method_options, argparse_kwargs
     from .flow import flow_backends
-    from .flow.dis import DEFAULTS as DIS_DEFAULTS, PRESETS as DIS_PRESETS
+    from .flow.dis import DEFAULTS as DIS_DEFAULTS
+    from .flow.dis import PRESETS as DIS_PRESETS
     from .methods import STYLIZE_OPTIONS, available
 
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")

@@ -3,7 +3,8 @@
 Backends: ``eager`` (PyTorch; channels_last on CUDA) and ``onnx`` (the network exported once with dynamic
 height and width, run by ONNX Runtime on the CPU). ``auto`` runs the backends in turn on the first frames of each
 new size (every call's output is used, so a single still costs one run, not a timing contest), times the
-second run of each and keeps the faster one from then on: on this project's 2-core CPU ONNX Runtime wins clearly, and more so when other processes
+second run of each and keeps the faster one from then on: on this project's 2-core CPU ONNX Runtime wins clearly, and
+more so when other processes
 share the cores (PyTorch's OpenMP threads wait on each other), but which one wins depends on the CPU, so it is
 measured rather than assumed. Outputs agree to about 1e-6 (tested). ``threads`` sets both backends' threads.
 """

@@ -19,10 +19,11 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 import uuid
 from pathlib import Path
 from typing import Any, Callable
+
+import tomllib
 
 from brushstream.core.atomic import atomic_path
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from comfyui_host import COMFYUI, DATA, REPO, SERVER_LOG, ComfyServer
 
 

@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from comfyui_host import RESULTS, ComfyServer, load_workflow, record_result, video_frame_count, write_json_atomic
 from PIL import Image
-
-from comfyui_host import (RESULTS, ComfyServer, load_workflow, record_result, video_frame_count,
-                          write_json_atomic)
 
 SAVE_NODES = ("SaveImage", "SaveVideo")
 PACK_PREFIX = "Brushstream"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from obs_host import SCENES, ObsStudio, free_port, missing_obs, source_screenshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +47,7 @@ def obs():
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     from PIL import Image
+
     from brushstream.obs_filter.sources import fit
     return fit(np.asarray(Image.open(DATA / "content_eval" / "skimage_chelsea.jpg").convert("RGB")), SIZE)
 
@@ -311,6 +311,7 @@ def test_the_fast_adain_path_streams_a_painting_into_obs(obs, still_clip, photo,
 def test_an_obs_source_can_be_the_input(obs, photo, tmp_path):
     """The low-rate fallback source: any OBS source, pulled as screenshots."""
     from PIL import Image
+
     from brushstream.core.errors import BrushstreamError
     from brushstream.obs_filter.control import connect_client
     from brushstream.obs_filter.sources import open_source

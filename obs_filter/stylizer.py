@@ -2,7 +2,8 @@
 
 A style is a :class:`StyleSlot`: the method instance, the encoded style and the stream state that carries the
 temporal history. Methods with one network per style (ReCoNet, Johnson) give each slot its own (small) network;
-arbitrary-style methods (LST, AdaIN's fast pair, MetaNet) share one model and their slots differ by the style code. A switch only swaps which slot the next frame uses: the slot was
+arbitrary-style methods (LST, AdaIN's fast pair, MetaNet) share one model and their slots differ by the style code. A
+switch only swaps which slot the next frame uses: the slot was
 warmed on a real frame of the stream's size (runtime picked, ONNX session made, norms folded), so the first frame
 in the new style costs what any frame costs. Styles added while streaming are built on a background thread and
 join the list when warm.

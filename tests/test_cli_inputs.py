@@ -182,7 +182,7 @@ def test_damaged_weights_are_refused_and_nothing_is_written(tmp_path, capsys):
     damaged = tmp_path / "damaged.safetensors"
     save_file(tensors, str(damaged), metadata)
     out = tmp_path / "out.png"
-    err = _refused(capsys, [str(_photo(tmp_path)), "--method", "johnson", "--model", str(damaged), "-o", str(out)],
+    _refused(capsys, [str(_photo(tmp_path)), "--method", "johnson", "--model", str(damaged), "-o", str(out)],
                    f"damaged.safetensors: tensor {last!r} holds NaN or infinite values")
     assert not out.exists()
 

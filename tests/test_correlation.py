@@ -12,8 +12,14 @@ import torch
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.flow import correlation as corr_module
 from brushstream.core.flow import kernels
-from brushstream.core.flow.correlation import (Correlation, correlation, correlation_backend, correlation_reference,
-                                               displacements, output_size)
+from brushstream.core.flow.correlation import (
+    Correlation,
+    correlation,
+    correlation_backend,
+    correlation_reference,
+    displacements,
+    output_size,
+)
 
 # (batch, channels, height, width), dict(max_displacement, stride2, kernel_size, stride1, dilation)
 CASES = [

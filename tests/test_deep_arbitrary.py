@@ -10,16 +10,14 @@ from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
 from brushstream.core.nets.pretrained import vgg16_encoder, vgg16_features
 from brushstream.core.nets.vgg_decoder import VGGDecoder
-from brushstream.core.ops.resize import resize_long_side, resize_to
+from brushstream.core.ops.resize import crop_box, pad_with_context, resize_long_side, resize_to
 from brushstream.core.ops.stats import mean_std
 from brushstream.core.ops.wct import _centred, _covariance
 from brushstream.core.train.adain_recipe import STYLE_TAPS, AdaINRecipe
-from brushstream.core.train.decoder_recipe import copy_shared_layers
 from brushstream.core.train.data import UNSEEN_STYLES
+from brushstream.core.train.decoder_recipe import copy_shared_layers
 from brushstream.core.train.loop import fit
 from brushstream.core.weights import load_state_dict
-
-from brushstream.core.ops.resize import crop_box, pad_with_context
 
 from .conftest import SHARED_DATA
 
@@ -363,10 +361,10 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     """--imitate: the term compares the fast pair's output with the full pair's for the same photo and style crops.
     A student that is the VGG19 (a full-width exact prune) with the imitated decoder itself scores ~0; a random
     decoder does not; and without --imitate there is no such term."""
+    from brushstream.core.image import fixed_crops
     from brushstream.core.nets.pretrained import normalised_vgg_encoder
     from brushstream.core.nets.student_encoder import StudentEncoder, start_from_teacher
     from brushstream.core.nets.vgg_normalised import NormalisedVGGEncoder
-    from brushstream.core.image import fixed_crops
     student = StudentEncoder(1.0, teacher="vgg19n")
     start_from_teacher(student, normalised_vgg_encoder(), fixed_crops(SHARED_DATA / "content", 48, 24))
     save_file({k: v.contiguous() for k, v in student.state_dict().items()}, tmp_path / "exact.safetensors",

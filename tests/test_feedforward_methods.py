@@ -7,13 +7,13 @@ import torch
 
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.methods import build
 from brushstream.core.image import load_image
+from brushstream.core.methods import build
 from brushstream.core.nets.metanet import MIN_STAT_SCALE, STYLE_LAYERS, MetaNet, style_statistics
 from brushstream.core.nets.msgnet import MSGNet
 from brushstream.core.ops.resize import resize_long_side
-from brushstream.core.train.loop import fit
 from brushstream.core.train.catalogue import get_recipe
+from brushstream.core.train.loop import fit
 
 from .conftest import SHARED_DATA
 
@@ -99,7 +99,8 @@ def test_msgnet_selects_blends_and_takes_new_styles(models):
 
 
 def test_msgnet_brush_size_changes_the_statistics_the_network_sees(models):
-    fine, coarse = build("msgnet", model=str(models["msgnet"]), brush=2 / 3), build("msgnet", model=str(models["msgnet"]), brush=2.0)
+    fine = build("msgnet", model=str(models["msgnet"]), brush=2 / 3)
+    coarse = build("msgnet", model=str(models["msgnet"]), brush=2.0)
     style = torch.rand(1, 3, 300, 300)
     assert fine.encode_style(style).data[0].shape == coarse.encode_style(style).data[0].shape
     assert not torch.allclose(fine.encode_style(style).data[0], coarse.encode_style(style).data[0])

@@ -19,8 +19,7 @@ from PIL import Image, ImageFile, ImageOps
 from brushstream.core import atomic
 from brushstream.core.atomic import atomic_path
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import (LoadedImage, check_output_path, image_size, list_images, load_image,
-                                    save_image)
+from brushstream.core.image import LoadedImage, check_output_path, image_size, list_images, load_image, save_image
 from brushstream.core.ops.resize import resize_long_side
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the package, for the child process

@@ -12,11 +12,10 @@ from brushstream.core.errors import BrushstreamError
 from brushstream.core.methods import build
 from brushstream.core.nets import pretrained
 from brushstream.core.nets.lst import LinearTransform
+from brushstream.core.ops.resize import crop_box, pad_with_context
 from brushstream.core.train.catalogue import get_recipe
 from brushstream.core.train.data import UNSEEN_STYLES
 from brushstream.core.train.loop import fit
-
-from brushstream.core.ops.resize import crop_box, pad_with_context
 
 from .conftest import SHARED_DATA
 

@@ -64,8 +64,9 @@ def _virtual_clock(monkeypatch, *modules) -> VirtualClock:
 # -- stamp -------------------------------------------------------------------------------------------------------
 def _h264_round_trip(frames):
     """Encode RGB frames with x264 as the stream sink does, decode them again."""
-    import av
     import io
+
+    import av
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mpegts") as out:
         s = out.add_stream("libx264", rate=30)
@@ -299,6 +300,7 @@ class FakeCamera:
 
 def test_a_camera_faster_than_the_target_is_held_to_the_target_fps(monkeypatch):
     import cv2
+
     from brushstream.obs_filter import sources
     from brushstream.obs_filter.sources import CameraSource
     FakeCamera.clock = _virtual_clock(monkeypatch, sources)

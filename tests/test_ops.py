@@ -39,7 +39,8 @@ def test_gram_is_size_independent():
 
 def test_wct_matches_style_mean_and_covariance():
     content = _feat(c=8, h=20, w=20, seed=3)
-    style = torch.einsum("ij,bjhw->bihw", torch.randn(8, 8, generator=torch.Generator().manual_seed(4)), _feat(c=8, h=24, w=24, seed=5)) + 2.0
+    mixing = torch.randn(8, 8, generator=torch.Generator().manual_seed(4))
+    style = torch.einsum("ij,bjhw->bihw", mixing, _feat(c=8, h=24, w=24, seed=5)) + 2.0
     stats = colouring_stats(style, floor=1e-10)
     out = whiten_colour(content, stats, floor=1e-10)
     f = out[0].reshape(8, -1).double()

@@ -1,6 +1,7 @@
 """Packaging as ComfyUI-Manager and the Comfy Registry see it: requirements.txt, [tool.comfy], every package listed."""
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +34,22 @@ def test_every_python_package_folder_is_packaged():
         "brushstream." + ".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.rglob("__init__.py")
         if p.parent != ROOT and p.parent.relative_to(ROOT).parts[0] not in skip and ".git" not in p.parts}
     assert found <= listed, sorted(found - listed)
+
+
+def test_every_torch_load_refuses_pickled_code():
+    """.pth files and checkpoints are pickles: every torch.load in the product, tools, benches and tests passes
+    weights_only=True, so loading a file can never run code from it."""
+    import ast
+    root = Path(__file__).resolve().parents[1]
+    unsafe = []
+    for path in root.rglob("*.py"):
+        if any(part.startswith(".") or part in ("build", "results") for part in path.relative_to(root).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                           for k in node.keywords)
+                if not safe:
+                    unsafe.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert unsafe == []

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from av.video.reformatter import Interpolation
+from PIL import Image
+
 from brushstream.core import video_writer
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.video import (
@@ -25,7 +27,6 @@ from brushstream.core.video import (
     output_size,
     probe_video,
 )
-from PIL import Image
 
 W, H = 64, 48
 ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND  # as the writer converts

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from brushstream.core import weights as W
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.hub_session import HUB_RETRY_PAUSE

@@ -89,7 +89,8 @@ def main() -> None:
         command += " " + " ".join(flag(k, v) for k, v in sidecar["recipe"].items() if k in flags and v != "")
         command += "".join(f" --style {s}" for s in sidecar["recipe"].get("style", ()))
     init_from = load_state_dict(src)[1].get("init_from", "")
-    if init_from and "--init-from" not in command:   # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
+    # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
+    if init_from and "--init-from" not in command:
         command += f" --init-from {init_from.split(' sha256:')[0]}"
     entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
                      attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,

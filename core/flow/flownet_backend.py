@@ -8,7 +8,6 @@ training resolution, so very large motions in big frames may exceed what the tra
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F

@@ -13,8 +13,16 @@ from __future__ import annotations
 import torch
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import (ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, decoder_input_encoder, decoder_level,
-                               level_encoders, trained_network, vgg_decoder)
+from ..nets.pretrained import (
+    ENCODER_WEIGHTS,
+    VGG16_DOWNLOAD,
+    VGG16_WEIGHTS,
+    decoder_input_encoder,
+    decoder_level,
+    level_encoders,
+    trained_network,
+    vgg_decoder,
+)
 from ..nets.student_encoder import LEVEL_TEACHER, StudentEncoder
 from ..nets.vgg16_encoder import STRIDE
 from ..ops.adain import adain

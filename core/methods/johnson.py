@@ -10,8 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..nets.pretrained import trained_network
 from ..nets.johnson import STRIDE
+from ..nets.pretrained import trained_network
 from ..runtime import RUNTIMES, FastRunner
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option

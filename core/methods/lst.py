@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from ..errors import BrushstreamError
 from ..nets.lst import LinearTransform
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, level_encoders,
-                               trained_network, vgg_decoder)
+from ..nets.pretrained import (
+    DECODER_WEIGHTS,
+    ENCODER_WEIGHTS,
+    VGG16_DOWNLOAD,
+    VGG16_WEIGHTS,
+    level_encoders,
+    trained_network,
+    vgg_decoder,
+)
 from ..nets.vgg16_encoder import CHANNELS, STRIDE
 from .base import CONTEXT_CELLS, PALETTE, WORK_SIZE, Capabilities, StyleMethod, blend_strength
 from .options import Option

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-from ..nets.metanet import STYLE_LAYERS, run_transform, style_statistics
+from ..nets.metanet import STRIDE, STYLE_LAYERS, run_transform, style_statistics
 from ..nets.pretrained import VGG16_DOWNLOAD, VGG16_WEIGHTS, trained_network, vgg16_features
-from ..nets.metanet import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register

@@ -11,9 +11,9 @@ import json
 
 import torch
 
+from ..nets.msgnet import STRIDE
 from ..nets.pretrained import trained_network
 from ..ops.resize import resize_long_side
-from ..nets.msgnet import STRIDE
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register

@@ -1,5 +1,6 @@
 """Li, Liu, Kautz & Yang, "Learning Linear Transformations for Fast Image and Video Style Transfer", CVPR 2019: the
-transformation module at relu3_1 (the authors' r31 model) or relu4_1 (their artistic r41 model, 512 channels). Deviations from their code: each branch takes the covariance
+transformation module at relu3_1 (the authors' r31 model) or relu4_1 (their artistic r41 model, 512 channels).
+Deviations from their code: each branch takes the covariance
 of its centred output (the paper's description; the code's product is uncentred) and compress/unzip have no bias, so
 the output's channel means are exactly the style's (the paper's phi_cs = T phi_c_centred + mean_s)."""
 from __future__ import annotations

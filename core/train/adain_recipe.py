@@ -29,14 +29,22 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, decoder_level, normalised_vgg_encoder,
-                               trained_network, vgg16_encoder, vgg_decoder)
+from ..image import fixed_crops
+from ..nets.pretrained import (
+    DECODER_WEIGHTS,
+    ENCODER_WEIGHTS,
+    VGG16_WEIGHTS,
+    decoder_level,
+    normalised_vgg_encoder,
+    trained_network,
+    vgg16_encoder,
+    vgg_decoder,
+)
 from ..nets.student_encoder import LEVEL_TEACHER
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
 from ..weights import load_manifest
-from ..image import fixed_crops
 from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles

@@ -4,7 +4,17 @@ A new recipe is one module plus its line below."""
 from __future__ import annotations
 
 from ..errors import BrushstreamError
-from . import adain_recipe, decoder_recipe, distill_recipe, flownet_recipe, johnson_recipe, lst_recipe, metanet_recipe, msgnet_recipe, reconet_recipe  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    adain_recipe,
+    decoder_recipe,
+    distill_recipe,
+    flownet_recipe,
+    johnson_recipe,
+    lst_recipe,
+    metanet_recipe,
+    msgnet_recipe,
+    reconet_recipe,
+)
 from .recipe import Recipe, registered_recipes
 
 

@@ -9,8 +9,8 @@ import typing
 from pathlib import Path
 
 from ..errors import BrushstreamError
-from .catalogue import recipes
 from .budget import parse_minutes
+from .catalogue import recipes
 from .precision import PRECISIONS
 
 

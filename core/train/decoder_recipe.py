@@ -19,8 +19,15 @@ import torch.nn.functional as F
 
 from ..errors import BrushstreamError
 from ..image import list_images, load_image
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
-                               verified_state_dict, vgg_decoder)
+from ..nets.pretrained import (
+    DECODER_WEIGHTS,
+    ENCODER_WEIGHTS,
+    VGG16_WEIGHTS,
+    encoder_family,
+    level_encoders,
+    verified_state_dict,
+    vgg_decoder,
+)
 from ..nets.vgg16_encoder import STRIDE
 from ..nets.vgg_decoder import VGGDecoder
 from ..ops.resize import crop_to, pad_to_multiple

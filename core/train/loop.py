@@ -23,11 +23,11 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .. import devices
 from ..atomic import atomic_path
 from ..errors import BrushstreamError
-from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
-from .. import devices
 from ..image import fixed_crops
+from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
 from .budget import TimeBudget, check_stages, parse_minutes, stage_at
 from .data import PhotoCrops, photo_loader
 from .precision import resolve_precision
@@ -230,7 +230,8 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     refused too. ``callback(progress)`` returning False stops the run like a signal does. ``init_from`` starts a
     new run from a trained file's weights (fine-tuning with a changed recipe, which ``resume`` refuses).
     ``minutes`` fits the whole run, setup and finishing included, into that wall-clock budget (budget.py);
-    ``recipe.steps`` is then ignored and ``max_steps`` (if given) caps the steps. ``precision`` "auto" is bf16 where the hardware has it (precision.py).
+    ``recipe.steps`` is then ignored and ``max_steps`` (if given) caps the steps. ``precision`` "auto" is bf16 where
+    the hardware has it (precision.py).
     """
     recipe.check()
     minutes = parse_minutes(minutes)

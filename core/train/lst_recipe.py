@@ -1,5 +1,6 @@
 """Linear Style Transfer (Li, Liu, Kautz & Yang, CVPR 2019, sec. 3-4): the transformation module at relu3_1 (bundled
-normalised VGG19) or relu4_1 (VGG16, the artistic model's level) is trained between the frozen encoder and decoder, each content image with a style drawn at random (randomly
+normalised VGG19) or relu4_1 (VGG16, the artistic model's level) is trained between the frozen encoder and decoder,
+each content image with a style drawn at random (randomly
 scaled and cropped, as the paper's style augmentation), on the decoded output's content and style losses.
 Deviations: the losses are read on the project's VGG16 loss network (relative content loss at relu4_3, relative Gram
 loss at relu1_2..relu4_3) instead of the paper's VGG19 (content at r41, mean + covariance at r11..r41); CPU crop size,
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..nets.lst import PAPER_MATRIX, LinearTransform
-from ..nets.pretrained import (DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders,
-                               vgg_decoder)
-from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
 from ..image import fixed_crops
+from ..nets.lst import PAPER_MATRIX, LinearTransform
+from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
+from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
 from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles

@@ -11,9 +11,9 @@ from ..errors import BrushstreamError
 from ..nets.vgg16 import TAP_INDEX
 from .budget import Stage
 from .data import load_styles
-from .teacher import Teacher
 from .losses import LossNetwork, content_loss, gram_style_loss, tv_loss
 from .recipe import Recipe, hp
+from .teacher import Teacher
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 

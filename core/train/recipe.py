@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch

@@ -2,7 +2,8 @@
 temporal loss with its luminance term (eq. 5) and the feature-level temporal loss on the encoder output (eq. 6);
 flow and occlusion masks are used in training only. Pairs are synthetic motion on the training photos plus
 real clip pairs with DIS flow (core/train/motion.py). Deviations: the project's relative perceptual losses
-(perceptual.py) with temporal weights tuned to them, the feature loss divided by the features' energy, CPU crop size and step count, cosine decay, float16 file.
+(perceptual.py) with temporal weights tuned to them, the feature loss divided by the features' energy, CPU crop size
+and step count, cosine decay, float16 file.
 ``--temporal-weight 0 --feature-temporal-weight 0`` trains the same network without temporal losses (the
 control the video bench compares against)."""
 from __future__ import annotations
@@ -21,7 +22,6 @@ from .losses import temporal_feature_loss, temporal_output_loss
 from .motion import ClipPairs, FramePairs, synthetic_pairs
 from .perceptual import PerceptualRecipe, half
 from .recipe import hp, register_recipe
-
 
 
 @register_recipe
