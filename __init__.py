@@ -7,7 +7,7 @@ loads no weights and starts nothing; ComfyUI calls ``comfy_entrypoint`` (the V3 
 """
 from .core.api import load, stylize
 from .core.errors import BrushstreamError
-from .core.image import load_image, save_image
+from .core.io.image import load_image, save_image
 from .core.methods import StyleSpec, available
 from .core.video_stylize import stylize_frames, stylize_video
 from .nodes import comfy_entrypoint

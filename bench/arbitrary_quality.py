@@ -25,7 +25,7 @@ import peer  # noqa: E402
 from common import EVAL_STYLES, STYLES, eval_photos  # noqa: E402
 
 from brushstream.core.evaluate import comparison_sheet, evaluate, method_runner, write_report  # noqa: E402
-from brushstream.core.image import save_image  # noqa: E402
+from brushstream.core.io.image import save_image  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 
 HELD_OUT_STYLES = ("candy.jpg", "feathers.jpg", "la_muse.jpg")

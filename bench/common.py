@@ -5,7 +5,7 @@ import os
 import statistics
 from pathlib import Path
 
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 from brushstream.core.ops.resize import resize_long_side
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

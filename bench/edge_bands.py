@@ -21,7 +21,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import STYLES, eval_photos, photo  # noqa: E402
 
-from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.io.image import load_image  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 from brushstream.core.ops.resize import resize_long_side  # noqa: E402
 

@@ -26,7 +26,7 @@ import peer as peer_baseline  # noqa: E402
 from common import STYLES, eval_photos, paired_interval  # noqa: E402
 
 from brushstream.core.evaluate import comparison_sheet, evaluate  # noqa: E402
-from brushstream.core.image import load_image, save_image  # noqa: E402
+from brushstream.core.io.image import load_image, save_image  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 from brushstream.core.metrics import STYLE_LAYERS, QualityMetrics, _rel  # noqa: E402
 from brushstream.core.ops.resize import resize_long_side  # noqa: E402

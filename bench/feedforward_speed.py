@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer  # noqa: E402
 from common import STYLES, eval_photos, photo  # noqa: E402
 
-from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.hub.weights import load_manifest  # noqa: E402
+from brushstream.core.io.image import load_image  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 from brushstream.core.ops.resize import resize_long_side, resize_to  # noqa: E402
-from brushstream.core.weights import load_manifest  # noqa: E402
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
 

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, spread  # noqa: E402
 
-from brushstream.core.atomic import atomic_path  # noqa: E402
 from brushstream.core.flow import get_flow  # noqa: E402
 from brushstream.core.flow.flo_io import read_flo  # noqa: E402
-from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.io.atomic import atomic_path  # noqa: E402
+from brushstream.core.io.image import load_image  # noqa: E402
 
 SINTEL = SHARED / "data" / "flow" / "sintel" / "training"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import STYLES, photo  # noqa: E402
 from video_temporal import clips, output_blend  # noqa: E402
 
-from brushstream.core.atomic import atomic_path  # noqa: E402
 from brushstream.core.flow import get_flow  # noqa: E402
+from brushstream.core.io.atomic import atomic_path  # noqa: E402
+from brushstream.core.io.video import VideoReader  # noqa: E402
 from brushstream.core.methods import build  # noqa: E402
 from brushstream.core.metrics import WarpingError  # noqa: E402
-from brushstream.core.video import VideoReader  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flow_warping_agreement.json"
 

@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host_tests"))
 
-from brushstream.core.image import to_uint8  # noqa: E402
-from brushstream.core.video import VideoReader  # noqa: E402
+from brushstream.core.io.image import to_uint8  # noqa: E402
+from brushstream.core.io.video import VideoReader  # noqa: E402
 from brushstream.obs_filter.control import ObsControl, ObsSettings  # noqa: E402
 from brushstream.obs_filter.pipeline import LivePipeline  # noqa: E402
 from brushstream.obs_filter.sinks import UdpStreamSink  # noqa: E402

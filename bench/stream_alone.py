@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import eval_photos  # noqa: E402
 
-from brushstream.core.image import load_image  # noqa: E402
+from brushstream.core.io.image import load_image  # noqa: E402
 from brushstream.core.ops.resize import resize_to  # noqa: E402
 
 DEFAULT_RUNNERS = ("reconet:reconet_rt_starry_night:onnx:stream", "reconet:reconet_rt_starry_night:onnx:frame",

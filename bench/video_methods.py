@@ -28,9 +28,9 @@ from common import STYLES, photo
 from video_temporal import clips, output_blend
 
 from brushstream.core.flow import get_flow
+from brushstream.core.io.video import VideoReader
 from brushstream.core.methods import build
 from brushstream.core.metrics import QualityMetrics, WarpingError
-from brushstream.core.video import VideoReader
 
 RESULTS = Path(__file__).resolve().parent / "results" / "video_methods.json"
 DEFAULT_ENTRIES = ("adain", "lst", "lst+state")

@@ -28,8 +28,8 @@ from common import SHARED, STYLES
 
 import brushstream
 from brushstream.core.flow import get_flow
+from brushstream.core.io.video import VideoReader
 from brushstream.core.ops.warp import reliable_flow_mask
-from brushstream.core.video import VideoReader
 
 CLIP = SHARED / "data" / "video" / "sam2_dog.mp4"
 RESULTS = Path(__file__).resolve().parent / "results" / "video_speed.txt"

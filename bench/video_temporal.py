@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from common import SHARED, STYLES, photo
 
 from brushstream.core.flow import get_flow
+from brushstream.core.io.video import VideoReader
 from brushstream.core.methods import build
 from brushstream.core.metrics import QualityMetrics, WarpingError
 from brushstream.core.ops.resize import crop_to, pad_to_multiple
 from brushstream.core.ops.warp import backward_warp
 from brushstream.core.temporal import StreamState
-from brushstream.core.video import VideoReader
 
 VIDEO = SHARED / "data" / "video"
 RESULTS = Path(__file__).resolve().parent / "results" / "video_temporal.json"

@@ -11,11 +11,11 @@ from typing import Sequence, Union
 import torch
 
 from .errors import BrushstreamError
-from .image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
+from .hub.weights import looks_like_path
+from .io.image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
 from .methods import StyleMethod, build, get
 from .methods.base import max_pixels_override
 from .ops.resize import long_side_size, resize_long_side, resize_to
-from .weights import looks_like_path
 
 ImageLike = Union[str, os.PathLike, torch.Tensor]
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
@@ -86,7 +86,7 @@ def prepare_styles(styles: ImageLike | Sequence[ImageLike], style_size: int | No
 
 
 def _is_style_name(style) -> bool:
-    """A trained style's name or index ("udnie", "3"), not an image file (core.weights.looks_like_path)."""
+    """A trained style's name or index ("udnie", "3"), not an image file (core.hub.weights.looks_like_path)."""
     return isinstance(style, str) and not looks_like_path(style)
 
 

@@ -45,7 +45,7 @@ def _output_paths(contents: list[Path], out_text: str, method: str, folder_input
         return [out]
     if out.exists() and not out.is_dir():
         raise BrushstreamError(f"{out}: several inputs need an output directory, and this is a file")
-    from .image import READ_SUFFIXES, WRITE_SUFFIXES
+    from .io.image import READ_SUFFIXES, WRITE_SUFFIXES
 
     if not out.exists() and not _is_folder_name(out_text) and out.suffix.lower() in READ_SUFFIXES | WRITE_SUFFIXES:
         inputs = "a folder input needs" if folder_input else f"{len(contents)} inputs need"
@@ -87,7 +87,7 @@ def _check_sizes(args) -> None:
 def cmd_stylize(args) -> int:
     from . import api
     from .cli_options import given_options, method_options
-    from .image import check_output_path, image_size, list_images
+    from .io.image import check_output_path, image_size, list_images
     from .methods import get
 
     cls = get(args.method)
@@ -149,7 +149,7 @@ def cmd_stylize(args) -> int:
 def _texture(args, cls, options: dict, styles: list[str], weights) -> int:
     """Texture synthesis from noise (no content image), for methods that declare the capability."""
     from . import api
-    from .image import check_output_path, save_image
+    from .io.image import check_output_path, save_image
     from .methods import available
     from .methods.base import check_pixels
 
@@ -225,7 +225,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from . import weights
+    from .hub import weights
 
     if args.action == "list":
         for entry in weights.load_manifest().values():
@@ -246,7 +246,7 @@ def cmd_weights(args) -> int:
 def cmd_eval(args) -> int:
     from .cli_options import given_options, method_options
     from .evaluate import run_eval
-    from .image import image_size
+    from .io.image import image_size
     from .methods import get
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -383,7 +383,7 @@ def _add_plugin_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get("BRUSHSTREAM_DEBUG") == "1"
-    from .atomic import exit_cleanly_on_sigterm
+    from .io.atomic import exit_cleanly_on_sigterm
 
     exit_cleanly_on_sigterm()  # SIGTERM unwinds like Ctrl-C: no temporary file is left behind
     try:

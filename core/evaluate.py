@@ -16,8 +16,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from .api import prepare_styles
-from .atomic import atomic_path
-from .image import load_image, save_image, to_uint8
+from .io.atomic import atomic_path
+from .io.image import load_image, save_image, to_uint8
 from .methods import StyleMethod, build
 from .metrics import QualityMetrics
 from .ops.resize import resize_long_side

@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from .errors import BrushstreamError
+from .io.video import AudioSource, VideoFrame, VideoReader, VideoWriter, check_video_output, output_size, probe_video
 from .methods import StyleCode, StyleMethod
 from .temporal import StreamState
-from .video import AudioSource, VideoFrame, VideoReader, VideoWriter, check_video_output, output_size, probe_video
 
 MIN_VIDEO_SIZE, MAX_VIDEO_SIZE = 16, 8192   # output height, px
 

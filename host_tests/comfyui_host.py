@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import tomllib
 
-from brushstream.core.atomic import atomic_path
+from brushstream.core.io.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 # As in tests/: shared/ beside the repository; BRUSHSTREAM_SHARED points elsewhere (e.g. to prove the skips).
@@ -204,8 +204,8 @@ class ComfyServer:
         """The shared weights plus the training photos' content set, packed from shared/data as its manifest recipe
         says: the Train node's default (no folder given) then finds, verifies and unpacks it as on a user's machine
         after a download."""
+        from brushstream.core.hub.weights import load_manifest
         from brushstream.core.train.content_sets import DEFAULT_CONTENT_SET, pack
-        from brushstream.core.weights import load_manifest
 
         folder = self.base / "weights"
         folder.mkdir()

@@ -73,7 +73,7 @@ def still_clip(photo, tmp_path_factory) -> Path:
 def expected(photo) -> dict[str, np.ndarray]:
     """What each style makes of the photo, computed here with the same networks."""
     from brushstream.core.api import load
-    from brushstream.core.image import from_uint8, to_uint8
+    from brushstream.core.io.image import from_uint8, to_uint8
     out = {"photo": photo}
     for style in STYLES:
         model = load("reconet", model=f"reconet_rt_{style}", norm="frame")
@@ -272,7 +272,7 @@ def test_the_fast_adain_path_streams_a_painting_into_obs(obs, still_clip, photo,
     """Live arbitrary style: any painting (here one held out of all training), AdaIN's live settings (the
     distilled pair at 256 px), into a second Media Source beside the first filter's."""
     from brushstream.core.api import load, style_for
-    from brushstream.core.image import from_uint8, to_uint8
+    from brushstream.core.io.image import from_uint8, to_uint8
     from brushstream.core.methods import get
 
     painting = DATA / "styles" / "candy.jpg"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from ..core.errors import BrushstreamError
+from ..core.hub.weights import load_manifest
 from ..core.methods import StyleCode, StyleMethod, available, build, get
 from ..core.methods.style_spec import parse_style_weights
-from ..core.weights import load_manifest
 from . import host
 from .convert import mask_to_core, to_comfy, to_core
 
@@ -59,7 +59,7 @@ def _weight_options(method: str) -> list[str]:
 
 
 def _weight_source(text: str) -> str:
-    """A menu entry -> what core.weights.resolve takes: a model-folder file becomes its full path."""
+    """A menu entry -> what core.hub.weights.resolve takes: a model-folder file becomes its full path."""
     return host.model_file_path(text) or text
 
 

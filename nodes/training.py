@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import BrushstreamError
-from ..core.image import save_image
+from ..core.io.image import save_image
 from ..core.methods import available
 from ..core.train.catalogue import recipes
 from ..core.train.loop import TrainingStopped, default_checkpoint, fit

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import BrushstreamError
-from ..core.image import to_uint8
+from ..core.io.image import to_uint8
 
 
 def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -123,7 +123,7 @@ class FileSource(FrameSource):
     """A video file played in real time at its own rate (at most ``fps``), looped for ever."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float):
-        from ..core.video import probe_video
+        from ..core.io.video import probe_video
 
         self.path, self.size = Path(path), size
         info = probe_video(self.path)   # a missing, empty or corrupt file fails here, in one line
@@ -136,7 +136,7 @@ class FileSource(FrameSource):
         self._due = None
 
     def _loop(self):
-        from ..core.video import VideoReader
+        from ..core.io.video import VideoReader
 
         for _ in itertools.count():
             for frame in VideoReader(self.path, size=self._read_size):

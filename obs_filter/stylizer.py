@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..core.errors import BrushstreamError
-from ..core.image import from_uint8, to_uint8
+from ..core.io.image import from_uint8, to_uint8
 from ..core.methods import StyleCode, StyleMethod
 from ..core.temporal import StreamState
 
@@ -54,7 +54,7 @@ def style_networks(method: str, styles: list[str], model: str | None) -> list[tu
     """(label, network) for a one-network-per-style method: a style is a manifest name, a style its manifest
     entries paint (``styles``; the live one first) or a .safetensors file; nothing given means the bundled networks
     the manifest marks ``live``."""
-    from ..core.weights import load_manifest
+    from ..core.hub.weights import load_manifest
 
     manifest = {n: e for n, e in load_manifest().items() if method in e.method.split(",") and e.role == "model"}
     chosen = ([model] if model else []) + list(styles)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from brushstream.core.cli import main
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 
 from .conftest import SHARED_DATA
 
@@ -242,7 +242,7 @@ def test_methods_command_lists_the_registry(capsys):
 def test_cli_turns_sigterm_into_a_clean_exit(capsys):
     import signal
 
-    from brushstream.core import atomic
+    from brushstream.core.io import atomic
 
     before = signal.getsignal(signal.SIGTERM)
     try:

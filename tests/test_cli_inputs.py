@@ -124,7 +124,7 @@ def test_output_paths_mean_what_they_say(tmp_path, capsys):
 def test_inputs_are_checked_before_the_weights_lookup(tmp_path, capsys, monkeypatch):
     """With no VGG16 anywhere, a bad input is still what the user hears about, at once."""
     monkeypatch.delenv("BRUSHSTREAM_WEIGHTS_DIR")
-    from brushstream.core import weights
+    from brushstream.core.hub import weights
     lookups = []
     real_resolve = weights.resolve
     monkeypatch.setattr(weights, "resolve", lambda *a, **kw: lookups.append(a) or real_resolve(*a, **kw))
@@ -171,7 +171,7 @@ def test_damaged_weights_are_refused_and_nothing_is_written(tmp_path, capsys):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from brushstream.core.weights import resolve
+    from brushstream.core.hub.weights import resolve
     source = resolve("johnson_rt_udnie")
     tensors = load_file(str(source))
     with safe_open(str(source), "pt") as f:

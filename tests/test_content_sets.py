@@ -8,10 +8,10 @@ import pytest
 
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.hub.weights import load_manifest
 from brushstream.core.train import content_sets
 from brushstream.core.train.johnson_recipe import JohnsonRecipe
 from brushstream.core.train.loop import fit
-from brushstream.core.weights import load_manifest
 
 from .conftest import SHARED_DATA, SHARED_WEIGHTS
 from .hub_server import HubServer
@@ -37,7 +37,7 @@ def online(packed, tmp_path, monkeypatch, hf_env):
 
 
 def test_the_recipe_reproduces_the_manifest_s_sha256(packed):
-    from brushstream.core.weights import sha256_file
+    from brushstream.core.hub.weights import sha256_file
     entry = load_manifest()[NAME]
     path = packed / entry.file
     assert (path.stat().st_size, sha256_file(path)) == (entry.bytes, entry.sha256)

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.hub.weights import load_state_dict
 from brushstream.core.methods import build
 from brushstream.core.nets.pretrained import vgg16_encoder, vgg16_features
 from brushstream.core.nets.vgg_decoder import VGGDecoder
@@ -17,7 +18,6 @@ from brushstream.core.train.adain_recipe import STYLE_TAPS, AdaINRecipe
 from brushstream.core.train.data import UNSEEN_STYLES
 from brushstream.core.train.decoder_recipe import copy_shared_layers
 from brushstream.core.train.loop import fit
-from brushstream.core.weights import load_state_dict
 
 from .conftest import SHARED_DATA
 
@@ -25,7 +25,7 @@ STYLE = SHARED_DATA / "styles" / "starry_night.jpg"
 
 
 def _photo(path, side):
-    from brushstream.core.image import load_image
+    from brushstream.core.io.image import load_image
     return resize_long_side(load_image(path).image, side)
 
 
@@ -361,7 +361,7 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     """--imitate: the term compares the fast pair's output with the full pair's for the same photo and style crops.
     A student that is the VGG19 (a full-width exact prune) with the imitated decoder itself scores ~0; a random
     decoder does not; and without --imitate there is no such term."""
-    from brushstream.core.image import fixed_crops
+    from brushstream.core.io.image import fixed_crops
     from brushstream.core.nets.pretrained import normalised_vgg_encoder
     from brushstream.core.nets.student_encoder import StudentEncoder, start_from_teacher
     from brushstream.core.nets.vgg_normalised import NormalisedVGGEncoder

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 from brushstream.core.methods import build
 from brushstream.core.ops.resize import resize_long_side
 

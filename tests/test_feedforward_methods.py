@@ -7,7 +7,7 @@ import torch
 
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 from brushstream.core.methods import build
 from brushstream.core.nets.metanet import MIN_STAT_SCALE, STYLE_LAYERS, MetaNet, style_statistics
 from brushstream.core.nets.msgnet import MSGNet

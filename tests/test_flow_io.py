@@ -89,7 +89,7 @@ def test_flow_command_dis_on_sintel_is_close_to_ground_truth(tmp_path, capsys):
     assert epe < 0.5 * still, (epe, still)
     picture = tmp_path / "alley.png"
     assert main(["flow", str(first), str(second), "-q", "-o", str(picture)]) == 0
-    from brushstream.core.image import load_image
+    from brushstream.core.io.image import load_image
     assert load_image(picture).size == (436, 1024)
 
 

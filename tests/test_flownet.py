@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from brushstream.core import weights as weight_store
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.flow import get_flow
 from brushstream.core.flow.flownet import FlowNetC, FlowNetS
 from brushstream.core.flow.synthetic import held_out_pairs, make_pairs
-from brushstream.core.image import fixed_crops
+from brushstream.core.hub import weights as weight_store
+from brushstream.core.io.image import fixed_crops
 from brushstream.core.ops.warp import backward_warp
 from brushstream.core.train.catalogue import get_recipe
 from brushstream.core.train.flownet_recipe import mean_epe, multiscale_epe

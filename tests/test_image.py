@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image, ImageFile, ImageOps
 
-from brushstream.core import atomic
-from brushstream.core.atomic import atomic_path
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import LoadedImage, check_output_path, image_size, list_images, load_image, save_image
+from brushstream.core.io import atomic
+from brushstream.core.io.atomic import atomic_path
+from brushstream.core.io.image import LoadedImage, check_output_path, image_size, list_images, load_image, save_image
 from brushstream.core.ops.resize import resize_long_side
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the package, for the child process
@@ -163,7 +163,7 @@ def test_budget_is_refused_before_decoding(tmp_path):
 
 
 def test_decode_limit_applies_to_the_reduced_size(tmp_path, monkeypatch):
-    from brushstream.core import image as image_module
+    from brushstream.core.io import image as image_module
     path = tmp_path / "big.jpg"
     _photo(2400, 1600).save(path)
     monkeypatch.setattr(image_module, "MAX_DECODE_PIXELS", 1_000_000)
@@ -286,7 +286,7 @@ def test_unwritable_folder_is_refused(tmp_path):
 
 def test_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
     """The same check where the suite runs as root (which os.access lets write anywhere)."""
-    from brushstream.core import image as image_module
+    from brushstream.core.io import image as image_module
     target = tmp_path / "out.png"
     real_access = os.access
     monkeypatch.setattr(image_module.os, "access",
@@ -361,7 +361,7 @@ def test_sigterm_removes_the_temp_file(tmp_path):
     child = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from brushstream.core.atomic import atomic_path, exit_cleanly_on_sigterm
+        from brushstream.core.io.atomic import atomic_path, exit_cleanly_on_sigterm
         exit_cleanly_on_sigterm()
         with atomic_path({str(target)!r}) as tmp:
             Path(tmp).write_bytes(b"partial")

@@ -11,13 +11,13 @@ from .conftest import SHARED_DATA
 
 @pytest.fixture(scope="module")
 def style():
-    from brushstream.core.image import load_image
+    from brushstream.core.io.image import load_image
     return load_image(SHARED_DATA / "styles" / "starry_night.jpg", long_side=96).image
 
 
 @pytest.fixture(scope="module")
 def content():
-    from brushstream.core.image import load_image
+    from brushstream.core.io.image import load_image
     return load_image(SHARED_DATA / "content_eval" / "skimage_chelsea.jpg", long_side=64).image
 
 

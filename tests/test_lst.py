@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from brushstream.core import weights as weight_store
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.hub import weights as weight_store
 from brushstream.core.methods import build
 from brushstream.core.nets import pretrained
 from brushstream.core.nets.lst import LinearTransform

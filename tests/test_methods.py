@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 from brushstream.core.methods import available, build
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.core.ops.stats import gram, mean_std

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import load_image
+from brushstream.core.io.image import load_image
 from brushstream.core.ops.resize import resize_long_side
 from brushstream.nodes import analysis, host, stylize
 from brushstream.nodes.stylize import encode_style, load_model, stylize_images
@@ -25,7 +25,8 @@ COMMON = dict(strength=1.0, preserve_color=False, precision="fp32")
 
 
 def test_importing_the_pack_loads_no_weights():
-    code = ("import brushstream, inspect; from brushstream.core.nets import pretrained; from brushstream.core import weights; "
+    code = ("import brushstream, inspect; from brushstream.core.nets import pretrained; "
+            "from brushstream.core.hub import weights; "
             "assert pretrained._read.cache_info().currsize == 0; "
             "assert weights._sha256_cached.cache_info().currsize == 0; "
             "import sys; assert not any(m.startswith('brushstream.nodes.v3') for m in sys.modules); "
@@ -129,7 +130,7 @@ def test_weight_menus_and_sources(monkeypatch):
     assert "student_vgg19n_r31_w0375" in encoders and "student_vgg19n_r31_w0375" not in decoders
     assert "johnson_starry_night" in stylize.weight_choices("johnson", "model")
     # The manifest's role field sorts the files, not their names: a decoder called "pastel" is a decoder.
-    from brushstream.core import weights
+    from brushstream.core.hub import weights
     real = weights.load_manifest()
     pastel = dataclasses.replace(real["adain_vgg19n_r31_decoder"], name="pastel", role="decoder")
     monkeypatch.setattr(stylize, "load_manifest", lambda: {**real, "pastel": pastel})
@@ -231,7 +232,7 @@ def test_optical_flow_node_sees_the_motion():
 
 
 def test_optical_flow_node_runs_a_trained_flownet_file(tmp_path):
-    from brushstream.core import weights as weight_store
+    from brushstream.core.hub import weights as weight_store
     from brushstream.core.train.catalogue import get_recipe
 
     recipe = get_recipe("flownets")(width=0.125, size=64, content_dir=str(SHARED_DATA / "content"))
@@ -267,8 +268,8 @@ def test_entry_point_is_a_coroutine_that_needs_comfyui():
 
 
 def test_train_node_trains_previews_stops_keeping_its_checkpoint_and_resumes(tmp_path, monkeypatch):
+    from brushstream.core.hub.weights import read_metadata
     from brushstream.core.train.loop import TrainingStopped
-    from brushstream.core.weights import read_metadata
     from brushstream.nodes import training
 
     bars = []

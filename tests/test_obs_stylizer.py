@@ -5,7 +5,7 @@ import torch
 
 from brushstream.core.api import load
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.image import from_uint8, to_uint8
+from brushstream.core.io.image import from_uint8, to_uint8
 from brushstream.obs_filter.stylizer import LiveStylizer, live_methods, style_networks
 
 from .conftest import SHARED_DATA
@@ -15,7 +15,7 @@ STYLES = SHARED_DATA / "styles"
 
 @pytest.fixture(scope="module")
 def frames():
-    from brushstream.core.video import VideoReader
+    from brushstream.core.io.video import VideoReader
     reader = VideoReader(SHARED_DATA / "video" / "sam2_dog.mp4", size=(160, 90), max_frames=12)
     return [to_uint8(f.image) for f in reader]
 

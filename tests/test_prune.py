@@ -3,7 +3,7 @@ starts near it, where a random start or kept rows without the refit do not."""
 import pytest
 import torch
 
-from brushstream.core.image import fixed_crops
+from brushstream.core.io.image import fixed_crops
 from brushstream.core.nets.pretrained import normalised_vgg_encoder, vgg16_encoder, vgg_decoder
 from brushstream.core.nets.prune import fit_slim_conv
 from brushstream.core.nets.student_encoder import TAPS, StudentEncoder, start_from_teacher

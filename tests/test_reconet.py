@@ -108,7 +108,7 @@ def test_the_temporal_terms_punish_texture_that_does_not_move_with_the_content(p
 
 def _pan_clip(folder):
     """A 64-frame clip panning 1 px per frame to the right."""
-    from brushstream.core.video_writer import VideoWriter
+    from brushstream.core.io.video_writer import VideoWriter
     torch.manual_seed(0)
     base = torch.rand(1, 3, 80, 120)
     base = torch.nn.functional.avg_pool2d(base, 5, 1, 2)          # texture DIS can track
@@ -150,7 +150,7 @@ def test_temporal_training_steadies_the_output_against_the_same_training_without
     steady = build("reconet", model=str(tmp_path / "t.safetensors"), runtime="eager").net
     loose = build("reconet", model=str(tmp_path / "n.safetensors"), runtime="eager").net
     assert _warping_error(steady) < 0.7 * _warping_error(loose)
-    meta = json.loads(__import__("brushstream.core.weights", fromlist=["x"]).load_state_dict(
+    meta = json.loads(__import__("brushstream.core.hub.weights", fromlist=["x"]).load_state_dict(
         tmp_path / "t.safetensors")[1]["temporal"])
     assert meta == {"output": 200.0, "feature": 2.0}
 

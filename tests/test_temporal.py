@@ -5,7 +5,7 @@ import torch
 
 from brushstream.core.errors import BrushstreamError
 from brushstream.core.flow import flow_backends, get_flow
-from brushstream.core.image import list_images, load_image
+from brushstream.core.io.image import list_images, load_image
 from brushstream.core.methods import build
 from brushstream.core.metrics import QualityMetrics, WarpingError
 from brushstream.core.ops.warp import backward_warp, reliable_flow_mask

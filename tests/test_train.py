@@ -4,9 +4,9 @@ import shutil
 import pytest
 import torch
 
+from brushstream.core.hub.weights import load_state_dict
 from brushstream.core.train.decoder_recipe import DecoderRecipe, load_decoder_file
 from brushstream.core.train.loop import TrainingStopped, fit
-from brushstream.core.weights import load_state_dict
 
 from .conftest import SHARED_DATA
 

@@ -9,11 +9,11 @@ import torch
 
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.hub.weights import read_metadata
 from brushstream.core.train import precision as precision_mod
 from brushstream.core.train.budget import Stage, stage_at
 from brushstream.core.train.johnson_recipe import JohnsonRecipe
 from brushstream.core.train.loop import TrainingStopped, final_losses, fit
-from brushstream.core.weights import read_metadata
 
 from .conftest import SHARED_DATA
 

@@ -11,13 +11,13 @@ import torch
 
 from brushstream.core.cli import main as cli_main
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.hub.weights import load_state_dict, sha256_file
 from brushstream.core.train.catalogue import get_recipe
 from brushstream.core.train.data import PhotoCrops, PositionSampler, photo_loader
 from brushstream.core.train.johnson_recipe import JohnsonRecipe
 from brushstream.core.train.loop import TrainingStopped, fit
 from brushstream.core.train.losses import gram_style_loss, meanstd_style_loss, temporal_feature_loss, temporal_output_loss
 from brushstream.core.train.perceptual import pick_styles
-from brushstream.core.weights import load_state_dict, sha256_file
 
 from .conftest import SHARED_DATA
 

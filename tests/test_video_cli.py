@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 import brushstream
-from brushstream.core import video_writer as video_module
 from brushstream.core.cli import main
 from brushstream.core.errors import BrushstreamError
+from brushstream.core.io import video_writer as video_module
+from brushstream.core.io.video import VideoReader, probe_video
 from brushstream.core.methods.base import StyleMethod
-from brushstream.core.video import VideoReader, probe_video
 
 from .conftest import SHARED_DATA
 from .test_video_io import RATE, _streams, _tone, make_clip
@@ -91,7 +91,7 @@ def test_temporal_flag_changes_the_output_and_the_api_matches_the_cli(tmp_path, 
     assert max(diffs[1:]) > 0.01 and diffs[0] < 0.5 * max(diffs[1:])   # frame 0 has no past; later ones blend
     # The strength reaches the state. Compared on lossless PNG frames: the video encoder is not bit-reproducible
     # between runs in one process (two identical --no-temporal runs to .mkv differ by up to 0.16 on P-frames).
-    from brushstream.core.image import load_image
+    from brushstream.core.io.image import load_image
     for name, flag in (("zero", ["--temporal-strength", "0"]), ("off", ["--no-temporal"])):
         code, _, err = _video([str(clip), "--style", STYLE, *flag, "-q", "-o", str(tmp_path / name / "f_%03d.png")],
                               capsys)
@@ -226,7 +226,7 @@ def test_disk_full_and_interrupted_writes_leave_nothing(tmp_path, capsys, monkey
 ])
 def test_video_settings_are_checked_once_for_the_cli_and_the_library(tmp_path, capsys, monkeypatch, args, needle):
     """One check, in stylize_video, serves both hosts, and runs before any weights are looked up."""
-    from brushstream.core import weights
+    from brushstream.core.hub import weights
     from brushstream.core.video_stylize import stylize_video
     monkeypatch.setattr(weights, "resolve", lambda *a, **kw: pytest.fail("weights looked up before the check"))
     clip = make_clip(tmp_path / "in.mp4", 3, size=(W, H))

@@ -17,9 +17,9 @@ import torch
 from av.video.reformatter import Interpolation
 from PIL import Image
 
-from brushstream.core import video_writer
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.video import (
+from brushstream.core.io import video_writer
+from brushstream.core.io.video import (
     AudioSource,
     VideoReader,
     VideoWriter,

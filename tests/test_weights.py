@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from brushstream.core import weights as W
 from brushstream.core.errors import BrushstreamError
-from brushstream.core.hub_session import HUB_RETRY_PAUSE
+from brushstream.core.hub import weights as W
+from brushstream.core.hub.hub_session import HUB_RETRY_PAUSE
 
 from .conftest import SHARED_WEIGHTS
 from .hub_server import HubServer
@@ -490,8 +490,8 @@ def test_save_weights_is_atomic_and_round_trips_metadata(tmp_path):
 def test_hub_reference_downloads_checks_and_pins(hf_env, tmp_path, monkeypatch):
     """A style shared on the Hub, outside the manifest: fetched through huggingface-hub, checked as safetensors,
     and refused when its #sha256 pin does not match or the file is not whole."""
-    from brushstream.core import weights
-    from brushstream.core.hub_refs import parse_hub_ref
+    from brushstream.core.hub import weights
+    from brushstream.core.hub.hub_refs import parse_hub_ref
 
     src = weights.resolve("johnson_starry_night")   # any small, real safetensors file
     root = tmp_path / "community"

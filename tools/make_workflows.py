@@ -13,7 +13,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from brushstream.core.atomic import atomic_path
+from brushstream.core.io.atomic import atomic_path
 
 OUT = Path(__file__).resolve().parents[1] / "example_workflows"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
+from brushstream.core.hub.weights import register  # noqa: E402
 from brushstream.core.train.content_sets import pack  # noqa: E402
-from brushstream.core.weights import register  # noqa: E402
 
 ATTRIBUTION = ("the 500 photos of the Berkeley Segmentation Data Set BSDS500 (Arbeláez, Maire, Fowlkes & Malik, "
                "TPAMI 2011), JPEG q90 with the shorter side at 320 px (see shared/data/SOURCES.md)")

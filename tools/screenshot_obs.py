@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from brushstream.core.atomic import atomic_path
+from brushstream.core.io.atomic import atomic_path
 from brushstream.obs_filter.control import ObsControl, ObsSettings
 from brushstream.obs_filter.pipeline import LivePipeline
 from brushstream.obs_filter.sinks import UdpStreamSink

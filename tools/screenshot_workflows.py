@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from brushstream.core.atomic import atomic_path
+from brushstream.core.io.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "example_workflows"

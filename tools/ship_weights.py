@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
-from brushstream.core.atomic import atomic_path  # noqa: E402
-from brushstream.core.weights import BUNDLED_DIR, register  # noqa: E402
+from brushstream.core.hub.weights import BUNDLED_DIR, register  # noqa: E402
+from brushstream.core.io.atomic import atomic_path  # noqa: E402
 
 ATTRIBUTION = ("trained by the Brushstream developers with `brushstream train` on the BSDS500 photos (Arbeláez et al., "
                "research use) with the VGG16 ImageNet loss network (CC BY 4.0); style images: {styles} (see "
@@ -45,7 +45,7 @@ def _as_float16(src: Path) -> Path:
     """A float16 copy of ``src`` beside it, metadata kept (the sidecar's sha256 is the float32 file's)."""
     from safetensors.torch import save_file
 
-    from brushstream.core.weights import load_state_dict
+    from brushstream.core.hub.weights import load_state_dict
     tensors, meta = load_state_dict(src)
     out = src.with_name(src.stem + ".float16.safetensors")
     with atomic_path(out) as tmp:
@@ -80,7 +80,7 @@ def main() -> None:
         if target.resolve() != src.resolve():
             shutil.copyfile(src, target)
     # Recipes that train on a style folder (LST) list their styles in the file's metadata, not in --style.
-    from brushstream.core.weights import load_state_dict
+    from brushstream.core.hub.weights import load_state_dict
     listed = [Path(s).stem for s in sidecar["recipe"].get("style", ())]
     styles = ", ".join(listed or json.loads(load_state_dict(src)[1].get("styles", "[]"))) or "none"
     command = sidecar["recipe"]["command"]

@@ -18,7 +18,7 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 def cmd_flow(args) -> int:
     import torch
 
-    from ..image import check_output_path, load_image, save_image
+    from ..io.image import check_output_path, load_image, save_image
     from . import get_flow
     from .flo_io import write_flo
     from .visualise import flow_to_rgb

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
 from ..errors import BrushstreamError, reason
+from ..io.atomic import atomic_path
 
 MAGIC = 202021.25
 HEADER_BYTES = 12

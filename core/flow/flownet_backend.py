@@ -1,5 +1,5 @@
 """The ``flownet`` flow backend: a FlowNetS or FlowNetC (Dosovitskiy et al., ICCV 2015; flownet.py) trained by
-``brushstream train flownets|flownetc``, rebuilt from its own file's metadata and verified by core/weights.py.
+``brushstream train flownets|flownetc``, rebuilt from its own file's metadata and verified by core/hub/weights.py.
 
 Runs in eval and inference mode at the frames' own size (padded to multiples of 64 inside, cropped back) and returns
 float32 flow in pixels on the frames' device. Deviation from the paper's use: no resizing of the input to the
@@ -12,8 +12,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .. import weights as weight_store
 from ..errors import BrushstreamError
+from ..hub import weights as weight_store
 from . import register_flow
 
 DEFAULT_WEIGHTS = "flownetc_small"

@@ -160,7 +160,7 @@ def held_out_pairs(folder: str | os.PathLike, count: int, size: int, seed: int =
                    **options) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``count`` pairs of side ``size`` from the centre crops of a photo folder (cycled), without colour changes by
     default: the same pairs for the same arguments. Pair i's background is photo i mod N."""
-    from ..image import fixed_crops, list_images
+    from ..io.image import fixed_crops, list_images
 
     photos = fixed_crops(folder, size, len(list_images(folder)))
     rng = torch.Generator().manual_seed(seed)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import BrushstreamError
-from ..image import as_unit_range, pixel_count
+from ..io.image import as_unit_range, pixel_count
 from ..ops.colour import match_palette, palette_stats, preserve_colour
 from ..ops.resize import crop_box, pad_with_context, resize_long_side, resize_to
 from ..ops.wct import ColouringStats

@@ -1,6 +1,6 @@
 """Builders that assemble a network and load its verified weights (torchvision's `weights=` idea).
 
-Each builder takes a manifest name or a file path and nothing else; core.weights does the finding
+Each builder takes a manifest name or a file path and nothing else; core.hub.weights does the finding
 and verifying, so a tampered or missing file fails here with one clear line. What is cached is the
 verified CPU state dict (hashed once per file per process), never a module: every call returns a new
 network, so moving, training or wrapping one instance never reaches another.
@@ -13,8 +13,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from .. import weights as weight_store
 from ..errors import BrushstreamError
+from ..hub import weights as weight_store
 from .vgg16 import VGG16Features
 from .vgg16_encoder import VGG16Encoder
 from .vgg_decoder import VGGDecoder

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..image import fixed_crops
+from ..hub.weights import load_manifest
+from ..io.image import fixed_crops
 from ..nets.pretrained import (
     DECODER_WEIGHTS,
     ENCODER_WEIGHTS,
@@ -44,7 +45,6 @@ from ..nets.student_encoder import LEVEL_TEACHER
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
-from ..weights import load_manifest
 from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles

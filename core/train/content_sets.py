@@ -16,10 +16,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..atomic import atomic_path
 from ..errors import BrushstreamError
-from ..image import list_images
-from ..weights import load_manifest, resolve
+from ..hub.weights import load_manifest, resolve
+from ..io.atomic import atomic_path
+from ..io.image import list_images
 
 DEFAULT_CONTENT_SET = "bsds500_train_320"
 CACHE_ENV = "BRUSHSTREAM_CACHE"

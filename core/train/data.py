@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import BrushstreamError
-from ..image import list_images, load_image
+from ..io.image import list_images, load_image
 
 _MIX = 1_000_003  # keeps (seed, position) generator seeds apart
 

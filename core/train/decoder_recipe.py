@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BrushstreamError
-from ..image import list_images, load_image
+from ..hub.weights import load_state_dict
+from ..io.image import list_images, load_image
 from ..nets.pretrained import (
     DECODER_WEIGHTS,
     ENCODER_WEIGHTS,
@@ -31,7 +32,6 @@ from ..nets.pretrained import (
 from ..nets.vgg16_encoder import STRIDE
 from ..nets.vgg_decoder import VGGDecoder
 from ..ops.resize import crop_to, pad_to_multiple
-from ..weights import load_state_dict
 from .recipe import Recipe, hp, register_recipe
 
 TRAINABLE_LEVELS = ("relu1_1", "relu2_1", "relu4_1", "relu5_1")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..image import fixed_crops
+from ..io.image import fixed_crops
 from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, normalised_vgg_encoder, vgg16_encoder, vgg_decoder
 from ..nets.student_encoder import TEACHER_TAPS, TEACHERS, StudentEncoder, start_from_teacher
 from .recipe import Recipe, hp, register_recipe

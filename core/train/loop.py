@@ -24,10 +24,10 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .. import devices
-from ..atomic import atomic_path
 from ..errors import BrushstreamError
-from ..image import fixed_crops
-from ..weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
+from ..hub.weights import load_state_dict, manifest_entry_for_file, resolve, save_weights, sha256_file
+from ..io.atomic import atomic_path
+from ..io.image import fixed_crops
 from .budget import TimeBudget, check_stages, parse_minutes, stage_at
 from .data import PhotoCrops, photo_loader
 from .precision import resolve_precision
@@ -151,7 +151,7 @@ def _set_rng_states(states: dict) -> None:
 
 
 def _save_grid(images: torch.Tensor, path: Path) -> None:
-    from ..image import save_image
+    from ..io.image import save_image
 
     grid = torch.cat(list(images.clamp(0, 1).float().cpu()), dim=-1).unsqueeze(0)
     save_image(grid, path)
@@ -160,7 +160,7 @@ def _save_grid(images: torch.Tensor, path: Path) -> None:
 def save_preview_sheet(inputs: torch.Tensor, outputs: torch.Tensor, path: Path) -> None:
     """The photos (top row) over what the trained network makes of them (bottom row), written atomically. A preview
     that already shows its inputs (a flow network's frames over their flow) is the sheet by itself."""
-    from ..image import save_image
+    from ..io.image import save_image
 
     shown = (inputs, outputs) if inputs.shape[-2:] == outputs.shape[-2:] else (outputs,)
     rows = [torch.cat(list(x.clamp(0, 1).float().cpu()), dim=-1) for x in shown]

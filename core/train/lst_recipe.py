@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..image import fixed_crops
+from ..io.image import fixed_crops
 from ..nets.lst import PAPER_MATRIX, LinearTransform
 from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
 from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION

@@ -71,7 +71,7 @@ class ClipPairs:
 
     def __init__(self, clips: list[Path], first_frame: int = 60, short_side: int = 180, max_pairs_per_clip: int = 40):
         from ..flow import get_flow
-        from ..video import VideoReader
+        from ..io.video import VideoReader
 
         self.pairs: list[tuple[torch.Tensor, ...]] = []
         dis = get_flow("dis")

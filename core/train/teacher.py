@@ -19,12 +19,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_path
 from ..errors import BrushstreamError
-from ..image import load_image
+from ..hub.weights import sha256_file
+from ..io.atomic import atomic_path
+from ..io.image import load_image
 from ..methods import build
 from ..methods.registry import get
-from ..weights import sha256_file
 from .content_sets import cache_root
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from .errors import BrushstreamError, reason
+from ..errors import BrushstreamError, reason
 from .image import _check_file, from_uint8, image_size, list_images, load_image
 from .video_audio import AudioSource
 from .video_writer import MIN_SIDE, VideoWriter, check_video_output

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import BrushstreamError, reason
+from ..errors import BrushstreamError, reason
 
 # Audio codecs the MP4/QuickTime muxers take as they are; Matroska takes anything.
 COPY_CODECS = {

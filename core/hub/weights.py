@@ -26,8 +26,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from .atomic import atomic_path
-from .errors import BrushstreamError
+from ..errors import BrushstreamError
+from ..io.atomic import atomic_path
 from .hub_refs import is_hub_ref, parse_hub_ref
 from .hub_session import (
     HUB_CONNECT_TIMEOUT,
@@ -39,7 +39,7 @@ from .hub_session import (
     transport_errors,
 )
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = PACKAGE_ROOT / "weights_manifest.json"
 BUNDLED_DIR = PACKAGE_ROOT / "assets" / "weights"
 ENV_DIR = "BRUSHSTREAM_WEIGHTS_DIR"
@@ -318,7 +318,7 @@ def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | 
 
 
 def _fetch_hub_ref(text: str, offline: bool) -> Path:
-    """A local, checked copy of the file a Hub reference names (core/hub_refs.py), found and fetched like a manifest
+    """A local, checked copy of the file a Hub reference names (core/hub/hub_refs.py), found and fetched like a manifest
     file's Hub copy (same cache, timeouts and retry), but checked as a whole safetensors file and against its
     #sha256 pin, if any, since no manifest entry vouches for it."""
     ref = parse_hub_ref(text)
@@ -362,7 +362,7 @@ def looks_like_path(text: str) -> bool:
 def resolve(name_or_path: str | os.PathLike, *, manifest: dict[str, WeightEntry] | None = None,
             local_files_only: bool | None = None) -> Path:
     """A local path to use: a manifest name is found and verified, a path must be a safetensors file, and a Hub
-    reference (hf://OWNER/REPO/FILE.safetensors, core/hub_refs.py) is fetched and checked."""
+    reference (hf://OWNER/REPO/FILE.safetensors, core/hub/hub_refs.py) is fetched and checked."""
     text = os.fspath(name_or_path)
     offline = _offline() if local_files_only is None else bool(local_files_only)
     if is_hub_ref(text):

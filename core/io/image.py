@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import BrushstreamError
+from ..ops.resize import long_side_size, resize_long_side, resize_to
 from .atomic import atomic_path
-from .errors import BrushstreamError
-from .ops.resize import long_side_size, resize_long_side, resize_to
 
 # Decoding more than this would need gigabytes before any network runs; refuse before decoding.
 MAX_DECODE_PIXELS = 250_000_000

@@ -1,7 +1,7 @@
 """Weights named by their place on the Hugging Face Hub: ``hf://OWNER/REPO[@REVISION]/PATH.safetensors[#sha256=HEX]``.
 
 Community-trained styles are shared as Hub repositories the manifest does not list. This module reads such a
-reference; core/weights.py fetches the file with huggingface-hub (cache first, then the Hub at $HF_ENDPOINT), checks
+reference; core/hub/weights.py fetches the file with huggingface-hub (cache first, then the Hub at $HF_ENDPOINT), checks
 it as a whole safetensors file and, when the reference pins it with ``#sha256=``, against that digest: a pin is the
 only way a name outside the manifest can vouch for its bytes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import BrushstreamError
+from ..errors import BrushstreamError
 
 PREFIX = "hf://"
 _REF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+?))?/(?P<file>[^#@]+\.safetensors)"

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from ..errors import BrushstreamError, reason
 from .atomic import _create_temp
-from .errors import BrushstreamError, reason
 from .image import _unwritable_reason, check_finite, to_uint8
 from .video_audio import AudioCarrier, AudioSource
 

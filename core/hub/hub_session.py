@@ -1,4 +1,4 @@
-"""A bounded, quiet conversation with the Hugging Face Hub for core/weights.py (its only caller).
+"""A bounded, quiet conversation with the Hugging Face Hub for core/hub/weights.py (its only caller).
 
 huggingface-hub has no parameter for most of its waiting and retrying, so ``HubCall.active()`` sets its
 module settings for the length of one call (under a lock, restored afterwards); see ``HubCall``.
@@ -13,14 +13,14 @@ import math
 import os
 import threading
 
-from .errors import BrushstreamError
+from ..errors import BrushstreamError
 
 ENV_HUB_TIMEOUT = "BRUSHSTREAM_HUB_TIMEOUT"  # seconds; bounds each connect and each read
 HUB_CONNECT_TIMEOUT = 10.0  # defaults when ENV_HUB_TIMEOUT is unset
 HUB_READ_TIMEOUT = 30.0
 HUB_RETRY_PAUSE = 1.0  # before the one retry
 
-log = logging.getLogger("brushstream.core.weights")
+log = logging.getLogger("brushstream.core.hub.weights")
 
 
 def hub_timeouts() -> tuple[float, float]:
