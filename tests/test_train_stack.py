@@ -341,3 +341,20 @@ def test_multi_style_recipes_give_each_image_its_drawn_style(photos):
             assert [int(next(i for i, s in enumerate(recipe.styles[64]) if s is img)) for img in seen[0]] == drawn
         else:
             assert torch.equal(seen[0], torch.cat([recipe.stats[i] for i in drawn]))
+
+
+def test_a_signal_while_the_loss_network_loads_stops_the_run_after_one_step(photos, tmp_path, monkeypatch):
+    """Ctrl-C during setup (VGG16 and the style targets loading) is neither lost nor a traceback."""
+    import os
+    import signal
+    recipe = tiny(photos, steps=50)
+    real_setup = recipe.setup
+
+    def setup_then_interrupted(device):
+        real_setup(device)
+        os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(recipe, "setup", setup_then_interrupted)
+    with pytest.raises(TrainingStopped, match="stopped at step 1 of 50"):
+        fit(recipe, tmp_path / "s.safetensors", progress=False)
+    assert torch.load(tmp_path / "s.ckpt", weights_only=True)["step"] == 1
+    assert not (tmp_path / "s.safetensors").exists()

@@ -233,103 +233,105 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
     ``recipe.steps`` is then ignored and ``max_steps`` (if given) caps the steps. ``precision`` "auto" is bf16 where
     the hardware has it (precision.py).
     """
-    recipe.check()
-    minutes = parse_minutes(minutes)
-    stages = check_stages(recipe.stages())
-    if init_from is not None and resume:
-        raise BrushstreamError("--init-from starts a new run; --resume continues one: use one of them")
-    out = Path(out)
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint(out)
-    ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
-    dev = resolve_device(device, ranks)
-    precision = resolve_precision(precision, dev)
-    saved = None
-    if resume and not ckpt.exists():
-        raise BrushstreamError(f"{ckpt}: no checkpoint to resume (drop --resume to start a new run)")
-    if ckpt.exists():
-        if not resume:
-            raise BrushstreamError(f"{ckpt}: a checkpoint of an earlier run exists; add --resume to continue it "
-                                   f"or delete it to start over")
-        try:
-            saved = torch.load(ckpt, weights_only=True, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001  (any unreadable checkpoint is one clear line)
-            raise BrushstreamError(f"{ckpt}: unreadable checkpoint ({type(exc).__name__})") from None
-        changed = recipe.same_run_as(saved.get("recipe", "{}"))
-        if saved.get("version") != CHECKPOINT_VERSION or changed:
-            raise BrushstreamError(f"{ckpt}: the checkpoint was made with a different recipe "
-                                   f"({', '.join(changed) or 'version'}); resume with the same settings")
-    budget = None
-    if minutes is not None:   # the clock starts before setup: loading the loss network is part of the budget
-        budget = TimeBudget(minutes * 60, stages, clock=clock,
-                            spent=float(saved.get("budget_spent", 0.0)) if saved is not None else 0.0)
-
-    if init_from is not None:
-        resolve(init_from)       # a missing or broken file is one line before anything else is fetched or built
-    photos = recipe.photos()   # a missing content set is one line before anything is built
-    model = recipe.build_model().to(dev)
-    recipe.setup(dev)
-    if saved is None:   # a resumed run loads the prepared state back; preparing is start-up cost (a pruned start: 1 min)
-        recipe.prepare_model(model)
-    started_from = _load_initial_weights(model, init_from) if init_from is not None else None
-    warmup = INIT_FROM_WARMUP if started_from else int(saved.get("warmup", 0)) if saved is not None else 0
-    optimizer = recipe.optimizer(model)
-    if budget is not None:   # the schedule follows the share of time used, not of steps
-        budget.begin()
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: recipe.lr_factor(budget.progress()))
-    else:
-        scheduler = recipe.scheduler(optimizer)
-    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
-    step, history = 0, []
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        started_from = saved.get("init_from") or None   # a resumed fine-tune still says what it started from
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        _set_rng_states(saved["rng"])
-        step, history = int(saved["step"]), list(saved["history"])
-        if int(saved["position"]) != step * recipe.batch:
-            raise BrushstreamError(f"{ckpt}: data position does not match the step; the file is damaged")
-    net = model
-    if ranks.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    def stage_now() -> int:
-        return budget.stage() if budget is not None else stage_at(stages, step / recipe.steps)
-
-    def more_steps() -> bool:
-        if budget is not None:
-            return (max_steps is None or step < max_steps) and not budget.should_stop()
-        return step < recipe.steps
-
-    def batches_for(stage: int):
-        dataset = PhotoCrops(photos, stages[stage].size, seed=recipe.seed)
-        return photo_loader(dataset, recipe.batch, start_step=step, rank=ranks.rank, world=ranks.world, workers=workers)
-
-    stage = stage_now()
-    batches = batches_for(stage)
-    preview_inputs = fixed_crops(photos, recipe.size, preview_count).to(dev) if ranks.main else None
-    previews_dir = out.with_name(out.stem + ".previews")
-
-    def save_checkpoint() -> None:
-        if not ranks.main:
-            return
-        payload = {"version": CHECKPOINT_VERSION, "recipe": recipe.to_json(), "model": model.state_dict(),
-                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                   "scaler": scaler.state_dict(), "rng": _rng_states(), "step": step,
-                   "position": step * recipe.batch, "history": history, "warmup": warmup,
-                   "init_from": started_from or "", **({"budget_spent": budget.elapsed()} if budget else {})}
-        with atomic_path(ckpt) as tmp:
-            torch.save(payload, tmp)
-
-    def planned_steps() -> int:
-        return step + budget.steps_left() if budget is not None else recipe.steps
-
-    bar = tqdm(total=planned_steps(), initial=step, desc=f"train {recipe.name}", dynamic_ncols=True,
-               disable=not (progress and ranks.main))
-    started = time.perf_counter()
-    model.train()
+    # Ctrl-C and SIGTERM stop the run cleanly from its first line on: a signal while the loss network loads
+    # stops it after the first step (with a checkpoint); it is never lost, nor a traceback.
     with _StopSignals() as signals:
+        recipe.check()
+        minutes = parse_minutes(minutes)
+        stages = check_stages(recipe.stages())
+        if init_from is not None and resume:
+            raise BrushstreamError("--init-from starts a new run; --resume continues one: use one of them")
+        out = Path(out)
+        ckpt = Path(checkpoint) if checkpoint else default_checkpoint(out)
+        ranks = _distributed("cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
+        dev = resolve_device(device, ranks)
+        precision = resolve_precision(precision, dev)
+        saved = None
+        if resume and not ckpt.exists():
+            raise BrushstreamError(f"{ckpt}: no checkpoint to resume (drop --resume to start a new run)")
+        if ckpt.exists():
+            if not resume:
+                raise BrushstreamError(f"{ckpt}: a checkpoint of an earlier run exists; add --resume to continue it "
+                                       f"or delete it to start over")
+            try:
+                saved = torch.load(ckpt, weights_only=True, map_location="cpu")
+            except Exception as exc:  # noqa: BLE001  (any unreadable checkpoint is one clear line)
+                raise BrushstreamError(f"{ckpt}: unreadable checkpoint ({type(exc).__name__})") from None
+            changed = recipe.same_run_as(saved.get("recipe", "{}"))
+            if saved.get("version") != CHECKPOINT_VERSION or changed:
+                raise BrushstreamError(f"{ckpt}: the checkpoint was made with a different recipe "
+                                       f"({', '.join(changed) or 'version'}); resume with the same settings")
+        budget = None
+        if minutes is not None:   # the clock starts before setup: loading the loss network is part of the budget
+            budget = TimeBudget(minutes * 60, stages, clock=clock,
+                                spent=float(saved.get("budget_spent", 0.0)) if saved is not None else 0.0)
+
+        if init_from is not None:
+            resolve(init_from)       # a missing or broken file is one line before anything else is fetched or built
+        photos = recipe.photos()   # a missing content set is one line before anything is built
+        model = recipe.build_model().to(dev)
+        recipe.setup(dev)
+        if saved is None:   # a resumed run loads the prepared state back; preparing is start-up cost (a pruned start: 1 min)
+            recipe.prepare_model(model)
+        started_from = _load_initial_weights(model, init_from) if init_from is not None else None
+        warmup = INIT_FROM_WARMUP if started_from else int(saved.get("warmup", 0)) if saved is not None else 0
+        optimizer = recipe.optimizer(model)
+        if budget is not None:   # the schedule follows the share of time used, not of steps
+            budget.begin()
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: recipe.lr_factor(budget.progress()))
+        else:
+            scheduler = recipe.scheduler(optimizer)
+        scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
+        step, history = 0, []
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            started_from = saved.get("init_from") or None   # a resumed fine-tune still says what it started from
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            _set_rng_states(saved["rng"])
+            step, history = int(saved["step"]), list(saved["history"])
+            if int(saved["position"]) != step * recipe.batch:
+                raise BrushstreamError(f"{ckpt}: data position does not match the step; the file is damaged")
+        net = model
+        if ranks.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+        def stage_now() -> int:
+            return budget.stage() if budget is not None else stage_at(stages, step / recipe.steps)
+
+        def more_steps() -> bool:
+            if budget is not None:
+                return (max_steps is None or step < max_steps) and not budget.should_stop()
+            return step < recipe.steps
+
+        def batches_for(stage: int):
+            dataset = PhotoCrops(photos, stages[stage].size, seed=recipe.seed)
+            return photo_loader(dataset, recipe.batch, start_step=step, rank=ranks.rank, world=ranks.world, workers=workers)
+
+        stage = stage_now()
+        batches = batches_for(stage)
+        preview_inputs = fixed_crops(photos, recipe.size, preview_count).to(dev) if ranks.main else None
+        previews_dir = out.with_name(out.stem + ".previews")
+
+        def save_checkpoint() -> None:
+            if not ranks.main:
+                return
+            payload = {"version": CHECKPOINT_VERSION, "recipe": recipe.to_json(), "model": model.state_dict(),
+                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                       "scaler": scaler.state_dict(), "rng": _rng_states(), "step": step,
+                       "position": step * recipe.batch, "history": history, "warmup": warmup,
+                       "init_from": started_from or "", **({"budget_spent": budget.elapsed()} if budget else {})}
+            with atomic_path(ckpt) as tmp:
+                torch.save(payload, tmp)
+
+        def planned_steps() -> int:
+            return step + budget.steps_left() if budget is not None else recipe.steps
+
+        bar = tqdm(total=planned_steps(), initial=step, desc=f"train {recipe.name}", dynamic_ncols=True,
+                   disable=not (progress and ranks.main))
+        started = time.perf_counter()
+        model.train()
         while more_steps():
             began = clock()
             if stage_now() != stage:   # a new stage: its crop size from the current data position on
@@ -386,37 +388,37 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
                 bar.close()
                 raise TrainingStopped(f"stopped at step {step} of {planned_steps()}; checkpoint saved to {ckpt} "
                                       f"(continue with --resume)", step, signals.signum)
-    bar.close()
-    if not history:
-        raise BrushstreamError(f"--minutes {minutes:g}: no time left for a single step after setting up; "
-                               f"give a larger budget" if budget is not None else "no steps to train")
-    seconds = time.perf_counter() - started
-    model.eval()
-    tensors, metadata = recipe.export(model)
-    final = final_losses(history)
-    metadata = {**metadata, "recipe_name": recipe.name, "recipe": recipe.to_json(), "steps": str(step),
-                "final_losses": ",".join(f"{k}={v:.6g}" for k, v in final.items()),
-                "trained_on": f"{dev.type} x{ranks.world}", "precision": precision,
-                **({"budget_minutes": f"{minutes:g}"} if minutes is not None else {}),
-                **({"init_from": started_from} if started_from else {})}
-    if ranks.main:
-        save_weights(out, tensors, metadata)
-        entry = manifest_entry_for_file(
-            out, name=out.stem, method=recipe.method or recipe.name, licence="same as the style images' licences",
-            attribution=f"trained with Brushstream's {recipe.name} recipe", convention="RGB 0-1 in, RGB 0-1 out",
-            description=f"{recipe.summary} ({', '.join(Path(s).stem for s in recipe.style) or 'no style'})",
-            recipe={"command": recipe.command(minutes) + (f" --init-from {init_from}" if init_from else ""),
-                    **recipe.relative_values()},
-            training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
-                      "precision": precision, **({"minutes": minutes} if minutes is not None else {})},
-            role="model", **({"styles": [Path(s).stem for s in recipe.style]} if _one_network_per_style(recipe) else {}))
-        with atomic_path(out.with_name(out.stem + ".manifest.json")) as tmp:
-            Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
-        if loss_curve and history:
-            plot_losses(history, out.with_name(out.stem + ".loss.png"), f"{recipe.name}: {out.stem}")
-            with torch.no_grad():
-                save_preview_sheet(preview_inputs, recipe.preview(model, preview_inputs),
-                                   out.with_name(out.stem + ".preview.png"))
-    if ranks.world > 1:
-        dist.barrier()
-    return TrainResult(out, step, seconds, final, metadata, history)
+        bar.close()
+        if not history:
+            raise BrushstreamError(f"--minutes {minutes:g}: no time left for a single step after setting up; "
+                                   f"give a larger budget" if budget is not None else "no steps to train")
+        seconds = time.perf_counter() - started
+        model.eval()
+        tensors, metadata = recipe.export(model)
+        final = final_losses(history)
+        metadata = {**metadata, "recipe_name": recipe.name, "recipe": recipe.to_json(), "steps": str(step),
+                    "final_losses": ",".join(f"{k}={v:.6g}" for k, v in final.items()),
+                    "trained_on": f"{dev.type} x{ranks.world}", "precision": precision,
+                    **({"budget_minutes": f"{minutes:g}"} if minutes is not None else {}),
+                    **({"init_from": started_from} if started_from else {})}
+        if ranks.main:
+            save_weights(out, tensors, metadata)
+            entry = manifest_entry_for_file(
+                out, name=out.stem, method=recipe.method or recipe.name, licence="same as the style images' licences",
+                attribution=f"trained with Brushstream's {recipe.name} recipe", convention="RGB 0-1 in, RGB 0-1 out",
+                description=f"{recipe.summary} ({', '.join(Path(s).stem for s in recipe.style) or 'no style'})",
+                recipe={"command": recipe.command(minutes) + (f" --init-from {init_from}" if init_from else ""),
+                        **recipe.relative_values()},
+                training={"steps": step, "final_losses": final, "device": dev.type, "processes": ranks.world,
+                          "precision": precision, **({"minutes": minutes} if minutes is not None else {})},
+                role="model", **({"styles": [Path(s).stem for s in recipe.style]} if _one_network_per_style(recipe) else {}))
+            with atomic_path(out.with_name(out.stem + ".manifest.json")) as tmp:
+                Path(tmp).write_text(json.dumps(entry, indent=2) + "\n")
+            if loss_curve and history:
+                plot_losses(history, out.with_name(out.stem + ".loss.png"), f"{recipe.name}: {out.stem}")
+                with torch.no_grad():
+                    save_preview_sheet(preview_inputs, recipe.preview(model, preview_inputs),
+                                       out.with_name(out.stem + ".preview.png"))
+        if ranks.world > 1:
+            dist.barrier()
+        return TrainResult(out, step, seconds, final, metadata, history)
