@@ -516,3 +516,16 @@ def test_hub_reference_downloads_checks_and_pins(hf_env, tmp_path, monkeypatch):
     assert parse_hub_ref("hf://a/b@v1/dir/x.safetensors").revision == "v1"
     with pytest.raises(BrushstreamError, match="not a Hub reference"):
         parse_hub_ref("hf://only-owner/x.bin")
+
+
+def test_every_entry_says_its_role_and_per_style_networks_their_style():
+    """Hosts pick files by these fields (node menus, the live filter's defaults), never by names."""
+    from brushstream.core.methods import available
+    manifest = W.load_manifest()
+    for entry in manifest.values():
+        assert entry.role in W.ROLES, entry.name
+        cls = available().get(entry.method)
+        if entry.role == "model" and cls and cls.capabilities.trained_styles and not cls.capabilities.style_blend:
+            assert len(entry.styles) == 1, entry.name
+        if entry.live:
+            assert entry.bundled and cls is not None and cls.capabilities.realtime, entry.name

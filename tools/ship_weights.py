@@ -1,7 +1,7 @@
 """Ship a network trained by `brushstream train`: copy it into assets/weights (bundled) or leave it for the Hub,
 and add its manifest entry, taking the recipe and training figures from the sidecar the loop wrote.
 
-    python tools/ship_weights.py /work/runs/johnson_starry_night.safetensors --name johnson_starry_night \
+    python tools/ship_weights.py runs/johnson_starry_night.safetensors --name johnson_starry_night \
         --wall-time "52 min on 1 CPU core" [--hub-only]
 """
 from __future__ import annotations
@@ -92,7 +92,14 @@ def main() -> None:
     # a fine-tune: the file it started from is part of the recipe ("source sha256:...")
     if init_from and "--init-from" not in command:
         command += f" --init-from {init_from.split(' sha256:')[0]}"
-    entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT",
+    # What the manifest says of the file's role, its styles and whether the live filter loads it: the sidecar's,
+    # and a reshipped name keeps its live mark.
+    from brushstream.core.hub.weights import load_manifest
+    before = load_manifest().get(args.name)
+    fields = {k: sidecar[k] for k in ("role", "styles") if k in sidecar}
+    if before is not None and before.live:
+        fields["live"] = True
+    entry = register(target, name=args.name, method=args.method or sidecar["method"], licence="MIT", **fields,
                      attribution=args.attribution or ATTRIBUTION.format(styles=styles), convention=args.convention,
                      description=sidecar["description"], bundled=not args.hub_only,
                      recipe={**sidecar["recipe"], "command": command},
