@@ -166,14 +166,15 @@ def test_auto_precision_is_what_the_run_computes_in_and_records(photos, tmp_path
 
 
 def test_bf16_training_reaches_the_losses_of_fp32_on_a_short_run(photos, tmp_path):
-    finals = {}
+    # 14 steps: a CPU without bfloat16 instructions emulates it at several times fp32's cost
+    ends = {}
     for precision in ("fp32", "bf16"):
-        recipe = costed(photos, SimulatedClock(), steps=24, lr=5e-3)
-        result = fit(recipe, tmp_path / f"{precision}.safetensors", progress=False, precision=precision)
-        first = result.history[0]["total"]
-        finals[precision] = result.final_losses["total"]
-        assert finals[precision] < 0.7 * first, (precision, first, finals[precision])
-    assert finals["bf16"] == pytest.approx(finals["fp32"], rel=0.1), finals
+        recipe = costed(photos, SimulatedClock(), steps=14, lr=5e-3)
+        totals = [h["total"] for h in fit(recipe, tmp_path / f"{precision}.safetensors", progress=False,
+                                          precision=precision).history]
+        ends[precision] = sum(totals[-4:]) / 4
+        assert ends[precision] < 0.7 * totals[0], (precision, totals)
+    assert ends["bf16"] == pytest.approx(ends["fp32"], rel=0.1), ends
 
 
 def test_final_losses_are_the_mean_of_the_last_tenth_of_a_short_run():
