@@ -74,7 +74,7 @@ def main() -> None:
                                      **variant["recipe"], **({"steps": args.steps} if args.steps else {}))
     budget = f"{args.minutes:g}min" if args.minutes else f"{args.steps}steps"
     out = Path(args.runs) / f"{args.recipe}_{args.style}_{args.variant}_{budget}.safetensors"
-    for stale in (out, out.with_name(out.name + ".ckpt")):
+    for stale in (out, out.with_name(out.stem + ".ckpt"), out.with_name(out.name + ".ckpt")):
         stale.unlink(missing_ok=True)
     load = os.getloadavg()[0]
     started = time.monotonic()
