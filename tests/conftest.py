@@ -4,11 +4,19 @@ Without ../shared (a clone outside this workspace) the tests that read it are sk
 reason, and the rest still run.
 """
 import inspect
+import os
 
 import pytest
 
-from .weights_fixtures import *  # noqa: F401,F403  (fixtures are found by name)
-from .weights_fixtures import SHARED, SHARED_DATA, SHARED_WEIGHTS  # noqa: F401  (explicit, for `from .conftest import`)
+# Under pytest-xdist (README's test command runs two workers on the two cores) each worker, and every process it
+# starts, computes on one thread: two workers of two threads each would fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
+
+from .weights_fixtures import *  # noqa: E402,F401,F403  (fixtures are found by name)
+from .weights_fixtures import SHARED, SHARED_DATA, SHARED_WEIGHTS  # noqa: E402,F401  (explicit, for `from .conftest import`)
 
 NO_SHARED = f"needs {SHARED} (shared data and pretrained weights beside the repository), which is absent"
 
