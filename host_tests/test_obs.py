@@ -97,6 +97,14 @@ class Filter:
             time.sleep(0.1)
         raise AssertionError(f"no {needle!r} in the filter's log after {timeout} s:\n{self.text()[-2000:]}")
 
+    def stop(self) -> None:
+        """Ctrl-C, as a streamer stops it; killed only if it does not end within 20 s."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
     def frames_sent(self) -> int:
         lines = [line for line in self.text().splitlines() if " frames" in line and "fps |" in line]
         return int(lines[-1].rsplit("|", 1)[1].split()[0]) if lines else 0
@@ -111,18 +119,19 @@ def live_filter(obs, still_clip, tmp_path_factory):
             *[arg for scene, style in SCENE_STYLES.items() for arg in ("--scene-style", f"{scene}={style}")]]
     for style in STYLES:
         args += ["--style", style]
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(args, env=obs.filter_env(), stderr=sink, stdout=sink)
-    running = Filter(proc, log)
+    running = _start_filter(obs, args, log)
     try:
         running.wait_for("OBS: connected", 90)
         yield running
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        running.stop()
+
+
+def _start_filter(obs, args: list[str], log: Path) -> Filter:
+    """``brushstream obs ARGS`` as its own process against this OBS, its output in ``log``."""
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(args, env=obs.filter_env(), stderr=sink, stdout=sink)
+    return Filter(proc, log)
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -283,10 +292,9 @@ def test_the_fast_adain_path_streams_a_painting_into_obs(obs, still_clip, photo,
             "--style", str(painting), "--size", f"{SIZE[0]}x{SIZE[1]}", "--stamp", "--stats-every", "1",
             "--obs-input", source, "--obs-port", str(obs.port),
             "--stream-port", str(free_port(__import__("socket").SOCK_DGRAM))]
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(args, env=obs.filter_env(), stderr=sink, stdout=sink)
+    adain_filter = _start_filter(obs, args, log)
     try:
-        Filter(proc, log).wait_for("OBS: connected", 90)
+        adain_filter.wait_for("OBS: connected", 90)
         shots = _shots(obs, 3, 0.3, timeout=40, source=source)
         counters = [c for c, _ in shots]
         assert counters == sorted(counters) and len(set(counters)) == 3, counters
@@ -295,11 +303,7 @@ def test_the_fast_adain_path_streams_a_painting_into_obs(obs, still_clip, photo,
         FIGURES["adain_live_distance_to_photo"] = round(_distance(shown, photo), 2)
         assert _distance(shown, want) < 0.4 * _distance(shown, photo), "OBS shows the photo, not the painting's style"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        adain_filter.stop()
         client = obs.client()
         try:
             client.remove_input(source)
