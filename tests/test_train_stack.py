@@ -358,3 +358,24 @@ def test_a_signal_while_the_loss_network_loads_stops_the_run_after_one_step(phot
         fit(recipe, tmp_path / "s.safetensors", progress=False)
     assert torch.load(tmp_path / "s.ckpt", weights_only=True)["step"] == 1
     assert not (tmp_path / "s.safetensors").exists()
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_grad_clip_bounds_the_gradient_norm_of_every_step(photos, tmp_path, monkeypatch, clip):
+    norms = []
+    make_optimizer = JohnsonRecipe.optimizer
+
+    def watched(self, model):
+        optimizer = make_optimizer(self, model)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.register_step_pre_hook(lambda *_: norms.append(float(torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None])))))
+        return optimizer
+
+    monkeypatch.setattr(JohnsonRecipe, "optimizer", watched)
+    fit(tiny(photos, steps=3, grad_clip=clip), tmp_path / "c.safetensors", progress=False)
+    assert len(norms) == 3
+    if clip:
+        assert max(norms) <= clip * 1.001
+    else:
+        assert min(norms) > 1e-2   # the unclipped norms are far above the clip used above

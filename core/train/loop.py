@@ -346,6 +346,9 @@ def fit(recipe: Recipe, out: str | os.PathLike, *, checkpoint: str | os.PathLike
             if warmup and step < warmup:   # a fresh Adam on trained weights: ramp the rate up, no first-step jolt
                 for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr()):
                     group["lr"] = rate * (step + 1) / warmup
+            if recipe.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()

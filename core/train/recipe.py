@@ -53,6 +53,8 @@ class Recipe:
     batch: int = hp(4, "paper", help="global batch size (split over processes under torchrun)", minimum=1)
     lr: float = hp(1e-3, "paper", help="Adam learning rate", minimum=0)
     seed: int = hp(0, help="seed of the data order, the augmentation and the initial weights")
+    grad_clip: float = hp(0.0, paper="none", help="largest gradient norm per step, 0 for none (a spike on a "
+                          "small batch otherwise moves Adam several learning rates at once)", minimum=0)
 
     def photos(self) -> str:
         """The folder of training photos: --content-dir, or the content set's (fetched and unpacked on first use)."""
