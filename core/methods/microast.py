@@ -6,14 +6,16 @@ The style code is the style's dual modulation signals (feature statistics and fi
 computed once by the style encoder and the modulator; each frame costs the content encoder and the decoder only.
 Several styles blend by the weighted mean of their signals (the project's choice: the paper shows no blending).
 
-Strength (deviation): strength s runs the decoder with s * (style's signals) + (1 - s) * (the content's own signals,
-i.e. the content image put through the style encoder and modulator as if it were the style). s = 1 is the release's
-output; s = 0 is the content stylized with itself, which reproduces the photo closely (mean absolute difference 0.037
-on assets/samples/chelsea.jpg at 256 px, against 0.17 at s = 1). The release's alpha instead blends features,
-alpha * FeatMod(x) + (1 - alpha) * x, before each of the decoder's two blocks and leaves the filter modulation at full
-style; measured with its own code, alpha = 0.5 leaves the decoder's second block features about 25 times the scale it
-was trained on and the picture saturates (chelsea with starry_night at 256 px: values up to 13.5 before clamping,
-mean 5.0), so its alpha is usable only at 0 and 1. Strength below 1 costs one more style-encoder pass per frame.
+Strength (deviation; release: alpha blends features, ours: strength blends signals): strength s runs the decoder
+with s * (style's signals) + (1 - s) * (the content's own signals, i.e. the content image put through the style encoder
+and modulator as if it were the style). s = 1 is the release's output (alpha = 1); s = 0 is the content stylized with
+itself, which gives the photo back closely (mean absolute difference 0.037 on assets/samples/chelsea.jpg at 256 px,
+against 0.17 at s = 1) whatever the style. The release's alpha instead blends features, alpha * FeatMod(x) +
+(1 - alpha) * x, before each of the decoder's two blocks, and keeps the filter modulation at full style. Measured with
+its own code (chelsea, starry_night, 256 px): at alpha = 0.5 half of the second block's input is unnormalised decoder
+features (channel means about 25 in magnitude, where the style statistics it was trained on are about 1.1), the block
+sees about 6 times its trained scale and the picture saturates (up to 13.5 before clamping, mean 5.0); the release's
+alpha is usable at 0 and 1 only. Strength below 1 costs one more style-encoder pass per frame.
 """
 from __future__ import annotations
 
