@@ -254,3 +254,15 @@ def test_metanet_feeds_its_meta_network_standardised_statistics():
     for name, (weight, bias) in net.generate(stats).items():
         expected_weight, expected_bias = raw.generate(standardised)[name]
         assert torch.allclose(weight, expected_weight, atol=1e-5) and torch.allclose(bias, expected_bias, atol=1e-5)
+
+
+def test_metanet_measures_a_style_at_the_size_its_meta_network_was_trained_on(models):
+    """VGG statistics depend on scale: a style given at any size is read at the recipe's --style-size (96 here)."""
+    m = build("metanet", model=str(models["metanet"]))
+    seen = []
+    m.vgg.register_forward_pre_hook(lambda _module, args: seen.append(tuple(args[0].shape[-2:])))
+    style = load_image(STYLES / "udnie.jpg").image
+    large = m.encode_style(resize_long_side(style, 400))
+    small = m.encode_style(resize_long_side(style, 96))
+    assert [max(s) for s in seen] == [96, 96]
+    assert torch.allclose(large.data["res0a"][0], small.data["res0a"][0], atol=2e-2)
