@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--msgnet-styles", default="starry_night,the_great_wave,composition_vii")
     ap.add_argument("--metanet", help="MetaNet model file or manifest name")
     ap.add_argument("--metanet-styles", default="starry_night,the_great_wave,composition_vii")
+    ap.add_argument("--peer", action="store_true", help=f"set Johnson and ReCoNet networks beside {PEER} too (MetaNet always is)")
     ap.add_argument("--limit", type=int, help="only the first N photos")
     ap.add_argument("--report", default=str(RESULTS / "feedforward_quality.json"))
     args = ap.parse_args()
@@ -184,10 +185,12 @@ def main() -> None:
     path = Path(args.report)
     report = json.loads(path.read_text()) if path.exists() else {}
     report["photos"], report["size"] = len(photos), 384
+    peer = peer_baseline.Peer() if (args.peer or args.metanet) and peer_baseline.available() else None
     for method, files in (("johnson", args.johnson), ("reconet", args.reconet)):
         for f in files:
             m = build(method, model=f)
-            quality(Path(f).stem, m, list(m.capabilities.fixed_styles), photos, metrics, report)
+            quality(Path(f).stem, m, list(m.capabilities.fixed_styles), photos, metrics, report,
+                    peer if args.peer else None)
     if args.msgnet:
         quality(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                 photos, metrics, report)
@@ -197,7 +200,6 @@ def main() -> None:
         cross_styles(Path(args.msgnet).stem, build("msgnet", model=args.msgnet), args.msgnet_styles.split(","),
                      photos[:5], metrics, report)
     if args.metanet:
-        peer = peer_baseline.Peer() if peer_baseline.available() else None
         if peer is None:
             print(f"{PEER} is not installed: MetaNet is measured without it (pip install -e '.[bench]')")
         quality(Path(args.metanet).stem, build("metanet", model=args.metanet), args.metanet_styles.split(","),
