@@ -12,6 +12,7 @@ COINCIDENCES = {
     "0.375": "the fast encoder's --width option in the README; measured figures elsewhere",
     "0.417": "a Johnson run's Gram (training.md); a WCT clip's Gram distance (measurements.md)",
     "0.424": "a Johnson run's Gram; a WCT clip's Gram distance",
+    "0.450": "the mean Gram of the first width-32 Johnson networks; MetaNet's content against the peer on feathers",
     "0.545": "la_muse's 15-minute Gram; a video table cell",
     "0.549": "a peer's held-out Gram; ReCoNet's stills Gram",
     "0.588": "feathers' 15-minute Gram; ReCoNet's the_great_wave stills Gram",
