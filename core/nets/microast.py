@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.adain import adain
+from ..ops.stats import mean_std
+
 EPS = 1e-5      # added to the variance, as in the release's statistics
 CHANNELS = 64   # width of both encoders' outputs and of the decoder's residual blocks
 STRIDE = 4      # two stride-2 layers down in the encoders, two 2x upsamplings in the decoder
@@ -42,16 +45,12 @@ def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) ->
 
 def channel_moments(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over space, (B, C, 1, 1); unbiased variance, as the weights were trained with."""
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=True)
-    return mean, (var + eps).sqrt()
+    return mean_std(x, eps, unbiased=True)
 
 
 def modulate_features(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Feature modulation: ``x`` normalised per channel, then given the target ``mean`` and ``std``."""
-    own_mean, own_std = channel_moments(x)
-    gain = std / own_std
-    # One affine map per channel: (x - own_mean) * gain + mean, in a single pass over the features.
-    return torch.addcmul(mean - own_mean * gain, x, gain)
+    """Feature modulation: AdaIN of ``x`` to the target ``mean`` and ``std`` (MicroAST's unbiased statistics)."""
+    return adain(x, mean, std, eps=EPS, unbiased=True)
 
 
 def modulated_conv(conv: nn.Conv2d, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

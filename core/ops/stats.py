@@ -4,13 +4,15 @@ from __future__ import annotations
 import torch
 
 
-def mean_std(feat: torch.Tensor, eps: float = 1e-5, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_std(feat: torch.Tensor, eps: float = 1e-5, mask: torch.Tensor | None = None,
+             unbiased: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over space of (B, C, H, W) features, shaped (B, C, 1, 1).
 
     With ``mask`` (B, 1, H, W) in [0, 1] the statistics are weighted by it (AdaIN spatial control).
+    ``unbiased``: divide the variance by N - 1 (MicroAST's weights were trained so).
     """
     if mask is None:   # one pass over the features for both
-        var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, unbiased=False)
+        var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, unbiased=unbiased)
     else:
         w = mask / mask.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
         mean = (feat * w).sum(dim=(2, 3), keepdim=True)
