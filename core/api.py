@@ -13,7 +13,7 @@ import torch
 from .errors import BrushstreamError
 from .hub.weights import looks_like_path
 from .io.image import LoadedImage, as_unit_range, check_output_path, image_size, load_image, save_image
-from .methods import StyleMethod, build, get
+from .methods import DEFAULT_METHOD, StyleMethod, build, get
 from .methods.base import max_pixels_override
 from .ops.resize import long_side_size, resize_long_side, resize_to
 
@@ -27,7 +27,7 @@ MIN_SIDE = 16
 MASK_ASPECT_TOLERANCE = 0.02
 
 
-def load(method: str = "adain", **options) -> StyleMethod:
+def load(method: str = DEFAULT_METHOD, **options) -> StyleMethod:
     """Build a style method by name (see ``brushstream methods``) with its verified weights and options."""
     return build(method, **options)
 
@@ -144,7 +144,7 @@ def load_mask(mask: ImageLike, size: tuple[int, int]) -> torch.Tensor:
     return resize_to(img.image.mean(dim=1, keepdim=True), size).clamp(0, 1)
 
 
-def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, method: str | StyleMethod = "adain",
+def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, method: str | StyleMethod = DEFAULT_METHOD,
             style_weights: Sequence[float] | None = None, strength: float = 1.0, preserve_color: bool = False,
             size: int | None = None, style_size: int | None = DEFAULT_STYLE_SIZE, mask: ImageLike | None = None,
             output: str | os.PathLike | None = None, precision: str = "fp32", **options) -> torch.Tensor:

@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .flow import flow_backends
     from .flow.dis import DEFAULTS as DIS_DEFAULTS
     from .flow.dis import PRESETS as DIS_PRESETS
-    from .methods import STYLIZE_OPTIONS, available
+    from .methods import DEFAULT_METHOD, STYLIZE_OPTIONS, available
 
     p = _Parser(prog="brushstream", description="Neural style transfer for stills, video and live streams.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("content", nargs="*", help="content images or folders (none: the bundled sample)")
     s.add_argument("--style", action="append", help="style image; repeat to blend several")
     s.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
-    s.add_argument("--method", default="adain", choices=list(methods),
+    s.add_argument("--method", default=DEFAULT_METHOD, choices=list(methods),
                    help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
     for opt in STYLIZE_OPTIONS:
         s.add_argument(opt.flag, **argparse_kwargs(opt, default=opt.default))
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--style", action="append",
                    help="style image, or a trained style's name or index; repeat to blend several")
     v.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
-    v.add_argument("--method", default="adain", choices=list(methods),
+    v.add_argument("--method", default=DEFAULT_METHOD, choices=list(methods),
                    help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
     v.add_argument("--model", dest=DEST_PREFIX + "model", metavar="NAME",
                    help="trained model of the method (file, manifest name or Hub id), for methods that have them")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .errors import BrushstreamError
 from .io.video import AudioSource, VideoFrame, VideoReader, VideoWriter, check_video_output, output_size, probe_video
-from .methods import StyleCode, StyleMethod
+from .methods import DEFAULT_METHOD, StyleCode, StyleMethod
 from .temporal import StreamState
 
 MIN_VIDEO_SIZE, MAX_VIDEO_SIZE = 16, 8192   # output height, px
@@ -63,7 +63,7 @@ def _new_state(model: StyleMethod, temporal: bool, temporal_strength: float | No
 
 
 def stylize_video(input: str | os.PathLike, style, output: str | os.PathLike, *,
-                  method: str | StyleMethod = "adain", style_weights: Sequence[float] | None = None,
+                  method: str | StyleMethod = DEFAULT_METHOD, style_weights: Sequence[float] | None = None,
                   temporal: bool = True, temporal_strength: float | None = None, flow: str = "dis",
                   flow_options: dict | None = None, size: int | None = None, start: float = 0.0,
                   max_frames: int | None = None, strength: float = 1.0, preserve_color: bool = False,

@@ -529,3 +529,17 @@ def test_every_entry_says_its_role_and_per_style_networks_their_style():
             assert len(entry.styles) == 1, entry.name
         if entry.live:
             assert entry.bundled and cls is not None and cls.capabilities.realtime, entry.name
+
+
+def test_a_file_read_once_serves_later_loads_with_independent_copies(tmp_path, monkeypatch):
+    path = tmp_path / "w.safetensors"
+    W.save_weights(path, {"a": torch.ones(3)}, {"arch": "test"})
+    reads = []
+    real = W.load_file
+    monkeypatch.setattr(W, "load_file", lambda p: reads.append(p) or real(p))
+    first, meta = W.load_state_dict(path)
+    first["a"].add_(1)   # a caller changing its copy changes nobody else's
+    second, _ = W.load_state_dict(path)
+    assert len(reads) == 1 and torch.equal(second["a"], torch.ones(3)) and meta == {"arch": "test"}
+    W.save_weights(path, {"a": torch.zeros(3)}, {"arch": "test"})   # a new file state is read again
+    assert torch.equal(W.load_state_dict(path)[0]["a"], torch.zeros(3)) and len(reads) == 2

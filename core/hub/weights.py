@@ -399,8 +399,18 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_state_dict(name_or_path: str | os.PathLike, **kw) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and string metadata of a verified safetensors file (never pickle)."""
+    """Tensors and string metadata of a verified safetensors file (never pickle). A file read before in this process,
+    unchanged since (same size, time and inode), comes from memory: the caller gets its own copies of the tensors, so
+    every module built from them is independent."""
     path = resolve(name_or_path, **kw)
+    st = path.stat()
+    tensors, metadata = _read_verified(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    return {k: v.clone() for k, v in tensors.items()}, dict(metadata)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_verified(path: str, size: int, mtime_ns: int, inode: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """One read of a file state (the arguments after ``path`` make a changed file a new entry)."""
     try:
         with safe_open(str(path), "pt") as f:
             metadata = dict(f.metadata() or {})

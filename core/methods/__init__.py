@@ -10,5 +10,8 @@ from .options import Option
 from .registry import available, build, get, register
 from .style_spec import StyleSpec
 
-__all__ = ["Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec", "available",
+# The method every host runs when none is named: the README's first command, `brushstream stylize`, the Python API.
+DEFAULT_METHOD = "adain"
+
+__all__ = ["DEFAULT_METHOD", "Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec", "available",
            "blend_strength", "build", "get", "register"]
