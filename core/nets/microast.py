@@ -197,7 +197,10 @@ class MicroAST(nn.Module):
         return Signals(mean_deep=mean_deep, std_deep=std_deep, mean_shallow=mean_shallow, std_shallow=std_shallow,
                        **self.modulator(shallow, deep))
 
-    def forward(self, content: torch.Tensor, signals: Signals) -> torch.Tensor:
-        """Content RGB 0-1 (sides a multiple of STRIDE) -> the stylized picture, same size, not clamped."""
+    def forward(self, content: torch.Tensor, signals: Signals | torch.Tensor) -> torch.Tensor:
+        """Content RGB 0-1 (sides a multiple of STRIDE) -> the stylized picture, same size, not clamped. ``signals``
+        may be the style images themselves (one per content image; training calls the module, never its parts)."""
+        if isinstance(signals, torch.Tensor):
+            signals = self.signals(signals)
         _, deep = self.content_encoder(content)   # the decoder reads the deep level only
         return self.decoder(deep, signals)

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (registration)
     johnson_recipe,
     lst_recipe,
     metanet_recipe,
+    microast_recipe,
     msgnet_recipe,
     reconet_recipe,
 )

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import BrushstreamError
 from ..io.image import list_images, load_image
+from .content_sets import style_set_folder
 
 _MIX = 1_000_003  # keeps (seed, position) generator seeds apart
 
@@ -103,17 +104,28 @@ UNSEEN_STYLES = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_wor
                  "picasso_seated_nude", "rain_princess")
 
 
-def training_style_paths(style: tuple[str, ...], style_dir: str, held_out: tuple[str, ...]) -> list[Path]:
-    """The --style images, or every image of --style-dir except the held-out ones (file names without extension)."""
+def training_style_paths(style: tuple[str, ...], style_dir: str, held_out: tuple[str, ...],
+                         style_set: str = "") -> list[Path]:
+    """The --style images, or every image of --style-dir and of the manifest's style set ``style_set`` (fetched,
+    verified and cached) except the held-out ones (file names without extension), sorted by file name: the order of
+    one folder holding both (a name in both is --style-dir's image). Either source may be empty, not both."""
     if style:
         return [Path(s) for s in style]
-    if not style_dir:
+    if not style_dir and not style_set:
         raise BrushstreamError("no training styles: give --style FILE (repeat it) or --style-dir FOLDER")
-    if not Path(style_dir).is_dir():
+    if style_dir and not Path(style_dir).is_dir():
         raise BrushstreamError(f"{style_dir}: no such style folder (--style-dir)")
-    paths = [p for p in list_images(style_dir) if p.stem not in held_out]
+    pool = {p.name: p for p in list_images(style_set_folder(style_set))} if style_set else {}
+    if style_dir:
+        try:
+            pool.update((p.name, p) for p in list_images(style_dir))
+        except BrushstreamError:   # it holds no images: fine beside a style set
+            if not style_set:
+                raise
+    paths = sorted((p for p in pool.values() if p.stem not in held_out), key=lambda p: p.name)
     if not paths:
-        raise BrushstreamError(f"{style_dir}: no training style images (all held out or none there)")
+        where = " and ".join(filter(None, (style_dir, style_set and f"the style set {style_set}")))
+        raise BrushstreamError(f"{where}: no training style images (all held out or none there)")
     return paths
 
 
