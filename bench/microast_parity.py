@@ -59,7 +59,7 @@ def main() -> None:
         sys.exit(f"{PEER_DIR}/peer.py: not found (the official MicroAST release beside the repository)")
     torch.set_num_threads(args.threads)
     official = load_peer(args.threads)
-    ours = build("microast")
+    ours = build("microast", model="microast_official")
     photos = [to_multiple_of_4(photo(p, SIZE)) for p in eval_photos()[:PHOTOS]]
     styles = [photo(STYLES / n, SIZE) for n in STYLE_NAMES]
     print(f"photos: {', '.join(p.name for p in eval_photos()[:PHOTOS])} from {CONTENT_EVAL.name}; "

@@ -9,6 +9,7 @@ from PIL import Image
 
 from brushstream.core.cli import main
 from brushstream.core.io.image import load_image
+from brushstream.core.methods import DEFAULT_METHOD
 
 from .conftest import SHARED_DATA
 
@@ -58,7 +59,7 @@ def test_a_folder_of_photos_goes_to_a_folder_of_outputs(tmp_path, capsys):
     (photos / "notes.txt").write_text("not an image")
     code, _ = _run(["stylize", str(photos), "--style", STYLE, "-o", str(tmp_path / "styled"), "-q"], capsys)
     assert code == 0
-    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["one_adain.png", "two_adain.png"]
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == [f"one_{DEFAULT_METHOD}.png", f"two_{DEFAULT_METHOD}.png"]
 
 
 def _corrupt_files(tmp_path):

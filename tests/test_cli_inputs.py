@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from brushstream.core.cli import main
+from brushstream.core.methods import DEFAULT_METHOD
 
 from .conftest import SHARED_DATA  # noqa: F401  (marks the module as needing ../shared, see conftest.py)
 from .test_cli import PHOTO, STYLE, _run  # noqa: F401  (one CLI runner for both files)
@@ -44,8 +45,8 @@ def test_two_inputs_never_share_an_output(tmp_path, capsys):
     out = tmp_path / "out"
     code, err = _run(["stylize", str(folder), "--style", STYLE, "-o", str(out), "-q"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["cat_jpg_adain.png", "cat_png_adain.png"]
-    assert Image.open(out / "cat_png_adain.png").size == (40, 48)
+    assert sorted(p.name for p in out.iterdir()) == [f"cat_jpg_{DEFAULT_METHOD}.png", f"cat_png_{DEFAULT_METHOD}.png"]
+    assert Image.open(out / f"cat_png_{DEFAULT_METHOD}.png").size == (40, 48)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -61,7 +62,7 @@ def test_two_inputs_never_share_an_output(tmp_path, capsys):
     (["--method", "swap", "--patch-size", "4"], "patch_size (--patch-size) must be odd"),
     (["--method", "swap", "--patch-size", "-3"], "patch_size (--patch-size) must be in [1, 9]"),
     (["--method", "swap", "--patch-size", "99"], "patch_size (--patch-size) must be in [1, 9]"),
-    (["--patch-size", "3"], "--patch-size does not apply to --method adain"),
+    (["--patch-size", "3"], f"--patch-size does not apply to --method {DEFAULT_METHOD}"),
     (["--strength", "nan"], "strength (--strength) must be a finite number"),
     (["--size", "100000"], "--size must be between 16 and 16384 px"),
 ])
@@ -118,7 +119,7 @@ def test_output_paths_mean_what_they_say(tmp_path, capsys):
     blocker.write_text("x")
     _refused(capsys, [str(photo), "--style", STYLE, "-o", str(blocker / "out.png")], "cannot write here")
     code, err = _run(["stylize", str(photo), "--style", STYLE, "-o", "outdir/", "-q"], capsys)
-    assert code == 0 and (tmp_path / "outdir" / "photo_adain.png").exists(), err
+    assert code == 0 and (tmp_path / "outdir" / f"photo_{DEFAULT_METHOD}.png").exists(), err
 
 
 def test_inputs_are_checked_before_the_weights_lookup(tmp_path, capsys, monkeypatch):
@@ -191,11 +192,11 @@ def test_a_mask_of_another_aspect_is_refused(tmp_path, capsys):
     photo = _photo(tmp_path, size=(48, 40))
     mask = tmp_path / "mask.png"
     Image.new("L", (40, 40), 255).save(mask)
-    _refused(capsys, [str(photo), "--style", STYLE, "--style", STYLE, "--mask", str(mask), "-o",
+    _refused(capsys, [str(photo), "--style", STYLE, "--style", STYLE, "--mask", str(mask), "--method", "adain", "-o",
                       str(tmp_path / "o.png")], "the mask must have the content's aspect ratio")
     Image.new("L", (96, 80), 255).save(mask)   # same aspect, another size: resized to fit
-    code, err = _run(["stylize", str(photo), "--style", STYLE, "--style", STYLE, "--mask", str(mask), "-o",
-                      str(tmp_path / "o.png"), "-q"], capsys)
+    code, err = _run(["stylize", str(photo), "--style", STYLE, "--style", STYLE, "--mask", str(mask), "--method", "adain",
+                      "-o", str(tmp_path / "o.png"), "-q"], capsys)
     assert code == 0, err
 
 

@@ -9,6 +9,14 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FIGURE = re.compile(r"(?<![\w.])(\d+\.\d{3}(?![\d.])|\d+\.\d{2}x)")
 # The same digits standing for different quantities in two files (checked by hand; each: what they are).
 COINCIDENCES = {
+    "0.473": "the fine-tuned MicroAST's Gram on the tuning yardstick (training.md); a video table cell (measurements.md)",
+    "0.493": "the MicroAST release's Gram on 6 tuning photos; a Johnson network's Gram on starry_night",
+    "0.514": "the MicroAST release's Gram on 3 tuning photos; a flow table cell",
+    "0.554": "the style-weight-5 pilot's Gram; video and flow table cells",
+    "0.717": "extrapolated MicroAST signals' Gram; a WCT table cell",
+    "1.218": "a MicroAST tuning run's content distance; the fast AdaIN path's content distance",
+    "0.078": "the fine-tune's content cost on the tuning yardstick; a peer's seconds per frame",
+    "1.018": "a Johnson run's figure (training.md); the upper end of an interval (measurements.md)",
     "0.375": "the fast encoder's --width option in the README; measured figures elsewhere",
     "0.417": "a Johnson run's Gram (training.md); a WCT clip's Gram distance (measurements.md)",
     "0.424": "a Johnson run's Gram; a WCT clip's Gram distance",

@@ -37,7 +37,7 @@ def _signals(seed: int, batch: int = 1) -> Signals:
 
 @pytest.fixture(scope="module")
 def microast():
-    return build("microast")
+    return build("microast", model="microast_official")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_bundled_weights_load_offline_and_stylize_the_sample(monkeypatch, chelse
         raise AssertionError("MicroAST tried to open a network connection")
     monkeypatch.setattr(socket.socket, "connect", no_network)
     assert weight_store.resolve("microast_official").parent == weight_store.BUNDLED_DIR
-    model = build("microast")
+    model = build("microast", model="microast_official")
     out = model.stylize(chelsea, model.encode_style(starry))
     assert out.shape == chelsea.shape and torch.isfinite(out).all()
     assert 0 <= out.min() and out.max() <= 1

@@ -169,7 +169,8 @@ def test_bad_inputs_are_one_line_exit_2_and_leave_no_output(tmp_path, capsys):
     _refused(capsys, [str(folder), "--style", STYLE, "-o", str(out)], "frame 2", out)
     _refused(capsys, [str(good), "--style", STYLE, "-o", str(tmp_path)], "is a directory", out)
     _refused(capsys, [str(good), "--style", STYLE, "--temporal-strength", "1.5", "-o", str(out)], "--temporal-strength", out)
-    _refused(capsys, [str(good), "--style", STYLE, "--model", "x", "-o", str(out)], "--model does not apply", out)
+    _refused(capsys, [str(good), "--style", STYLE, "--method", "adain", "--model", "x", "-o", str(out)],
+             "--model does not apply", out)
     _refused(capsys, [str(good), "--style", STYLE, "--start", "9", "-o", str(out)], "past the end", out)
 
 

