@@ -45,7 +45,16 @@ from ..nets.student_encoder import LEVEL_TEACHER
 from ..nets.vgg_decoder import VGGDecoder, start_from_wide
 from ..ops.adain import adain
 from ..ops.stats import mean_std
-from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
+from .data import (
+    UNSEEN_STYLES,
+    check_zoom,
+    held_out_hp,
+    load_styles,
+    random_style_crop,
+    style_dir_hp,
+    style_zoom_hp,
+    training_style_paths,
+)
 from .decoder_recipe import copy_shared_layers
 from .perceptual import pick_styles
 from .recipe import Recipe, hp, register_recipe
@@ -71,17 +80,15 @@ class AdaINRecipe(Recipe):
     summary = ("AdaIN (Huang & Belongie 2017) decoder trained with the style loss, any style: VGG16 relu4_1 (--level "
                "relu3_1: the bundled normalised VGG19's)")
 
-    style_dir: str = hp("", help="folder of training styles, used when no --style is given")
-    held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out "
-                                   "of training: " + ", ".join(HELD_OUT))
+    style_dir: str = style_dir_hp()
+    held_out: tuple[str, ...] = held_out_hp()
     size: int = hp(128, paper="256", help="training crop size in px (content and style)", minimum=16)
     batch: int = hp(8, "paper", help="global batch size (split over processes under torchrun)", minimum=1)
     lr: float = hp(1e-4, "paper", help="Adam learning rate", minimum=0)
     style_weight: float = hp(10.0, "paper", help="lambda, the weight of the mean/std style loss", minimum=0)
     style_size: int = hp(512, paper="512 then 256 crops", help="longer side the style images are loaded at",
                          minimum=16)
-    style_zoom: tuple[float, ...] = hp((1.0, 2.0), help="the style's shorter side is scaled to the crop size times a "
-                                       "factor drawn from this range, then cropped like the content")
+    style_zoom: tuple[float, ...] = style_zoom_hp()
     style_bank: int = hp(8, paper="0", help="augmented crops per style whose statistics are computed once per run "
                          "(0: a new crop every step)", minimum=0)
     width: float = hp(1.0, "paper", help="hidden channel scale of the decoder (below 1: a slim student)",

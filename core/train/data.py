@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import BrushstreamError
 from ..io.image import list_images, load_image
 from .content_sets import style_set_folder
+from .recipe import hp
 
 _MIX = 1_000_003  # keeps (seed, position) generator seeds apart
 
@@ -102,6 +103,20 @@ def photo_loader(dataset: PhotoCrops, global_batch: int, start_step: int = 0, ra
 # saw): recipes that take a style folder leave them out by default, and the benches report them apart.
 UNSEEN_STYLES = ("candy", "feathers", "la_muse", "contrast_of_forms", "small_worlds_i", "picasso_self_portrait",
                  "picasso_seated_nude", "rain_princess")
+
+
+def style_dir_hp():
+    return hp("", help="folder of training styles, used when no --style is given")
+
+
+def held_out_hp():
+    return hp(UNSEEN_STYLES, help="styles (file names without extension) of --style-dir kept out of training for "
+              "evaluation: " + ", ".join(UNSEEN_STYLES))
+
+
+def style_zoom_hp(paper: str = ""):
+    return hp((1.0, 2.0), paper=paper, help="the style's shorter side is scaled to the crop size times a factor "
+              "drawn from this range, then cropped like the content")
 
 
 def training_style_paths(style: tuple[str, ...], style_dir: str, held_out: tuple[str, ...],

@@ -19,7 +19,15 @@ from ..io.image import fixed_crops
 from ..nets.lst import PAPER_MATRIX, LinearTransform
 from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
 from ..nets.vgg16_encoder import CHANNELS, MEAN_ACTIVATION
-from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
+from .data import (
+    check_zoom,
+    held_out_hp,
+    load_styles,
+    random_style_crop,
+    style_dir_hp,
+    style_zoom_hp,
+    training_style_paths,
+)
 from .losses import LossNetwork, content_loss, gram_style_loss
 from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import Recipe, hp, register_recipe
@@ -28,7 +36,6 @@ LEVELS = ("relu3_1", "relu4_1")
 # The level's unit, which the transform's covariance branches divide by (core/nets/lst.py): the normalised VGG19's
 # relu3_1 already averages ~0.9, VGG16's relu4_1 ~150.
 FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": MEAN_ACTIVATION["relu4_1"]}
-HELD_OUT = UNSEEN_STYLES   # lst_r31 was trained holding out contrast_of_forms and small_worlds_i (its metadata)
 PCA_PHOTOS = 16   # content photos whose features set the initial compress/unzip
 
 
@@ -39,9 +46,8 @@ class LSTRecipe(Recipe):
     method = "lst"
     summary = "Linear Style Transfer (Li et al. 2019) transformation module at relu3_1 or relu4_1, any style"
 
-    style_dir: str = hp("", help="folder of training styles, used when no --style is given")
-    held_out: tuple[str, ...] = hp(HELD_OUT, help="styles (file names without extension) of --style-dir kept out of "
-                                   "training for evaluation: " + ", ".join(HELD_OUT))
+    style_dir: str = style_dir_hp()
+    held_out: tuple[str, ...] = held_out_hp()   # lst_r31 was trained holding out only two of them (its metadata)
     batch: int = hp(4, paper="8", help="global batch size (split over processes under torchrun)", minimum=1)
     lr: float = hp(1e-3, paper="1e-4", help="Adam learning rate (higher for short CPU runs)", minimum=0)
     matrix: int = hp(PAPER_MATRIX, "paper", help="size of the transformation matrix (compressed channels)", minimum=1)
@@ -53,9 +59,7 @@ class LSTRecipe(Recipe):
                              help="weight of the relative Gram style loss (mean over layers)", minimum=0)
     style_size: int = hp(512, help="longer side the style images are loaded at, before scaling and cropping",
                          minimum=16)
-    style_zoom: tuple[float, ...] = hp((1.0, 2.0), paper="resized to 300 px, cropped to 256",
-                                       help="the style's shorter side is scaled to the crop size times a factor "
-                                       "drawn from this range, then cropped like the content")
+    style_zoom: tuple[float, ...] = style_zoom_hp(paper="resized to 300 px, cropped to 256")
     init: str = hp("pca", paper="PyTorch's default", help="pca: T starts near the identity on the content features' "
                    "32 principal directions (LinearTransform.start_near_identity); paper: the default initialisation",
                    choices=("pca", "paper"))

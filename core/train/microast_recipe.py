@@ -23,7 +23,15 @@ import torch
 
 from ..errors import BrushstreamError
 from ..nets.microast import MicroAST
-from .data import UNSEEN_STYLES, check_zoom, load_styles, random_style_crop, training_style_paths
+from .data import (
+    check_zoom,
+    held_out_hp,
+    load_styles,
+    random_style_crop,
+    style_dir_hp,
+    style_zoom_hp,
+    training_style_paths,
+)
 from .perceptual import PerceptualRecipe, pick_styles
 from .recipe import hp, register_recipe
 
@@ -47,11 +55,10 @@ class MicroASTRecipe(PerceptualRecipe):
     method = "microast"
     summary = "MicroAST (Wang et al. 2023) over a folder of styles with augmented crops, any style, no VGG at use"
 
-    style_dir: str = hp("", help="folder of training styles, used when no --style is given")
+    style_dir: str = style_dir_hp()
     style_set: str = hp("", help="the manifest's set of training styles (fetched, verified and cached), whose images "
                         "join --style-dir's: public_domain_paintings")
-    held_out: tuple[str, ...] = hp(UNSEEN_STYLES, help="styles (file names without extension) of --style-dir kept "
-                                   "out of training: " + ", ".join(UNSEEN_STYLES))
+    held_out: tuple[str, ...] = held_out_hp()
     size: int = hp(256, "paper", help="training crop size in px (content and style)", minimum=16)
     lr: float = hp(1e-4, "paper", help="Adam learning rate", minimum=0)
     content_layer: str = hp("relu3_3", paper="VGG19 relu4_1", help="VGG16 layer of the content loss")
@@ -60,8 +67,7 @@ class MicroASTRecipe(PerceptualRecipe):
     tv_weight: float = hp(0.0, paper="0", help="weight of total variation", minimum=0)
     style_size: int = hp(512, paper="512 then 256 crops", help="longer side the style images are loaded at",
                          minimum=16)
-    style_zoom: tuple[float, ...] = hp((1.0, 2.0), help="the style's shorter side is scaled to the crop size times a "
-                                       "factor drawn from this range, then cropped")
+    style_zoom: tuple[float, ...] = style_zoom_hp()
     style_jitter: float = hp(0.5, paper="0", help="share of style crops whose hue is turned by a random angle, a new "
                              "palette on the same strokes", minimum=0)
 
