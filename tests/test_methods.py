@@ -282,3 +282,24 @@ def test_a_resumed_evaluation_reruns_only_the_pictures_its_sheet_shows():
     calls.clear()
     evaluate({"dark": darken}, photos, styles, 48, report, keep_outputs=False, metrics=metrics)
     assert calls == [] and len(report["methods"]["dark"]) == 3
+
+
+def test_the_photo_side_of_a_comparison_is_measured_once_and_changes_nothing(styles):
+    """Several methods judged on one photo: its own style distance and content features are computed once, and every
+    figure equals what a fresh metrics object gives."""
+    from brushstream.core.metrics import QualityMetrics
+
+    g = torch.Generator().manual_seed(4)
+    photo = torch.rand(1, 3, 48, 64, generator=g)
+    outputs = [torch.rand(1, 3, 48, 64, generator=g) for _ in range(3)]
+    other_style = resize_long_side(styles[1], 64)
+    metrics = QualityMetrics()
+    targets = [metrics.style_targets(resize_long_side(styles[0], 64)), metrics.style_targets(other_style)]
+    seen = []
+    real_vgg = metrics.vgg
+    metrics.vgg = lambda x, layers: seen.append(x) or real_vgg(x, layers)
+    figures = [metrics.evaluate(out, photo.clone(), t) for t in targets for out in outputs]
+    photo_passes = sum(1 for x in seen if torch.equal(x, photo))
+    assert photo_passes == 1 + len(targets)   # its content features once, its distance once per style
+    fresh = [QualityMetrics().evaluate(out, photo, t) for t in targets for out in outputs]
+    assert figures == fresh
