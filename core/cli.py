@@ -224,25 +224,6 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def cmd_weights(args) -> int:
-    from .hub import weights
-
-    if args.action == "list":
-        for entry in weights.load_manifest().values():
-            where = "bundled" if entry.bundled else f"hub:{entry.hub_repo_id}/{entry.hub_filename}"
-            size = f"{entry.bytes / 1e6:.1f} MB" if entry.bytes >= 1e5 else f"{entry.bytes / 1e3:.1f} kB"
-            print(f"{entry.name}\t{entry.method}\t{size}\t{entry.licence}\t{where}")
-        return 0
-    if args.action == "verify":
-        rows = weights.verify(args.name)
-        for name, status, where in rows:
-            print(f"{name}\t{status}\t{where}")
-        return EXIT_USAGE if any(status == "MISMATCH" for _, status, _ in rows) else 0
-    for path in weights.pull(args.name):
-        print(path)
-    return 0
-
-
 def cmd_eval(args) -> int:
     from .cli_options import given_options, method_options
     from .evaluate import run_eval
@@ -358,10 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_options(e, methods)
     e.set_defaults(func=cmd_eval)
 
-    w = sub.add_parser("weights", help="list, verify or download weight files")
-    w.add_argument("action", choices=["list", "verify", "pull"])
-    w.add_argument("name", nargs="?", help="manifest name (default: all)")
-    w.set_defaults(func=cmd_weights)
+    from .hub.command import add_weights_parser
+    add_weights_parser(sub, _Parser)
 
     from .train.command import add_train_parser
     add_train_parser(sub, _Parser)

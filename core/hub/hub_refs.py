@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import BrushstreamError
 
 PREFIX = "hf://"
-_REF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+?))?/(?P<file>[^#@]+\.safetensors)"
+_REF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+?))?/(?P<file>[^#@]+\.[A-Za-z0-9]+)"
                   r"(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$")
 
 
@@ -29,9 +29,10 @@ def is_hub_ref(text: str) -> bool:
     return str(text).startswith(PREFIX)
 
 
-def parse_hub_ref(text: str) -> HubRef:
+def parse_hub_ref(text: str, suffixes: tuple[str, ...] = (".safetensors",)) -> HubRef:
+    """The parts of a reference whose file ends in one of ``suffixes`` (a foreign file is imported, not loaded)."""
     match = _REF.match(str(text).strip())
-    if match is None:
+    if match is None or not match["file"].lower().endswith(suffixes):
         raise BrushstreamError(f"{text!r}: not a Hub reference; write hf://OWNER/REPO[@REVISION]/FILE.safetensors "
                                f"(optionally #sha256=<64 hex digits>)")
     return HubRef(match["repo"], match["file"], match["rev"] or "main", (match["sha"] or "").lower())

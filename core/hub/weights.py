@@ -317,6 +317,26 @@ def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | 
         return None, str(exc)
 
 
+def fetch_hub_file(text: str, suffixes: tuple[str, ...] = (".pth", ".pt", ".model", ".onnx", ".ckpt", ".bin"),
+                   offline: bool | None = None) -> Path:
+    """A local copy of a foreign file named by a Hub reference (``brushstream weights import hf://...``): fetched
+    like any Hub file and checked against its #sha256 pin, if any; the importer checks the contents."""
+    ref = parse_hub_ref(text, suffixes)
+    entry = WeightEntry(name=text, method="", file=Path(ref.filename).name, sha256=ref.sha256, bytes=-1, licence="",
+                        attribution="", convention="", hub_repo_id=ref.repo_id, hub_filename=ref.filename,
+                        hub_revision=ref.revision)
+
+    def check(path: Path) -> Path:
+        if ref.sha256 and sha256_file(path) != ref.sha256:
+            raise BrushstreamError(f"{text}: sha256 mismatch for {path} (expected {ref.sha256[:12]}…); the file is "
+                                   f"corrupt, tampered or not the pinned version")
+        return path
+    found, why = _from_hf(entry, _offline() if offline is None else offline, check)
+    if found is None:
+        raise BrushstreamError(f"{text}: not found ({why})")
+    return found
+
+
 def _fetch_hub_ref(text: str, offline: bool) -> Path:
     """A local, checked copy of the file a Hub reference names (core/hub/hub_refs.py), found and fetched like a manifest
     file's Hub copy (same cache, timeouts and retry), but checked as a whole safetensors file and against its
@@ -350,6 +370,9 @@ def _explicit(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
         raise BrushstreamError(f"{path}: no such weights file")
+    from ..foreign.importer import converted_copy, is_foreign   # another project's file: converted once, cached
+    if is_foreign(path):
+        return converted_copy(path)
     return _check_safetensors(path)
 
 
