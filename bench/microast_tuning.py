@@ -5,6 +5,10 @@ looked at here): mean Gram ratio and content distance of each network over the f
 the content's own signals to the style's).
 
     python bench/microast_tuning.py microast_official runs/microast.ckpt --photos 3 [--extrapolate 1.25 1.5]
+
+``--style-dir DIR --styles a,b,c`` judges on other styles instead: a validation split of the training pool that a run
+held out (with its --held-out), so a choice between runs is made on paintings none of them learnt and none of the
+eight held-out ones.
 """
 from __future__ import annotations
 
@@ -38,11 +42,14 @@ def main() -> None:
     ap.add_argument("networks", nargs="+")
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--extrapolate", type=float, nargs="*", default=[])
+    ap.add_argument("--style-dir", type=Path, default=STYLES, help="folder of the styles (default: the shared styles)")
+    ap.add_argument("--styles", default=",".join(TUNING_STYLES), help="comma-separated file names without extension")
     args = ap.parse_args()
     metrics = QualityMetrics()
     photos = [photo(p, 384) for p in eval_photos()[: args.photos]]
     photos = [c[..., : c.shape[-2] // 4 * 4, : c.shape[-1] // 4 * 4] for c in photos]
-    styles = {s: photo(STYLES / f"{s}.jpg", 384) for s in TUNING_STYLES}
+    names = [s for s in args.styles.split(",") if s]
+    styles = {s: photo(next(args.style_dir.glob(f"{s}.*")), 384) for s in names}
     targets = {s: metrics.style_targets(x) for s, x in styles.items()}
     with torch.no_grad():
         for source in args.networks:

@@ -273,7 +273,7 @@ class StyleMethod(nn.Module):
                 y = state.stabilise(y)
                 state.end_frame(y)
             outs.append(y)
-        return torch.cat(outs)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def check_budget(self, size: tuple[int, int]) -> None:
         check_pixels(size, self.budget, self.name)
