@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 MODEL_FOLDER = "nst_models"          # the pack's own folder under ComfyUI's models/ (style_models is core's)
-MODEL_EXTENSIONS = {".safetensors"}
+# Brushstream's own files, and other projects' style networks (converted on first use, core/foreign).
+MODEL_EXTENSIONS = {".safetensors", ".pth", ".pt", ".model", ".onnx"}
 PREVIEW_SIDE = 512                   # longer side of progress previews
 
 

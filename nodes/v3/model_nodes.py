@@ -29,7 +29,8 @@ def make_loader(method: str) -> type[io.ComfyNode]:
             inputs.append(io.String.Input(
                 "weights_source", default="", optional=True,
                 tooltip="overrides the weights menu: a manifest name, an hf://OWNER/REPO/FILE.safetensors "
-                        "reference (optionally #sha256=...), or a path"))
+                        "reference (optionally #sha256=...), or a path; another project's .pth/.model/.onnx "
+                        "style is converted on first use"))
         return io.Schema(node_id=f"BrushstreamLoad_{method}", display_name=f"Load Style Model ({method})",
                          category=f"{CATEGORY}/models", description=cls.summary, inputs=inputs,
                          outputs=[StyleModel.Output(display_name="model")])
