@@ -3,6 +3,11 @@ One network, many styles: a learned style by index or name, a weighted blend of 
 its style statistic, so blending statistics blends styles), or a new style image through the siamese branch. Brush size:
 the style's statistics are taken from the style image resized to 512/brush px (the paper's control); for
 learned styles the statistics stored at 256..768 px are interpolated. Deviations: see core/nets/msgnet.py.
+
+``model`` may also be the authors' released network (``21styles.model``, converted on first use by
+core/foreign/msgnet_reference.py; its file says ``arch: msgnet_reference``): the paper's own architecture
+(core/nets/msgnet_reference.py), one Inspiration layer fed the style image's Gram matrix. It stores no styles,
+so it takes style images only (any painting; the authors trained it on 21), blended and brush-sized alike.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import json
 
 import torch
 
+from ..hub import weights as weight_store
 from ..nets.msgnet import STRIDE
 from ..nets.pretrained import trained_network
 from ..ops.resize import resize_long_side
@@ -19,6 +25,7 @@ from .options import Option
 from .registry import register
 
 DEFAULT_MODEL = "msgnet_styles"
+REFERENCE_ARCH = "msgnet_reference"   # the authors' released network (core/nets/msgnet_reference.py)
 BASE_STYLE_SIZE = 512
 
 
@@ -37,10 +44,14 @@ class MSGNet(StyleMethod):
 
     def __init__(self, model: str = DEFAULT_MODEL, brush: float = 1.0):
         super().__init__()
-        self.net, meta, extra = trained_network(model, "msgnet")
+        # The file says which network it holds: Brushstream's own, or the authors' release (converted).
+        found = weight_store.read_metadata(weight_store.resolve(model)).get("arch")
+        arch = REFERENCE_ARCH if found == REFERENCE_ARCH else "msgnet"
+        self.net, meta, extra = trained_network(model, arch)
         self.brush = float(brush)
-        self.sizes = tuple(json.loads(meta.get("brush_sizes", "[]")))
-        prefix = "style_stats" if f"style_stats1.{self.sizes[0]}" in extra else "style_grams"   # files written before the rename
+        self.sizes = tuple(json.loads(meta.get("brush_sizes", "[]"))) if arch == "msgnet" else ()
+        # files written before the rename store "style_grams"
+        prefix = "style_stats" if self.sizes and f"style_stats1.{self.sizes[0]}" in extra else "style_grams"
         for i, size in enumerate(self.sizes):   # buffers, so they follow .to(device)
             self.register_buffer(f"grams1_{i}", extra[f"{prefix}1.{size}"], persistent=False)
             self.register_buffer(f"grams2_{i}", extra[f"{prefix}2.{size}"], persistent=False)
@@ -65,7 +76,7 @@ class MSGNet(StyleMethod):
             grams = [self.net.style_statistics(resize_long_side(s, self.style_size)) for s in images]
         else:
             grams = [self._learned_statistics(i) for i in refs]
-        return tuple(sum(w * g[level] for w, g in zip(weights, grams)) for level in (0, 1))
+        return tuple(sum(w * g[level] for w, g in zip(weights, grams)) for level in range(len(grams[0])))
 
     def _stylize(self, *, content, code, strength, mask, state):
         return blend_strength(self.net(content, code.data), content, strength)

@@ -149,11 +149,13 @@ def trained_network(source: str, arch: str, builder: Callable[..., torch.nn.Modu
     from .lst import LinearTransform
     from .metanet import MetaNet
     from .msgnet import MSGNet
+    from .msgnet_reference import MSGNetReference
     from .reconet import ReCoNet
     from .student_encoder import StudentEncoder
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
                 "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder}
+    builders["msgnet_reference"] = MSGNetReference   # the MSG-Net release, converted (core/foreign)
     if builder is not None:
         builders[arch] = builder
     path = weight_store.resolve(source)
