@@ -140,8 +140,22 @@ def detect(path: Path, contents: Any, reader: str, wanted: str = "auto") -> Fore
     scored = sorted(((f.match(contents), i, f) for i, f in enumerate(candidates)), key=lambda t: (-t[0], t[1]))
     if scored and scored[0][0] >= 1.0:
         return scored[0][2]
-    closest = f"; closest known format: {scored[0][2].name} ({scored[0][0]:.0%} explained)" if scored else ""
+    closest = ""
+    if scored:
+        score, _, fmt = scored[0]
+        closest = f"; closest known format: {fmt.name} ({score:.0%} explained{_near_miss(fmt, contents, score)})"
     raise BrushstreamError(f"{path}: unknown layout ({_describe(contents)}){closest}")
+
+
+def _near_miss(fmt: ForeignFormat, contents: Any, score: float) -> str:
+    """What stops a nearly fitting file from converting (a missing key, a wrong shape), for the error line."""
+    if score < 0.9:
+        return ""
+    try:
+        fmt.convert(contents)
+    except (KeyError, ValueError, RuntimeError, IndexError) as exc:
+        return f"; {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+    return ""
 
 
 def convert_file(path: str | os.PathLike, wanted: str = "auto") -> tuple[Converted, ForeignFormat]:
