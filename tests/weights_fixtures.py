@@ -16,7 +16,7 @@ SHARED = Path(os.environ.get("BRUSHSTREAM_SHARED") or Path(__file__).resolve().p
 SHARED_DATA = SHARED / "data"
 SHARED_WEIGHTS = SHARED / "weights"
 
-__all__ = ["SHARED", "SHARED_DATA", "SHARED_WEIGHTS", "_offline_weights", "hf_env", "hub", "hub_server"]
+__all__ = ["SHARED", "SHARED_DATA", "SHARED_WEIGHTS", "_offline_weights", "hf_env", "hub", "hub_server", "empty_hub"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -62,3 +62,19 @@ def hf_env(hub_server, tmp_path, monkeypatch):
 def hub(hub_server, hf_env):
     """Both at once: the loopback Hub, with huggingface-hub pointed at it. Yields the server."""
     return hub_server
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """A loopback Hub with no repositories yet (publish makes them; tests/hub_server.py), huggingface-hub pointed at
+    it with an empty cache, online, and no weights folder; needs nothing from ../shared. Yields the server."""
+    with HubServer() as server:
+        cache = tmp_path / "hf_home" / "hub"
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HOME", str(cache.parent))
+        monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("BRUSHSTREAM_WEIGHTS_DIR", raising=False)
+        yield server
