@@ -1,6 +1,7 @@
 """Weight files: manifest -> explicit path / bundled copy / $BRUSHSTREAM_WEIGHTS_DIR / HF cache / the Hub.
 
-The only module that talks to the Hugging Face Hub (through huggingface-hub). Every file found by
+The only module that opens conversations with the Hugging Face Hub (through huggingface-hub): downloads here, and
+``hub_api()`` for the API calls of core/hub/publish.py and core/hub/search.py. Every file found by
 name is verified against the manifest's sha256 and size before it is used; a file that fails is an
 error, and a bad copy in the Hugging Face cache is deleted (snapshot link and blob) so nothing corrupt
 is left behind to be picked up next time. safetensors only: nothing here ever unpickles.
@@ -9,9 +10,17 @@ Waiting on the Hub is bounded: every connect and every read has a timeout ($BRUS
 seconds, else 10 s to connect and 30 s per read), a call makes at most one retry in total, and
 huggingface-hub's own retry/warning lines are kept off stderr (they go to this module's debug log), so a
 missing file on an unreachable or silent Hub ends in seconds with one line. See ``hub_session.HubCall``.
+
+A Hub reference (hf://OWNER/REPO[@REVISION]/FILE, core/hub/hub_refs.py) is pinned to a commit: a commit-hash revision
+is answered by the cache without a request; a branch or tag is asked of the Hub when online (huggingface-hub then reuses
+the cached bytes if they did not change) and of the cache's record of it offline. Either way the commit it resolved to
+is known (the snapshot folder huggingface-hub files it under, from X-Repo-Commit), and ``fetch_ref`` returns the fully
+pinned form ``hf://OWNER/REPO@COMMIT/FILE#sha256=HEX``. The Hub's own digest of a file (its LFS sha256, or git blob
+sha1, which huggingface-hub names the cached blob by) is checked too, so bytes damaged on the way are refused.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -28,7 +37,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import BrushstreamError
 from ..io.atomic import atomic_path
-from .hub_refs import is_hub_ref, parse_hub_ref
+from .hub_refs import HubRef, format_hub_ref, is_commit, is_hub_ref, parse_hub_ref, pinned
 from .hub_session import (
     HUB_CONNECT_TIMEOUT,
     HUB_READ_TIMEOUT,
@@ -298,9 +307,16 @@ def _hub_file(entry: WeightEntry, local_only: bool, check: Callable[[Path], Path
         raise
 
 
-def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | None = None
-             ) -> tuple[Path | None, str]:
-    """Cache first, then (online) the Hub. A corrupt cached copy is dropped and fetched again online."""
+def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | None = None,
+             hub_first: bool = False) -> tuple[Path | None, str]:
+    """Cache first, then (online) the Hub. A corrupt cached copy is dropped and fetched again online. ``hub_first``
+    (a branch that may have moved): online, the Hub says which commit, and huggingface-hub reuses cached bytes."""
+    if hub_first and not offline:
+        _drop_if_bad(entry, check)
+        try:
+            return _hub_file(entry, local_only=False, check=check), ""
+        except _Absent as exc:
+            return None, str(exc)
     try:
         return _hub_file(entry, local_only=True, check=check), ""
     except _Absent:
@@ -315,6 +331,24 @@ def _from_hf(entry: WeightEntry, offline: bool, check: Callable[[Path], Path] | 
         return _hub_file(entry, local_only=False, check=check), ""
     except _Absent as exc:
         return None, str(exc)
+
+
+def _drop_if_bad(entry: WeightEntry, check: Callable[[Path], Path] | None) -> None:
+    """Remove the cached copy the cache's record of ``entry``'s revision points at, if it fails ``check``; so asking the
+    Hub next, which would otherwise keep a cached blob whose name matches, fetches a good one."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(entry.hub_repo_id, entry.hub_filename, revision=entry.hub_revision,
+                                        cache_dir=_cache_dir())
+    except (OSError, ValueError):
+        return
+    if not isinstance(cached, str):
+        return
+    try:
+        check(Path(cached)) if check is not None else _check(entry, Path(cached))
+    except BrushstreamError as exc:
+        log.warning("%s; fetching a fresh copy", exc)
+        _remove_from_cache(Path(cached))
 
 
 def fetch_hub_file(text: str, suffixes: tuple[str, ...] = (".pth", ".pt", ".model", ".onnx", ".ckpt", ".bin"),
@@ -337,25 +371,178 @@ def fetch_hub_file(text: str, suffixes: tuple[str, ...] = (".pth", ".pt", ".mode
     return found
 
 
-def _fetch_hub_ref(text: str, offline: bool) -> Path:
-    """A local, checked copy of the file a Hub reference names (core/hub/hub_refs.py), found and fetched like a manifest
-    file's Hub copy (same cache, timeouts and retry), but checked as a whole safetensors file and against its
-    #sha256 pin, if any, since no manifest entry vouches for it."""
+def _git_blob_sha1(path: Path) -> str:
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_hub_digest(text: str, path: Path) -> Path:
+    """The bytes are the ones the Hub described: huggingface-hub names a cached blob by the file's ETag, which the Hub
+    makes the LFS sha256 (64 hex digits) or the git blob sha1 (40) of the file; huggingface-hub itself does not compare
+    what arrived with it. Other ETag forms are left unchecked."""
+    blob = path.resolve().name
+    if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+        got, kind = sha256_file(path), "sha256"
+    elif len(blob) == 40 and all(c in "0123456789abcdef" for c in blob):
+        got, kind = _git_blob_sha1(path), "git blob sha1"
+    else:
+        return path
+    if got != blob:
+        raise BrushstreamError(f"{text}: {kind} mismatch for {path} (the Hub says {blob[:12]}…, got {got[:12]}…); the "
+                               f"download was damaged or tampered with on the way")
+    return path
+
+
+def _snapshot_commit(path: Path, filename: str) -> str:
+    """The commit a cached file belongs to: huggingface-hub files it under snapshots/<commit>/<filename>."""
+    folder = path.parents[len(Path(filename).parts) - 1]
+    return folder.name if folder.parent.name == "snapshots" and is_commit(folder.name) else ""
+
+
+@dataclass(frozen=True)
+class HubPin:
+    """A Hub reference resolved and fetched: the local copy, the commit it came from and the fully pinned reference."""
+    ref: HubRef
+    path: Path
+    commit: str
+    sha256: str
+
+    @property
+    def pinned(self) -> str:
+        """``hf://OWNER/REPO@COMMIT/FILE#sha256=HEX``: these bytes and no others (the asked form if no commit is known)."""
+        if self.commit:
+            return pinned(self.ref, self.commit, self.sha256)
+        return format_hub_ref(self.ref.repo_id, self.ref.filename, self.ref.revision, self.sha256)
+
+
+_announced: set[tuple[str, str]] = set()
+
+
+def fetch_ref(text: str, offline: bool | None = None, announce: bool = True) -> HubPin:
+    """Fetch and check the safetensors file a Hub reference names (core/hub/hub_refs.py), like a manifest file's Hub
+    copy (same cache, timeouts and retry), but checked as a whole safetensors file, against the Hub's own digest of it
+    and against its #sha256 pin, if any, since no manifest entry vouches for it. A commit revision comes from the cache
+    if it is there; a branch or tag is asked of the Hub when online. Which commit a branch or tag resolved to is logged
+    (a warning, once per process and commit: a moving reference loads other bytes later) unless ``announce`` is off."""
     ref = parse_hub_ref(text)
+    offline = _offline() if offline is None else bool(offline)
     entry = WeightEntry(name=text, method="", file=Path(ref.filename).name, sha256=ref.sha256, bytes=-1, licence="",
                         attribution="", convention="", hub_repo_id=ref.repo_id, hub_filename=ref.filename,
                         hub_revision=ref.revision)
 
     def check(path: Path) -> Path:
         _check_safetensors(path)
+        _check_hub_digest(text, path)
         if ref.sha256 and sha256_file(path) != ref.sha256:
             raise BrushstreamError(f"{text}: sha256 mismatch for {path} (expected {ref.sha256[:12]}…); the file is "
                                    f"corrupt, tampered or not the pinned version")
         return path
-    found, why = _from_hf(entry, offline, check)
+    found, why = _from_hf(entry, offline, check, hub_first=not is_commit(ref.revision))
     if found is None:
         raise BrushstreamError(f"{text}: not found ({why})")
-    return found
+    pin = HubPin(ref, found, _snapshot_commit(found, ref.filename), sha256_file(found))
+    if announce and pin.commit and not is_commit(ref.revision) and (text, pin.commit) not in _announced:
+        _announced.add((text, pin.commit))
+        log.warning("%s: %s is commit %s%s; to load exactly this file again: %s", text, ref.revision, pin.commit,
+                    " (the cached copy: offline)" if offline else "", pin.pinned)
+    return pin
+
+
+def _fetch_hub_ref(text: str, offline: bool) -> Path:
+    return fetch_ref(text, offline).path
+
+
+# -- the Hub's API (publish, search, pinning the manifest) ----------------------------------------------------
+
+def hub_name() -> str:
+    return f"the Hub at {_endpoint() or 'huggingface.co'}"
+
+
+@contextlib.contextmanager
+def _bounded_session(timeout):
+    """huggingface-hub's shared HTTP client waits forever by default (its API calls take no timeout): for the length of
+    the call it, and any client made to replace it after a dropped connection, gets ``timeout``."""
+    from huggingface_hub.utils import _http
+
+    factory = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
+    if factory is None or not hasattr(_http, "get_session"):
+        yield
+        return
+    saved = _http.get_session().timeout
+
+    def bounded():
+        client = factory()
+        client.timeout = timeout
+        return client
+    _http.get_session().timeout = timeout
+    _http._GLOBAL_CLIENT_FACTORY = bounded
+    try:
+        yield
+    finally:
+        _http._GLOBAL_CLIENT_FACTORY = factory
+        _http.get_session().timeout = saved
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """huggingface-hub wraps some failures (an LFS upload's RuntimeError): the HTTP or network error inside."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    seen = exc
+    while seen is not None and not isinstance(seen, (HfHubHTTPError, *transport_errors()[0])):
+        seen = seen.__cause__ or seen.__context__
+    return seen or exc
+
+
+def _api_error(exc: BaseException, call: HubCall) -> str:
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    cause = _root_cause(exc)
+    login = "log in with `hf auth login` or set HF_TOKEN"
+    if isinstance(cause, RepositoryNotFoundError):
+        return f"no such repository on {hub_name()} (or it is private or gated: {login})"
+    if isinstance(cause, RevisionNotFoundError):
+        return f"no such revision on {hub_name()}"
+    if isinstance(cause, EntryNotFoundError):
+        return f"no such file on {hub_name()}"
+    if isinstance(cause, HfHubHTTPError):
+        status = getattr(cause.response, "status_code", None)
+        if status in (401, 403):
+            return f"{hub_name()} refused it (HTTP {status}): {login} with a token that may write there"
+        if status == 412:
+            return f"the branch moved on {hub_name()} meanwhile (HTTP 412); run it again"
+        words = " ".join(str(cause).split())
+        return f"{hub_name()} answered HTTP {status}: {words[:200]}"
+    if isinstance(cause, transport_errors()[0]):
+        return f"{hub_name()} could not be reached ({call.why(cause)})"
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())[:200]}"
+
+
+@contextlib.contextmanager
+def hub_api(what: str):
+    """A huggingface-hub ``HfApi`` on $HF_ENDPOINT (read now) for one conversation: every connect and read bounded by
+    $BRUSHSTREAM_HUB_TIMEOUT (or 10 s / 30 s), huggingface-hub's log lines kept off the console, plain HTTPS instead of
+    the Xet client (as for downloads). Any failure becomes one line, ``WHAT: why``. huggingface-hub's own retries of
+    API calls (up to 5, with back-off, on 5xx and dropped connections) still apply; their lines go to the debug log."""
+    from huggingface_hub import HfApi
+
+    if _offline():
+        raise BrushstreamError(f"{what}: offline (HF_HUB_OFFLINE is set), and this needs the Hub")
+    call = HubCall(*hub_timeouts())
+    with call.active() as timeout, _bounded_session(timeout):
+        try:
+            yield HfApi(endpoint=_endpoint())
+        except BrushstreamError:
+            raise
+        except Exception as exc:  # HTTP / network / malformed answers: their types differ across versions
+            raise BrushstreamError(f"{what}: {_api_error(exc, call)}") from exc
 
 
 # -- resolution --------------------------------------------------------------------------------------------
@@ -370,7 +557,7 @@ def _explicit(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
         raise BrushstreamError(f"{path}: no such weights file")
-    from ..foreign.importer import converted_copy, is_foreign   # another project's file: converted once, cached
+    from ..foreign.importer import converted_copy, is_foreign  # another project's file: converted once, cached
     if is_foreign(path):
         return converted_copy(path)
     return _check_safetensors(path)
