@@ -1,5 +1,8 @@
-"""`brushstream weights ACTION`: list, verify and pull the manifest's files; import another project's file."""
+"""`brushstream weights ACTION`: list, verify and pull the manifest's files; import another project's file; publish a
+file on the Hugging Face Hub, pull one pinned to its commit (hf://...), and search the manifest and Hub repositories."""
 from __future__ import annotations
+
+import sys
 
 EXIT_USAGE = 2
 
@@ -26,9 +29,37 @@ def _verify(args) -> int:
 def _pull(args) -> int:
     from . import weights
 
+    if args.name and weights.is_hub_ref(args.name):
+        # A Hub reference: fetched and checked (a branch is asked of the Hub); stdout gets the pinned form.
+        pin = weights.fetch_ref(args.name, announce=False)
+        print(f"{args.name}: commit {pin.commit or '?'}, sha256 {pin.sha256}; cached at {pin.path}", file=sys.stderr)
+        print(pin.pinned)
+        return 0
     for path in weights.pull(args.name):
         print(path)
     return 0
+
+
+def _publish(args) -> int:
+    from .publish import publish
+
+    done = publish(args.file, args.repo, revision=args.revision, private=args.private, licence=args.licence,
+                   method=args.method, styles=args.style)
+    print(f"commit\t{done.commit}\t{', '.join(done.files)} on {done.repo_id}@{done.revision}")
+    print(f"card\t{done.card_commit}\tREADME.md")
+    print(f"pinned\t{done.pinned}")
+    return 0
+
+
+def _search(args) -> int:
+    from .search import search
+
+    rows, problems = search(args.query or "", args.repo or [])
+    for row in rows:
+        print(row.line())
+    for line in problems:
+        print(f"brushstream: error: {line}", file=sys.stderr)
+    return EXIT_USAGE if problems else 0
 
 
 def _import(args) -> int:
@@ -51,9 +82,38 @@ def add_weights_parser(sub, parser_class) -> None:
                                 "nothing)"),
                                ("pull", _pull, "find or download, and verify, manifest files")):
         a = wsub.add_parser(action, help=text)
-        if action != "list":
+        if action == "verify":
             a.add_argument("name", nargs="?", help="manifest name (default: all)")
+        elif action == "pull":
+            a.add_argument("name", nargs="?", metavar="NAME_OR_HF_REF",
+                           help="manifest name (default: all), or hf://OWNER/REPO[@REVISION]/FILE.safetensors: fetched, "
+                                "checked, and printed pinned to its commit and sha256")
         a.set_defaults(func=func)
+    p = wsub.add_parser("publish", help="upload a Brushstream file with a model card to a Hugging Face Hub repository",
+                        description="Checks FILE (a Brushstream safetensors file), creates the repository if needed, "
+                                    "commits the file and small thumbnails of its style images, then a model card "
+                                    "(README.md) naming that commit. Prints the commits and the pinned reference "
+                                    "that loads exactly this file. Needs a token with write access (`hf auth login` "
+                                    "or HF_TOKEN); HF_ENDPOINT selects another Hub.")
+    p.add_argument("file", help="a .safetensors file written by brushstream train or brushstream weights import")
+    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the Hub repository (created if missing)")
+    p.add_argument("--revision", default="main", metavar="BRANCH", help="branch to commit to (default main; created "
+                                                                          "from main if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private (an existing one keeps its "
+                                                          "visibility)")
+    p.add_argument("--licence", "--license", dest="licence", help="the file's licence, if its metadata names none "
+                                                                  "(e.g. MIT, CC-BY-4.0)")
+    p.add_argument("--method", help="the method that loads it, if its metadata names none")
+    p.add_argument("--style", action="append", metavar="IMAGE", help="a style image it was trained on: a thumbnail "
+                   "goes on the card (repeatable; default: the recipe's style images, if they exist here)")
+    p.set_defaults(func=_publish)
+    s = wsub.add_parser("search", help="find styles: manifest models and the safetensors files of Hub repositories",
+                        description="Prints NAME, METHOD, STYLES, LICENCE per line (tab-separated). A Hub file's name "
+                                    "is the reference that loads it, pinned to the repository's current commit.")
+    s.add_argument("query", nargs="?", help="keep rows whose name, method or a style contains this (any case)")
+    s.add_argument("--repo", action="append", metavar="OWNER/NAME[@REVISION]", help="also list this Hub repository's "
+                                                                                     "files (repeatable)")
+    s.set_defaults(func=_search)
     known = formats()
     i = wsub.add_parser("import", help="convert another project's style network into a Brushstream file",
                         description="Formats: " + "; ".join(f"{f.name}: {f.summary}" for f in known.values()))
