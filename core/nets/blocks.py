@@ -50,3 +50,26 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x):
         return x + self.scale * self.body(x)
+
+
+class TransposedConvLayer(nn.Sequential):
+    """2x upsampling by a transposed 3x3 convolution (stride 2, padding 1, output padding 1: exactly twice the size),
+    then instance norm and ReLU: the paper's fractionally strided convolution, kept for networks trained with it
+    (rrmina/fast-neural-style-pytorch, imported by core/foreign/rrmina.py). No bias: the norm cancels it."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3):
+        super().__init__(nn.ConvTranspose2d(cin, cout, kernel, 2, kernel // 2, output_padding=1, bias=False),
+                         nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True))
+
+
+class ShiftedResidualBlock(ResidualBlock):
+    """ResidualBlock whose last norm keeps its shift too. Needed where a transposed convolution follows the trunk:
+    it turns a per-channel constant into a stride-periodic pattern (output pixels gather different numbers of kernel
+    taps), which the next instance norm does not remove, so the shift is no longer cancelled."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x):
+        return super().forward(x) + self.shift
