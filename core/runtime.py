@@ -7,6 +7,10 @@ second run of each and keeps the faster one from then on: on this project's 2-co
 more so when other processes
 share the cores (PyTorch's OpenMP threads wait on each other), but which one wins depends on the CPU, so it is
 measured rather than assumed. Outputs agree to about 1e-6 (tested). ``threads`` sets both backends' threads.
+
+``GraphNet`` is a network that exists only as an ONNX graph (one imported as-is from another project, which our
+modules cannot rebuild): the runner takes its graph instead of exporting, so it runs on ONNX Runtime under every
+setting, through the same session options.
 """
 from __future__ import annotations
 
@@ -94,6 +98,8 @@ class FastRunner:
         return self._session
 
     def _export(self) -> bytes:
+        if isinstance(self.net, GraphNet):
+            return self.net.onnx_graph()
         buffer = io.BytesIO()
         example = torch.rand(1, 3, 64, 64)
         with warnings.catch_warnings():
@@ -104,7 +110,8 @@ class FastRunner:
         return buffer.getvalue()
 
     def _onnx(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._onnx_session().run(None, {"x": x.detach().float().contiguous().numpy()})[0]
+        session = self._onnx_session()
+        out = session.run(None, {session.get_inputs()[0].name: x.detach().float().contiguous().numpy()})[0]
         return torch.from_numpy(out).to(x.dtype)
 
     # -- choice -------------------------------------------------------------------------------------
@@ -112,7 +119,7 @@ class FastRunner:
         if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") \
                 or not onnx_available():
             return ["eager"]
-        return ["eager", "onnx"]
+        return ["onnx"] if isinstance(self.net, GraphNet) else ["eager", "onnx"]   # a graph's eager is ONNX Runtime too
 
     def _run_auto(self, x: torch.Tensor) -> torch.Tensor:
         """One call under ``auto``: the picked backend once this size has one; until then the backends in turn,
@@ -142,3 +149,128 @@ class FastRunner:
         if self.runtime == "onnx" and "onnx" not in self._usable(x):
             raise BrushstreamError("runtime 'onnx' runs float32 on the CPU only; use eager for GPU or bf16")
         return getattr(self, "_" + self.chosen)(x)
+
+
+# -- networks that are ONNX graphs ------------------------------------------------------------------------------------
+
+GRAPH_ARCH = "onnx_transform"
+
+
+def image_graph_problems(model) -> list[str]:
+    """Why ``model`` (an onnx.ModelProto) cannot run as an image network, one entry per side (its input, its output)
+    and one for its opset; empty when it can: one float input and one output, both 4-D with 3 channels, and an opset
+    whose Mul/Div broadcast (7 or later)."""
+    from onnx import TensorProto
+
+    graph = model.graph
+    weights = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]   # old IR versions list weights as inputs too
+    problems = []
+    for role, values in (("input", inputs), ("output", list(graph.output))):
+        if len(values) != 1:
+            problems.append(f"it has {len(values)} {role}s, not one image")
+            continue
+        kind = values[0].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim]
+        if kind.elem_type != TensorProto.FLOAT or len(dims) != 4 or dims[1] != 3:
+            shown = "x".join("?" if d is None else str(d) for d in dims) or "of unknown shape"
+            problems.append(f"its {role} {values[0].name!r} is {TensorProto.DataType.Name(kind.elem_type).lower()} "
+                            f"{shown}, not a float (N, 3, H, W) image")
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 7:
+        problems.append(f"opset {opset} (7 or later is needed)")
+    return problems
+
+
+def wrap_image_graph(raw: bytes, scale: float = 1.0) -> bytes:
+    """An image graph taking and returning RGB 0-1: its input multiplied by ``scale`` and its output divided by it,
+    batch, height and width left free (a graph exported at one size declares that size)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(raw)
+    graph = model.graph
+    weights = {i.name for i in graph.initializer}
+    inp = next(i for i in graph.input if i.name not in weights)
+    out = graph.output[0]
+    for value in (inp, out):
+        for axis, name in ((0, "batch"), (2, "height"), (3, "width")):
+            dim = value.type.tensor_type.shape.dim[axis]
+            dim.Clear()
+            dim.dim_param = name
+    del graph.value_info[:]   # shapes recorded at the export size would contradict other sizes
+    if scale != 1.0:
+        taken = {n for node in graph.node for n in (*node.input, *node.output)} | weights | {inp.name, out.name}
+
+        def fresh(stem: str) -> str:
+            name, i = stem, 0
+            while name in taken:
+                i += 1
+                name = f"{stem}_{i}"
+            taken.add(name)
+            return name
+
+        inner_in, inner_out = inp.name, out.name
+        rgb_in, rgb_out, k_in, k_out = (fresh(f"brushstream_{n}") for n in ("rgb_in", "rgb_out", "scale", "unscale"))
+        const = numpy_helper.from_array(np.array(scale, dtype=np.float32))
+        nodes = [helper.make_node("Constant", [], [k_in], value=const),
+                 helper.make_node("Mul", [rgb_in, k_in], [inner_in])]
+        tail = [helper.make_node("Constant", [], [k_out], value=const),
+                helper.make_node("Div", [inner_out, k_out], [rgb_out])]
+        rest = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(nodes + rest + tail)
+        inp.name, out.name = rgb_in, rgb_out
+    return model.SerializeToString()
+
+
+class GraphNet(nn.Module):
+    """An image network that is an ONNX graph, kept byte for byte in the ``graph`` buffer (so it travels in a
+    safetensors file like any weights) and run by ONNX Runtime on the CPU: RGB [0, 1] (B, 3, H, W) in and out, the
+    graph's own input range ``scale`` (255 for the ONNX model zoo's) handled by the wrapper around it."""
+
+    def __init__(self, graph_bytes: int, scale: float = 1.0):
+        super().__init__()
+        self.scale = float(scale)
+        self.register_buffer("graph", torch.zeros(int(graph_bytes), dtype=torch.uint8))
+        self._wrapped: bytes | None = None
+        self._session = None
+
+    @classmethod
+    def from_graph(cls, raw: bytes, scale: float = 1.0) -> "GraphNet":
+        net = cls(len(raw), scale)
+        net.graph.copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+        return net
+
+    def config(self) -> dict:
+        return {"arch": GRAPH_ARCH, "graph_bytes": self.graph.numel(), "scale": self.scale}
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._wrapped = self._session = None   # new bytes: a new graph
+
+    def onnx_graph(self) -> bytes:
+        """The graph as FastRunner runs it: RGB 0-1 in and out, any batch and size."""
+        if self._wrapped is None:
+            if not onnx_available():
+                raise BrushstreamError("this network is an ONNX graph: it needs onnx and onnxruntime "
+                                       "(pip install onnx onnxruntime)")
+            self._wrapped = wrap_image_graph(self.graph.cpu().numpy().tobytes(), self.scale)
+        return self._wrapped
+
+    def forward(self, content, style=None):
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._session = ort.InferenceSession(self.onnx_graph(), options, providers=["CPUExecutionProvider"])
+        x = content.detach().float().cpu().contiguous().numpy()
+        try:
+            y = self._session.run(None, {self._session.get_inputs()[0].name: x})[0]
+        except Exception as exc:   # ONNX Runtime's own error types: a graph that cannot run at this size
+            raise BrushstreamError(f"the imported ONNX graph does not run on a {'x'.join(map(str, x.shape))} input "
+                                   f"({' '.join(str(exc).split())[:160]})") from None
+        return torch.from_numpy(y).to(content.device, content.dtype)

@@ -3,21 +3,34 @@ One trained transform net per style (core/nets/johnson.py, recipe core/train/joh
 ``strength`` blends the output with the photo in pixels (the paper has no strength control). Inference runs
 through core/runtime.py (ONNX Runtime or eager, picked by timing), as ReCoNet's does; a network trained at the
 real-time width (``brushstream train johnson --width 16``, the paper's is 32) runs several times faster.
+Networks other projects share load too (core/foreign: pytorch/examples, rrmina, the ONNX model zoo), converted into
+TransformNet, or, for an ONNX graph our modules cannot rebuild, run as that graph (core/runtime.py's GraphNet).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
+from ..hub import weights as weight_store
 from ..nets.johnson import STRIDE
 from ..nets.pretrained import trained_network
-from ..runtime import RUNTIMES, FastRunner
+from ..runtime import GRAPH_ARCH, RUNTIMES, FastRunner
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
 DEFAULT_MODEL = "johnson_starry_night"
+
+
+def style_name(meta: dict[str, str], model) -> str:
+    """The style of a file that names none: an imported one's original file name without the ONNX model zoo's opset
+    suffix (candy-9.onnx -> candy, rain-princess-8.onnx -> rain_princess), else the file's own stem."""
+    original = meta.get("imported_from")
+    if not original:
+        return Path(str(model)).stem
+    return re.sub(r"-\d+$", "", Path(original).stem).replace("-", "_")
 
 
 @register
@@ -36,9 +49,10 @@ class Johnson(StyleMethod):
 
     def __init__(self, model: str = DEFAULT_MODEL, runtime: str = "auto", threads: int = 0):
         super().__init__()
-        self.net, meta, _ = trained_network(model, "johnson_transform")
+        graph = weight_store.read_metadata(weight_store.resolve(model)).get("arch") == GRAPH_ARCH
+        self.net, meta, _ = trained_network(model, GRAPH_ARCH if graph else "johnson_transform")
         self.runner = FastRunner(self.net, runtime, threads)
-        styles = tuple(json.loads(meta.get("styles", "[]"))) or (Path(str(model)).stem,)
+        styles = tuple(json.loads(meta.get("styles", "[]"))) or (style_name(meta, model),)
         self.capabilities = dataclasses.replace(type(self).capabilities, fixed_styles=styles)
 
     def _encode_style(self, *, images, refs, weights):

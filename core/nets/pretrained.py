@@ -152,9 +152,11 @@ def trained_network(source: str, arch: str, builder: Callable[..., torch.nn.Modu
     from .msgnet_reference import MSGNetReference
     from .reconet import ReCoNet
     from .student_encoder import StudentEncoder
+    from ..runtime import GRAPH_ARCH, GraphNet
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
-                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder}
+                "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder,
+                GRAPH_ARCH: GraphNet}   # an imported ONNX graph run as-is (core/foreign/onnx_zoo.py)
     builders["msgnet_reference"] = MSGNetReference   # the MSG-Net release, converted (core/foreign)
     if builder is not None:
         builders[arch] = builder
