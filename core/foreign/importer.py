@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        why = " ".join(str(exc).split("\n")[0].split())[:160]
-        raise BrushstreamError(f"{path}: refused: this pickle needs more than tensors to open ({why}); only plain "
-                               f"state dicts are read (torch.load weights_only=True)") from None
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        why = f"it holds a {found[1]} object" if found else "it holds objects other than tensors"
+        raise BrushstreamError(f"{path}: refused: {why}, and a pickle is never opened beyond tensors and plain "
+                               f"containers (torch.load weights_only=True), since unpickling runs code") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError) as exc:
         raise BrushstreamError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:120]})") from None
