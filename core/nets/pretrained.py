@@ -8,6 +8,8 @@ network, so moving, training or wrapping one instance never reaches another.
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 
@@ -64,9 +66,35 @@ def load_verified(module: torch.nn.Module, source: str) -> torch.nn.Module:
     return module.eval().requires_grad_(False)
 
 
-def normalised_vgg_encoder(weights: str = ENCODER_WEIGHTS) -> NormalisedVGGEncoder:
-    """A new frozen relu3_1 VGG19 encoder."""
-    return load_verified(NormalisedVGGEncoder("relu3_1"), weights)
+def normalised_vgg_encoder(weights: str = ENCODER_WEIGHTS, depth: str = "relu3_1") -> NormalisedVGGEncoder:
+    """A new frozen normalised VGG19 encoder built to ``depth`` (the bundled file reaches relu3_1; a converted
+    pytorch-AdaIN or LST release file reaches relu4_1 or relu5_1; a deeper file serves a shallower encoder)."""
+    return load_verified(NormalisedVGGEncoder(depth), weights)
+
+
+def encoder_network(source: str, level: str) -> torch.nn.Module:
+    """The encoder a file holds, for features at ``level``: a distilled student (arch ``student_encoder``) or the
+    normalised VGG19 built to ``level`` (the bundled file, or a converted release file: arch ``vgg19n_encoder``)."""
+    arch = weight_store.read_metadata(weight_store.resolve(source)).get("arch")
+    if arch == "student_encoder":
+        return trained_network(source, "student_encoder")[0]
+    if arch not in (None, "vgg19n_encoder"):
+        raise BrushstreamError(f"{source}: holds a {arch} network, not an encoder")
+    return normalised_vgg_encoder(source, level)
+
+
+def network_family(encoder: torch.nn.Module) -> str:
+    """The VGG whose features an encoder gives ("vgg16" or "vgg19n"; a student gives its teacher's)."""
+    if isinstance(encoder, NormalisedVGGEncoder):
+        return "vgg19n"
+    return getattr(encoder, "teacher", "vgg16")
+
+
+def check_pair(encoder: torch.nn.Module, decoder: VGGDecoder, source: str) -> None:
+    """A decoder deeper than relu3_1 inverts one family's features only (vgg_decoder.py): refuse another's."""
+    if decoder.level in VGG16_LEVELS and network_family(encoder) != decoder.family:
+        raise BrushstreamError(f"{source}: decodes {decoder.family} features at {decoder.level}, but the encoder gives "
+                               f"{network_family(encoder)} ones; pass the encoder it was trained with (--encoder)")
 
 
 def vgg16_encoder(depth: str = "relu4_1", weights: str = VGG16_WEIGHTS) -> VGG16Encoder:
@@ -103,7 +131,7 @@ def vgg_decoder(level: str = "relu3_1", weights: str | None = None) -> VGGDecode
     meta = weight_store.read_metadata(weight_store.resolve(source))
     if meta.get("level", level) != level:
         raise BrushstreamError(f"{source}: decodes {meta['level']}, not {level}")
-    return load_verified(VGGDecoder(level, float(meta.get("width", 1.0))), source)
+    return load_verified(VGGDecoder(level, float(meta.get("width", 1.0)), meta.get("family", "vgg16")), source)
 
 
 def decoder_level(source: str, default: str) -> str:
@@ -112,17 +140,33 @@ def decoder_level(source: str, default: str) -> str:
 
 
 def decoder_input_encoder(source: str) -> str | None:
-    """The student encoder a decoder was trained to read (its ``input_encoder`` metadata: a manifest name, or a file
-    name found beside the decoder, so the two travel as a pair), or None when the decoder reads VGG's own features."""
-    path = weight_store.resolve(source)
-    student = weight_store.read_metadata(path).get("input_encoder")
-    if not student or student in weight_store.load_manifest():
-        return student or None
-    beside = path.parent / student
-    if not beside.is_file():
-        raise BrushstreamError(f"{source}: was trained on the student encoder {student}, which is not beside it "
-                               f"({beside}); pass --encoder")
-    return str(beside)
+    """The encoder a decoder was trained to read (its ``input_encoder`` metadata: a distilled student, or the release
+    encoder a converted decoder pairs with; a manifest name, or a file name found beside the decoder, so the two
+    travel as a pair), or None when the decoder reads the level's own encoder."""
+    meta = weight_store.read_metadata(weight_store.resolve(source))
+    if not meta.get("input_encoder"):
+        return None
+    role = "encoder" if "imported_format" in meta else "student encoder"
+    return paired_file(source, meta["input_encoder"], role, "encoder")
+
+
+def paired_file(source: str, name: str, role: str, option: str) -> str:
+    """``name``, a file another file says it pairs with, as a source to load: a manifest name as it is, else a file
+    beside ``source`` as the user gave it (a foreign .pth is read from the conversion cache, so beside the original,
+    not the cache), by that name or its stem converted (.safetensors) or original (.pth), else the path itself."""
+    if name in weight_store.load_manifest():
+        return name
+    folder = Path(os.fspath(source)).parent if weight_store.looks_like_path(str(source)) \
+        else weight_store.resolve(source).parent
+    stem = Path(name).stem
+    tried = [folder / candidate for candidate in dict.fromkeys((name, f"{stem}.safetensors", f"{stem}.pth"))]
+    found = next((str(path) for path in tried if path.is_file()), None)
+    if found is None and Path(name).is_file():   # a path as the file wrote it (a decoder given by path when training)
+        found = name
+    if found is None:
+        raise BrushstreamError(f"{source}: was trained with the {role} {name}, which is not beside it (looked for "
+                               f"{', '.join(map(str, tried))}); pass --{option}")
+    return found
 
 
 def vgg16_features(weights: str = VGG16_WEIGHTS) -> VGG16Features:

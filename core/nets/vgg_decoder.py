@@ -1,10 +1,13 @@
 """Decoders that invert one encoder tap to an RGB image: the mirror of VGG (Li et al. 2017, WCT section 3; Huang &
 Belongie 2017, section 6.1): nearest-neighbour upsampling where the encoder pools, reflection padding, no norms.
 
-One plan, deepest first; a decoder for a level is the plan's tail from that level on. The relu3_1..relu1_1 part keeps
-the Linear Style Transfer release's names (conv7..conv11), so its relu3_1 file loads unchanged and a deeper decoder can
-start from it. The relu4_1 and relu5_1 parts mirror VGG16 (the ImageNet encoder in vgg16_encoder.py): conv3_2, conv3_3,
-pool, conv4_1 are undone by d41_1 (512 -> 256, then upsample), d41_2, d41_3; conv4_2, conv4_3, pool, conv5_1 by d51_*.
+One plan per encoder family, deepest first; a decoder for a level is the plan's tail from that level on. The
+relu3_1..relu1_1 part keeps the Linear Style Transfer release's names (conv7..conv11), so its relu3_1 file loads
+unchanged and a deeper decoder can start from it. The relu4_1 and relu5_1 parts mirror the family's encoder: ``vgg16``
+(the ImageNet encoder in vgg16_encoder.py, the default): conv3_2, conv3_3, pool, conv4_1 are undone by d41_1 (512 ->
+256, then upsample), d41_2, d41_3; conv4_2, conv4_3, pool, conv5_1 by d51_1..d51_3. ``vgg19n`` (the normalised VGG19 in
+vgg_normalised.py, whose blocks have one 3x3 convolution more: pytorch-AdaIN's and LST's relu4_1 decoders): d41_4 and
+d51_4 undo conv3_4 and conv4_4. Below relu4_1 the two families' decoders are the same network.
 ``width`` scales every hidden channel count (the fast path's slim student decoder); 1 is the paper's.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import nn
 from .prune import fit_slim_conv
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+FAMILIES = ("vgg16", "vgg19n")
 
 # name, in, out, relu, upsample after
 _PLAN = (
@@ -33,22 +37,34 @@ _PLAN = (
     ("conv10", 64, 64, True, False),
     ("conv11", 64, 3, False, False),
 )
-_START = {"relu5_1": 0, "relu4_1": 3, "relu3_1": 6, "relu2_1": 8, "relu1_1": 10}
+_EXTRA_VGG19N = {"d51_3": ("d51_4", 512, 512, True, False), "d41_3": ("d41_4", 256, 256, True, False)}
+_PLANS = {"vgg16": _PLAN,
+          "vgg19n": tuple(step for layer in _PLAN for step in (layer, _EXTRA_VGG19N.get(layer[0])) if step)}
+# The first layer of each level's decoder.
+_FIRST = {"relu5_1": "d51_1", "relu4_1": "d41_1", "relu3_1": "conv7", "relu2_1": "conv9", "relu1_1": "conv11"}
+
+
+def plan(level: str, family: str = "vgg16") -> tuple[tuple[str, int, int, bool, bool], ...]:
+    """The full-width decoder for ``level`` of ``family``'s encoder: (name, in, out, relu, upsample after) per 3x3
+    convolution, each after a reflection pad of 1."""
+    if level not in _FIRST:
+        raise ValueError(f"decoder level must be one of {LEVELS}, got {level!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"decoder family must be one of {FAMILIES}, got {family!r}")
+    names = [name for name, *_ in _PLANS[family]]
+    return _PLANS[family][names.index(_FIRST[level]):]
 
 
 class VGGDecoder(nn.Module):
-    """Features at ``level`` -> RGB image (approximately [0, 1])."""
+    """Features at ``level`` of the ``family``'s encoder -> RGB image (approximately [0, 1])."""
 
-    def __init__(self, level: str = "relu3_1", width: float = 1.0):
+    def __init__(self, level: str = "relu3_1", width: float = 1.0, family: str = "vgg16"):
         super().__init__()
-        if level not in _START:
-            raise ValueError(f"decoder level must be one of {LEVELS}, got {level!r}")
         if not 0 < width <= 1:
             raise ValueError(f"decoder width must be in (0, 1], got {width}")
-        self.level, self.width = level, width
-        plan = _PLAN[_START[level]:]
+        self.level, self.width, self.family = level, width, family
         scaled = []
-        for i, (name, cin, cout, relu, up) in enumerate(plan):
+        for i, (name, cin, cout, relu, up) in enumerate(plan(level, family)):
             # The input (the encoder's features) and the RGB output keep their sizes; hidden layers shrink.
             cin = cin if i == 0 else max(8, round(cin * width))
             cout = cout if name == "conv11" else max(8, round(cout * width))
@@ -86,8 +102,8 @@ def start_from_wide(slim: VGGDecoder, wide: VGGDecoder, wide_in: torch.Tensor, s
     """Start a slim decoder from a full-width one of the same level (core/nets/prune.py): layer by layer, keep the
     wide decoder's most active channels and refit each slim convolution to its outputs, fed the slim decoder's own
     inputs (``slim_in`` may come from another encoder than ``wide_in``: the fast path's student)."""
-    if slim.level != wide.level:
-        raise ValueError(f"a {slim.level} decoder cannot start from a {wide.level} one")
+    if [name for name, *_ in slim.plan] != [name for name, *_ in wide.plan]:
+        raise ValueError(f"a {slim.level} {slim.family} decoder cannot start from a {wide.level} {wide.family} one")
     wide_x, slim_x = wide_in, slim_in
     for name, _, _, relu, upsample in slim.plan:
         _, wide_x, slim_x = fit_slim_conv(getattr(wide, name), getattr(slim, name), _pad(wide_x), _pad(slim_x))
