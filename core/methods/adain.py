@@ -7,20 +7,26 @@ student encoder distilled from the level's encoder (Collaborative Distillation, 
 trained on its features with the same losses (both small and bundled; the decoder's file names its level and student):
 relu3_1 by default, the relu4_1 pair by --decoder. Deviation (speed only, exact): the student's embedding, AdaIN and the
 decoder's first convolution run as one convolution (ops/adain_fold.py).
+The authors' pair as pytorch-AdaIN released it (core/foreign/adain_release.py): ``--level relu4_1 --decoder
+decoder.pth`` (or its converted .safetensors) reads the normalised VGG19 to relu4_1, vgg_normalised.pth, which the
+decoder's file names and which is found beside it (--encoder gives it elsewhere), and AdaIN takes the unbiased variance
+there, as that decoder was trained; with the same image (a multiple of 8 px, no context) the output is the release's.
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import BrushstreamError
+from ..hub import weights as weight_store
 from ..nets.pretrained import (
     ENCODER_WEIGHTS,
     VGG16_DOWNLOAD,
     VGG16_WEIGHTS,
+    check_pair,
     decoder_input_encoder,
     decoder_level,
+    encoder_network,
     level_encoders,
-    trained_network,
     vgg_decoder,
 )
 from ..nets.student_encoder import LEVEL_TEACHER, StudentEncoder
@@ -56,9 +62,12 @@ class AdaIN(StyleMethod):
                "distilled from the VGG19 and its decoder; --decoder adain_student_r41_decoder_w025: the relu4_1 pair)",
                choices=LEVELS, paper="relu4_1"),
         Option("encoder", "text", "auto", "a distilled student encoder file (brushstream train distill; --teacher "
-               "vgg16 for relu4_1, vgg19n for relu3_1) in place of the level's encoder; auto: the one the decoder was "
-               "trained on (a fast-path decoder names its student), else the level's own encoder", weights="encoder"),
-        Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file); "
+               "vgg16 for relu4_1, vgg19n for relu3_1) or a normalised VGG19 file (pytorch-AdaIN's vgg_normalised.pth) "
+               "in place of the level's encoder; auto: the one the decoder was trained on (a fast-path decoder names "
+               "its student, pytorch-AdaIN's decoder.pth its VGG19 beside it), else the level's own encoder",
+               weights="encoder"),
+        Option("decoder", "text", "auto", "decoder weights for the level (manifest name or .safetensors file, or "
+               "pytorch-AdaIN's decoder.pth at relu4_1); "
                "auto: the level's own (" + ", ".join(f"{lv}: {name}" for lv, name in DECODERS.items()) + ")", weights="decoder"),
         WORK_SIZE, PALETTE,
     )
@@ -75,19 +84,25 @@ class AdaIN(StyleMethod):
             encoder = decoder_input_encoder(decoder) or "auto"
         if encoder == "auto":
             self.encoder = next(iter(level_encoders((level,), vgg19n, vgg16).values()))
-        else:   # the fast path: a slim student whose embedded features stand in for its teacher's
-            self.encoder = trained_network(encoder, "student_encoder")[0]
-            if self.encoder.teacher != LEVEL_TEACHER[level]:
+        else:   # the fast path's slim student, or a normalised VGG19 built to the level (pytorch-AdaIN's)
+            self.encoder = encoder_network(encoder, level)
+            if isinstance(self.encoder, StudentEncoder) and self.encoder.teacher != LEVEL_TEACHER[level]:
                 raise BrushstreamError(f"{encoder}: a student of {self.encoder.teacher} cannot stand in at {level} "
                                        f"(that needs one distilled from {LEVEL_TEACHER[level]})")
         self.decoder = vgg_decoder(level, decoder)
+        check_pair(self.encoder, self.decoder, decoder)
+        # The statistics the decoder was trained with: the biased variance here, the unbiased one in pytorch-AdaIN.
+        variance = weight_store.read_metadata(weight_store.resolve(decoder)).get("variance", "biased")
+        if variance not in ("biased", "unbiased"):
+            raise BrushstreamError(f"{decoder}: unknown AdaIN variance {variance!r} (biased or unbiased)")
+        self.unbiased = variance == "unbiased"
 
     def _encode_style(self, *, images, refs, weights):
         # Per-style statistics, blended at stylize time (style_stats): a spatial mask composites two styles instead.
-        return [mean_std(self.encoder(s, (self.level,))[self.level]) for s in images]
+        return [mean_std(self.encoder(s, (self.level,))[self.level], unbiased=self.unbiased) for s in images]
 
     def _stylize(self, *, content, code, strength, mask, state):
-        if mask is None and isinstance(self.encoder, StudentEncoder):
+        if mask is None and isinstance(self.encoder, StudentEncoder) and not self.unbiased:
             # The fast path: the student's embedding, AdaIN and the decoder's first convolution are one convolution
             # over the student's own channels (exact; ops/adain_fold.py).
             native = self.encoder(content, (self.level,), embedded=False)[self.level]
@@ -111,7 +126,7 @@ class AdaIN(StyleMethod):
                  mask: torch.Tensor | None = None) -> torch.Tensor:
         """Content features at the level -> target features t (eq. 8, then eq. 14 for strength)."""
         if mask is None:
-            t = adain(fc, *self.style_stats(code))
+            t = adain(fc, *self.style_stats(code), unbiased=self.unbiased)
         else:
             # Spatial control: each region takes its own style, with content statistics of that region.
             m = torch.nn.functional.interpolate(mask, size=fc.shape[-2:], mode="bilinear", align_corners=False)
