@@ -7,6 +7,9 @@ paper's video mode: per frame only the content matrix is computed; a new style i
 nothing is reloaded). Blending several styles takes the weighted sum of their S and means: T = S C is linear in S, so
 this is the linear interpolation of T, and of the target features. Strength blends features (AdaIN's alpha).
 Deviations: see core/nets/lst.py (the module) and core/train/lst_recipe.py (its training).
+The authors' released modules (core/foreign/lst_release.py) load as --model r31.pth / r41.pth (or their converted
+.safetensors): their file says the level, the normalised VGG19 family and, for r41, the encoder and decoder it was
+trained with (vgg_r41.pth, dec_r41.pth, found beside it); r31 runs on the bundled pair, the release's vgg_r31/dec_r31.
 """
 from __future__ import annotations
 
@@ -17,7 +20,11 @@ from ..nets.pretrained import (
     ENCODER_WEIGHTS,
     VGG16_DOWNLOAD,
     VGG16_WEIGHTS,
+    check_pair,
+    encoder_family,
     level_encoders,
+    normalised_vgg_encoder,
+    paired_file,
     trained_network,
     vgg_decoder,
 )
@@ -41,11 +48,18 @@ class LinearStyleTransfer(StyleMethod):
     stride = STRIDE["relu3_1"]   # per instance: the model's level's
     batches = True   # the content matrix is per image; one style code serves the whole batch
     options = (Option("model", "text", DEFAULT_MODEL, "trained LST transformation module: manifest name or "
-                      ".safetensors file (brushstream train lst); its file says which level it works at", weights="model"),
+                      ".safetensors file (brushstream train lst), or the authors' r31.pth / r41.pth; its file says which "
+                      "level it works at", weights="model"),
+               Option("encoder", "text", "auto", "the encoder the model reads (manifest name or file, e.g. the authors' "
+                      "vgg_r41.pth); auto: the one the model's file names (found beside it), else the level's own",
+                      weights="encoder"),
+               Option("decoder", "text", "auto", "the decoder for the model's level (manifest name or file, e.g. the "
+                      "authors' dec_r41.pth); auto: the one the model's file names (found beside it), else the level's "
+                      "own", weights="decoder"),
                WORK_SIZE, PALETTE)
 
     def __init__(self, model: str = DEFAULT_MODEL, work_size: int = 0, palette: float = 0.0,
-                 encoder: str = ENCODER_WEIGHTS, decoder: str | None = None, vgg16: str = VGG16_WEIGHTS):
+                 encoder: str = "auto", decoder: str = "auto", vgg16: str = VGG16_WEIGHTS):
         super().__init__()
         self.transform: LinearTransform
         self.transform, meta, _ = trained_network(model, "lst_transform")
@@ -57,8 +71,21 @@ class LinearStyleTransfer(StyleMethod):
                                    f"{CHANNELS[self.level]}")
         self.stride = STRIDE[self.level]
         self.context = CONTEXT_CELLS * self.stride
-        self.encoder = next(iter(level_encoders((self.level,), encoder, vgg16).values()))
-        self.decoder = vgg_decoder(self.level, decoder or meta.get("decoder") or DECODER_WEIGHTS[self.level])
+        # The encoder and decoder the module was trained with: given, else named by its file (found beside it: the
+        # release's r41 names vgg_r41.pth and dec_r41.pth), else the level's own.
+        given = encoder != "auto"
+        if encoder == "auto":
+            encoder = paired_file(model, meta["input_encoder"], "encoder", "encoder") if meta.get("input_encoder") \
+                else ENCODER_WEIGHTS
+        if decoder == "auto":
+            decoder = paired_file(model, meta["decoder"], "decoder", "decoder") if meta.get("decoder") \
+                else DECODER_WEIGHTS[self.level]
+        if meta.get("family", encoder_family(self.level)) != encoder_family(self.level):   # the VGG19 at relu4_1
+            self.encoder = normalised_vgg_encoder(encoder, self.level)
+        else:
+            self.encoder = next(iter(level_encoders((self.level,), encoder, encoder if given else vgg16).values()))
+        self.decoder = vgg_decoder(self.level, decoder)
+        check_pair(self.encoder, self.decoder, decoder)
 
     def _encode_style(self, *, images, refs, weights):
         codes = [self.transform.style_matrix(self.encoder(s, (self.level,))[self.level]) for s in images]
