@@ -189,6 +189,7 @@ def trained_network(source: str, arch: str, builder: Callable[..., torch.nn.Modu
     """
     import json
 
+    from ..runtime import GRAPH_ARCH, GraphNet
     from .johnson import TransformNet
     from .lst import LinearTransform
     from .metanet import MetaNet
@@ -196,7 +197,6 @@ def trained_network(source: str, arch: str, builder: Callable[..., torch.nn.Modu
     from .msgnet_reference import MSGNetReference
     from .reconet import ReCoNet
     from .student_encoder import StudentEncoder
-    from ..runtime import GRAPH_ARCH, GraphNet
 
     builders = {"johnson_transform": TransformNet, "msgnet": MSGNet, "metanet": MetaNet,
                 "lst_transform": LinearTransform, "reconet": ReCoNet, "student_encoder": StudentEncoder,
