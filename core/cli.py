@@ -84,12 +84,24 @@ def _check_sizes(args) -> None:
             raise BrushstreamError(f"--{flag.replace('_', '-')} must be between 16 and 16384 px, got {value}")
 
 
+def _pick_method(args) -> None:
+    """No --method: the method the --model file or name was made for (a style someone shared, imported or not), else
+    the default one."""
+    from .cli_options import DEST_PREFIX
+    from .methods import DEFAULT_METHOD, method_for_weights
+
+    if args.method is None:
+        model = getattr(args, DEST_PREFIX + "model", None)
+        args.method = (method_for_weights(model) if model else None) or DEFAULT_METHOD
+
+
 def cmd_stylize(args) -> int:
     from . import api
     from .cli_options import given_options, method_options
     from .io.image import check_output_path, image_size, list_images
     from .methods import get
 
+    _pick_method(args)
     cls = get(args.method)
     options = method_options(cls, given_options(args))
     settings = _stylize_settings(args)
@@ -181,6 +193,7 @@ def cmd_video(args) -> int:
     from .methods import get
     from .video_stylize import stylize_video
 
+    _pick_method(args)
     options = method_options(get(args.method), given_options(args))
     settings = _stylize_settings(args)
     # --size, --max-frames, --start and --temporal-strength are checked once, by stylize_video, before any work
@@ -273,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("content", nargs="*", help="content images or folders (none: the bundled sample)")
     s.add_argument("--style", action="append", help="style image; repeat to blend several")
     s.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
-    s.add_argument("--method", default=DEFAULT_METHOD, choices=list(methods),
-                   help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
+    s.add_argument("--method", choices=list(methods), help=f"default: the one --model was made for, else "
+                   f"{DEFAULT_METHOD}. " + "; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
     for opt in STYLIZE_OPTIONS:
         s.add_argument(opt.flag, **argparse_kwargs(opt, default=opt.default))
     s.add_argument("--size", type=int, help="longer side in px to work and write at (default: the content's)")
@@ -296,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--style", action="append",
                    help="style image, or a trained style's name or index; repeat to blend several")
     v.add_argument("--style-weights", help="blend weights, e.g. 0.7,0.3")
-    v.add_argument("--method", default=DEFAULT_METHOD, choices=list(methods),
-                   help="; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
+    v.add_argument("--method", choices=list(methods), help=f"default: the one --model was made for, else "
+                   f"{DEFAULT_METHOD}. " + "; ".join(f"{n}: {c.summary}" for n, c in methods.items()))
     v.add_argument("--model", dest=DEST_PREFIX + "model", metavar="NAME",
                    help="trained model of the method (file, manifest name or Hub id), for methods that have them")
     v.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,

@@ -176,7 +176,18 @@ def convert_file(path: str | os.PathLike, wanted: str = "auto") -> tuple[Convert
     return converted, fmt
 
 
+def style_of(original: Path) -> str:
+    """The style a per-style network paints, from its file name: the ONNX model zoo's opset suffix dropped
+    (candy-9.onnx -> candy, rain-princess-8.onnx -> rain_princess)."""
+    return re.sub(r"-\d+$", "", original.stem).replace("-", "_")
+
+
 def _metadata(converted: Converted, fmt: ForeignFormat, original: Path, original_sha: str) -> dict:
+    from ..methods import get
+
+    per_style = converted.role == "model" and not get(converted.method).capabilities.arbitrary_style
+    if per_style and "styles" not in converted.metadata:   # the network itself names no style
+        converted.metadata["styles"] = json.dumps([style_of(original)])
     return {"arch": converted.arch, "config": json.dumps({"arch": converted.arch, **converted.config}),
             "method": converted.method, "role": converted.role, **converted.metadata,
             "imported_format": fmt.name, "imported_from": original.name, "imported_sha256": original_sha,

@@ -7,11 +7,11 @@ A new method is one new file here plus its line below.
 from . import adain, gatys, johnson, lst, metanet, microast, msgnet, reconet, style_swap, wct  # noqa: F401  (registration)
 from .base import STYLIZE_OPTIONS, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
-from .registry import available, build, get, register
+from .registry import available, build, get, method_for_weights, register
 from .style_spec import StyleSpec
 
 # The method every host runs when none is named: the README's first command, `brushstream stylize`, the Python API.
 DEFAULT_METHOD = "microast"
 
-__all__ = ["DEFAULT_METHOD", "Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec", "available",
-           "blend_strength", "build", "get", "register"]
+__all__ = ["DEFAULT_METHOD", "Capabilities", "Option", "STYLIZE_OPTIONS", "StyleCode", "StyleMethod", "StyleSpec",
+           "available", "blend_strength", "build", "get", "method_for_weights", "register"]

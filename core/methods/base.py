@@ -141,6 +141,9 @@ class StyleMethod(nn.Module):
     # Weights that are not bundled and when the method needs them (shown by `brushstream methods`): a fresh
     # install runs every method offline except these.
     needs_download: ClassVar[str] = ""
+    # The network architectures (a weights file's ``arch`` metadata) the method's ``model`` option loads: a host given
+    # only a file picks the method that reads it (registry.method_for_weights).
+    archs: ClassVar[tuple[str, ...]] = ()
     # What the live filter (obs_filter/) sets unless the user does, for methods that can stream (realtime).
     live_options: ClassVar[dict[str, Any]] = {}
     stride: ClassVar[int] = 4            # content is padded to a multiple of this and cropped back

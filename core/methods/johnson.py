@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 
 from ..hub import weights as weight_store
@@ -24,15 +23,6 @@ from .registry import register
 DEFAULT_MODEL = "johnson_starry_night"
 
 
-def style_name(meta: dict[str, str], model) -> str:
-    """The style of a file that names none: an imported one's original file name without the ONNX model zoo's opset
-    suffix (candy-9.onnx -> candy, rain-princess-8.onnx -> rain_princess), else the file's own stem."""
-    original = meta.get("imported_from")
-    if not original:
-        return Path(str(model)).stem
-    return re.sub(r"-\d+$", "", Path(original).stem).replace("-", "_")
-
-
 @register
 class Johnson(StyleMethod):
     name = "johnson"
@@ -40,6 +30,7 @@ class Johnson(StyleMethod):
     # fixed_styles is filled per instance from the loaded file's metadata.
     capabilities = Capabilities(arbitrary_style=False, style_blend=False, realtime=True, trainable=True, trained_styles=True)
     stride = STRIDE
+    archs = ("johnson_transform", GRAPH_ARCH)
     batches = True
     options = (Option("model", "text", DEFAULT_MODEL, "trained Johnson network: manifest name or .safetensors file "
                       "(brushstream train johnson)", weights="model"),
@@ -52,7 +43,7 @@ class Johnson(StyleMethod):
         graph = weight_store.read_metadata(weight_store.resolve(model)).get("arch") == GRAPH_ARCH
         self.net, meta, _ = trained_network(model, GRAPH_ARCH if graph else "johnson_transform")
         self.runner = FastRunner(self.net, runtime, threads)
-        styles = tuple(json.loads(meta.get("styles", "[]"))) or (style_name(meta, model),)
+        styles = tuple(json.loads(meta.get("styles", "[]"))) or (Path(str(model)).stem,)
         self.capabilities = dataclasses.replace(type(self).capabilities, fixed_styles=styles)
 
     def _encode_style(self, *, images, refs, weights):

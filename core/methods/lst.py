@@ -46,6 +46,7 @@ class LinearStyleTransfer(StyleMethod):
     # 640x360 into OBS on 2 cores (bench/results/obs_live.json): 7.3 fps at 256 px, 3.8 fps at 384.
     live_options = {"work_size": 256}
     stride = STRIDE["relu3_1"]   # per instance: the model's level's
+    archs = ("lst_transform",)
     batches = True   # the content matrix is per image; one style code serves the whole batch
     options = (Option("model", "text", DEFAULT_MODEL, "trained LST transformation module: manifest name or "
                       ".safetensors file (brushstream train lst), or the authors' r31.pth / r41.pth; its file says which "

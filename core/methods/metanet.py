@@ -27,6 +27,7 @@ class MetaNetMethod(StyleMethod):
     needs_download = f"{VGG16_DOWNLOAD}: always (the style statistics it reads)"
     capabilities = Capabilities(arbitrary_style=True, realtime=True, trainable=True)
     stride = STRIDE
+    archs = ("metanet",)
     options = (Option("model", "text", DEFAULT_MODEL, "trained meta network: manifest name or .safetensors file "
                       "(brushstream train metanet)", weights="model"),)
 

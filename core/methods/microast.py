@@ -57,6 +57,7 @@ class MicroASTMethod(StyleMethod):
     # best 0.19 s (bench/microast_parity.py), far from stream rates; it is an image and video method.
     capabilities = Capabilities(arbitrary_style=True)
     stride = STRIDE
+    archs = (ARCH,)
     # Reflection padding in every layer: no zero-padded borders to hide, so no context margin.
     context = 0
     batches = True   # statistics are per image inside the batch; one style code serves them all

@@ -35,6 +35,7 @@ class MSGNet(StyleMethod):
     summary = "MSG-Net, Zhang & Dana 2017: many trained styles in one network, brush-size control"
     capabilities = Capabilities(arbitrary_style=True, trainable=True, trained_styles=True)   # 1.4 fps at 640x360
     stride = STRIDE
+    archs = ("msgnet", "msgnet_reference")
     options = (
         Option("model", "text", DEFAULT_MODEL, "trained MSG-Net: manifest name or .safetensors file "
                "(brushstream train msgnet)", weights="model"),

@@ -34,6 +34,7 @@ class ReCoNetMethod(StyleMethod):
     # refold on every cut, stalling one frame by ~0.2 s (a new ONNX session): live, per-frame norms win.
     live_options = {"norm": "frame"}
     stride = STRIDE
+    archs = ("reconet",)
     batches = True
     options = (Option("model", "text", DEFAULT_MODEL, "trained ReCoNet network: manifest name or .safetensors file "
                       "(brushstream train reconet)", weights="model"),

@@ -45,6 +45,23 @@ def get(name: str) -> type[StyleMethod]:
     return _REGISTRY[name]
 
 
+def method_for_weights(source: str) -> str | None:
+    """The method that loads ``source`` (manifest name, file, another project's file or hf:// reference) as its model:
+    the manifest's method, else the file's ``method`` metadata (imported files), else the method declaring its
+    ``arch``; None when no method's model option takes it."""
+    from ..hub import weights as weight_store
+
+    manifest = weight_store.load_manifest()
+    if source in manifest:
+        entry = manifest[source]
+        names = [m for m in entry.method.split(",") if m in _REGISTRY]
+        return names[0] if entry.role == "model" and names else None
+    meta = weight_store.read_metadata(weight_store.resolve(source))
+    if meta.get("method") in _REGISTRY and meta.get("role", "model") == "model":
+        return meta["method"]
+    return next((name for name, cls in sorted(_REGISTRY.items()) if meta.get("arch") in cls.archs), None)
+
+
 def build(name: str, *, progress: bool | None = None, **kwargs) -> StyleMethod:
     """A new, ready-to-use method: declared options are checked; other keywords (weight files) go to the
     constructor as they are. ``progress`` reaches methods that show progress bars and is ignored by the
