@@ -412,3 +412,60 @@ def _complete(comfy: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from make_workflows import complete
     return complete(prompt, comfy.object_info())
+
+
+def test_a_shared_style_from_the_hub_and_its_original_file_paint_in_comfyui(
+        comfy: ComfyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Someone's pytorch/examples style, imported and published to a loopback Hub, pulled by its commit into this
+    ComfyUI's Hugging Face cache: the Johnson loader takes the pinned hf:// reference (offline, from the cache) and,
+    beside it, the original .pth by path (converted in ComfyUI's process); both paint what the original network
+    paints on the same photo."""
+    import numpy as np
+    import torch
+    from huggingface_hub import constants
+
+    from brushstream.core.cli import main
+    from brushstream.tests.hub_server import HubServer
+    from brushstream.tests.test_foreign_johnson import ExamplesNet, _randomise, examples_reference
+
+    net = _randomise(ExamplesNet(), 11)
+    original = tmp_path / "candy.pth"
+    torch.save(net.state_dict(), original)
+    pixels = (torch.rand(64, 96, 3, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(comfy.input_dir / "shared_style_photo.png")
+    with HubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "publisher_cache"))
+        assert main(["weights", "import", str(original), "-o", str(tmp_path)]) == 0
+        assert main(["weights", "publish", str(tmp_path / "candy.safetensors"), "--repo", "ada/styles",
+                     "--licence", "BSD-3-Clause"]) == 0
+        published = capsys.readouterr().out
+        pinned = next(line.split("\t")[1] for line in published.splitlines() if line.startswith("pinned\t"))
+        monkeypatch.setenv("HF_HUB_CACHE", str(comfy.base / "hf_cache"))   # the ComfyUI user's cache
+        assert main(["weights", "pull", pinned]) == 0
+        assert capsys.readouterr().out.strip() == pinned
+    prompt: dict[str, Any] = {"c": {"class_type": "LoadImage", "inputs": {"image": "shared_style_photo.png"}}}
+    tag = uuid.uuid4().hex[:8]
+    for key, source in (("hub", pinned), ("pth", str(original))):
+        prompt[f"{key}_load"] = {"class_type": f"{PACK_PREFIX}Load_johnson", "inputs": {"weights_source": source}}
+        prompt[f"{key}_code"] = {"class_type": f"{PACK_PREFIX}EncodeStyle",
+                                 "inputs": {"model": [f"{key}_load", 0], "trained_style": "candy"}}
+        prompt[f"{key}_run"] = {"class_type": f"{PACK_PREFIX}StylizeImage", "inputs": {
+            "model": [f"{key}_load", 0], "style": [f"{key}_code", 0], "image": ["c", 0]}}
+        prompt[f"{key}_save"] = {"class_type": "SaveImage", "inputs": {
+            "images": [f"{key}_run", 0], "filename_prefix": f"shared/{key}_{tag}"}}
+    prompt = _complete(comfy, prompt)
+    _, entry, wall = run_to_end(comfy, prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", f"shared style: {history_error(entry)}"
+    x = torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 255
+    with torch.no_grad():
+        expected = (examples_reference(net, x).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+    painted = {p.name.split("_")[0]: np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)
+               for _, p in saved_files(comfy, prompt, entry)}
+    assert sorted(painted) == ["hub", "pth"]
+    for key, image in painted.items():
+        assert float(np.abs(image - expected).max()) <= 1.0, key   # 8-bit rounding only
+    assert float(expected.std()) > 10
+    record_result("shared_style_round_trip", {"pinned": pinned.split("#")[0], "wall_s": wall})
