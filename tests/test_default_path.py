@@ -23,10 +23,12 @@ def default_model() -> str:
 
 
 def test_every_host_runs_the_one_default_method():
-    from brushstream.core.cli import build_parser
+    from brushstream.core.cli import _pick_method, build_parser
     parser = build_parser()
     for command in (["stylize", "photo.jpg", "-o", "out.png"], ["video", "clip.mp4", "-o", "out.mp4"]):
-        assert parser.parse_args(command).method == DEFAULT_METHOD
+        args = parser.parse_args(command)
+        _pick_method(args)   # no --method and no --model: the default
+        assert args.method == DEFAULT_METHOD
     assert inspect.signature(api.stylize).parameters["method"].default == DEFAULT_METHOD
     assert inspect.signature(api.load).parameters["method"].default == DEFAULT_METHOD
     assert inspect.signature(video_stylize.stylize_video).parameters["method"].default == DEFAULT_METHOD
