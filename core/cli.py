@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_options(e, methods)
     e.set_defaults(func=cmd_eval)
 
-    from .hub.command import add_weights_parser
+    from .weights_command import add_weights_parser
     add_weights_parser(sub, _Parser)
 
     from .train.command import add_train_parser

@@ -316,8 +316,8 @@ def test_lst_release_files_are_told_apart_and_the_module_is_the_authors(lst_file
     assert kinds["r41"].role == kinds["r31"].role == "model"
     assert kinds["r41"].config == {"channels": 512, "matrix": 32, "covariance": "uncentred", "bias": True}
     assert kinds["r41"].metadata == {"level": "relu4_1", "family": "vgg19n", "input_encoder": "vgg_r41.pth",
-                                     "decoder": "dec_r41.pth"}
-    assert kinds["r31"].metadata == {"level": "relu3_1", "family": "vgg19n"}
+                                     "decoder": "dec_r41.pth", "styles": "[]"}   # any style, none named
+    assert kinds["r31"].metadata == {"level": "relu3_1", "family": "vgg19n", "styles": "[]"}
     # the release's r31 encoder and decoder layouts are what the bundled pair holds
     for name, source in (("vgg_r31", ENCODER_WEIGHTS), ("dec_r31", "vgg19_normalised_r31_decoder")):
         tensors = weight_store.load_state_dict(source)[0]

@@ -60,12 +60,7 @@ FORMATS: dict[str, ForeignFormat] = {}
 def _load_formats() -> dict[str, ForeignFormat]:
     if not FORMATS:
         for module in _MODULES:
-            try:
-                fmt = importlib.import_module(f"{__name__}.{module}").FORMAT
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{module}":
-                    raise
-                continue   # a format not written yet
+            fmt = importlib.import_module(f"{__name__}.{module}").FORMAT
             FORMATS[fmt.name] = fmt
     return FORMATS
 
@@ -73,3 +68,13 @@ def _load_formats() -> dict[str, ForeignFormat]:
 def formats() -> dict[str, ForeignFormat]:
     """Every known foreign format by name."""
     return _load_formats()
+
+
+def _register_converter() -> None:
+    from ..hub import weights
+    from .importer import converted_copy
+
+    weights.register_foreign_converter(converted_copy)
+
+
+_register_converter()   # from now on every host's --model takes another project's file

@@ -24,8 +24,7 @@ from ..errors import BrushstreamError
 from ..hub import weights as weight_store
 from . import Converted, ForeignFormat, formats
 
-# File endings a user's foreign file may carry; anything else given as --model must be safetensors.
-FOREIGN_SUFFIXES = (".pth", ".pt", ".model", ".onnx", ".ckpt", ".bin")
+FOREIGN_SUFFIXES = weight_store.FOREIGN_SUFFIXES   # anything else given as --model must be safetensors
 CACHE_ENV = "BRUSHSTREAM_CACHE"
 
 
@@ -183,10 +182,7 @@ def style_of(original: Path) -> str:
 
 
 def _metadata(converted: Converted, fmt: ForeignFormat, original: Path, original_sha: str) -> dict:
-    from ..methods import get
-
-    per_style = converted.role == "model" and not get(converted.method).capabilities.arbitrary_style
-    if per_style and "styles" not in converted.metadata:   # the network itself names no style
+    if converted.role == "model" and "styles" not in converted.metadata:   # a per-style network names no style
         converted.metadata["styles"] = json.dumps([style_of(original)])
     return {"arch": converted.arch, "config": json.dumps({"arch": converted.arch, **converted.config}),
             "method": converted.method, "role": converted.role, **converted.metadata,

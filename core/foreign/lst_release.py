@@ -125,7 +125,7 @@ def convert(tensors: dict[str, torch.Tensor]) -> Converted:
     out = {".".join([ours.get(k.split(".")[0], k.split(".")[0]), *k.split(".")[1:]]): tensors[k].float().clone()
            for k in layout}
     channels, matrix = int(tensors["compress.weight"].shape[1]), int(tensors["compress.weight"].shape[0])
-    metadata = {"level": level, "family": "vgg19n"}
+    metadata = {"level": level, "family": "vgg19n", "styles": "[]"}   # any style: the file names none
     if level in PAIRED_FILES:
         metadata["input_encoder"], metadata["decoder"] = PAIRED_FILES[level]
     return Converted("lst", "lst_transform", "model", out,

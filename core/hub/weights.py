@@ -351,11 +351,10 @@ def _drop_if_bad(entry: WeightEntry, check: Callable[[Path], Path] | None) -> No
         _remove_from_cache(Path(cached))
 
 
-def fetch_hub_file(text: str, suffixes: tuple[str, ...] = (".pth", ".pt", ".model", ".onnx", ".ckpt", ".bin"),
-                   offline: bool | None = None) -> Path:
+def fetch_hub_file(text: str, suffixes: tuple[str, ...] | None = None, offline: bool | None = None) -> Path:
     """A local copy of a foreign file named by a Hub reference (``brushstream weights import hf://...``): fetched
     like any Hub file and checked against its #sha256 pin, if any; the importer checks the contents."""
-    ref = parse_hub_ref(text, suffixes)
+    ref = parse_hub_ref(text, suffixes or FOREIGN_SUFFIXES)
     entry = WeightEntry(name=text, method="", file=Path(ref.filename).name, sha256=ref.sha256, bytes=-1, licence="",
                         attribution="", convention="", hub_repo_id=ref.repo_id, hub_filename=ref.filename,
                         hub_revision=ref.revision)
@@ -557,10 +556,24 @@ def _explicit(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
         raise BrushstreamError(f"{path}: no such weights file")
-    from ..foreign.importer import converted_copy, is_foreign  # another project's file: converted once, cached
-    if is_foreign(path):
-        return converted_copy(path)
+    if path.suffix.lower() in FOREIGN_SUFFIXES:   # another project's file: converted once, cached
+        if _foreign_converter is None:
+            raise BrushstreamError(f"{path}: another project's file, and no converter is loaded (import "
+                                   f"brushstream.core.foreign)")
+        return _foreign_converter(path)
     return _check_safetensors(path)
+
+
+# Other projects' style files (a .pth, an .onnx) are converted by core/foreign, which sits above this module and
+# registers its converter here when imported: this layer only knows that such files exist.
+FOREIGN_SUFFIXES = (".pth", ".pt", ".model", ".onnx", ".ckpt", ".bin")
+_foreign_converter: Callable[[Path], Path] | None = None
+
+
+def register_foreign_converter(convert: Callable[[Path], Path]) -> None:
+    """``convert(path)`` -> the path of a Brushstream file for another project's file (core/foreign/importer.py)."""
+    global _foreign_converter
+    _foreign_converter = convert
 
 
 def looks_like_path(text: str) -> bool:

@@ -4,6 +4,7 @@ Importing this package imports every method module (timm's pattern): their ``@re
 registry, so hosts that list ``available()`` see every method and the registry imports none of them.
 A new method is one new file here plus its line below.
 """
+from .. import foreign  # noqa: F401  (other projects' files then load wherever a model is named)
 from . import adain, gatys, johnson, lst, metanet, microast, msgnet, reconet, style_swap, wct  # noqa: F401  (registration)
 from .base import STYLIZE_OPTIONS, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option

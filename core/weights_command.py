@@ -8,7 +8,7 @@ EXIT_USAGE = 2
 
 
 def _list(args) -> int:
-    from . import weights
+    from .hub import weights
 
     for entry in weights.load_manifest().values():
         where = "bundled" if entry.bundled else f"hub:{entry.hub_repo_id}/{entry.hub_filename}"
@@ -18,7 +18,7 @@ def _list(args) -> int:
 
 
 def _verify(args) -> int:
-    from . import weights
+    from .hub import weights
 
     rows = weights.verify(args.name)
     for name, status, where in rows:
@@ -27,7 +27,7 @@ def _verify(args) -> int:
 
 
 def _pull(args) -> int:
-    from . import weights
+    from .hub import weights
 
     if args.name and weights.is_hub_ref(args.name):
         # A Hub reference: fetched and checked (a branch is asked of the Hub); stdout gets the pinned form.
@@ -41,7 +41,7 @@ def _pull(args) -> int:
 
 
 def _publish(args) -> int:
-    from .publish import publish
+    from .hub.publish import publish
 
     done = publish(args.file, args.repo, revision=args.revision, private=args.private, licence=args.licence,
                    method=args.method, styles=args.style)
@@ -52,7 +52,7 @@ def _publish(args) -> int:
 
 
 def _search(args) -> int:
-    from .search import search
+    from .hub.search import search
 
     rows, problems = search(args.query or "", args.repo or [])
     for row in rows:
@@ -63,7 +63,7 @@ def _search(args) -> int:
 
 
 def _import(args) -> int:
-    from ..foreign.importer import import_file
+    from .foreign.importer import import_file
 
     done = import_file(args.source, args.format, args.name, args.out_dir)
     entry = done.entry
@@ -73,7 +73,7 @@ def _import(args) -> int:
 
 
 def add_weights_parser(sub, parser_class) -> None:
-    from ..foreign import formats
+    from .foreign import formats
 
     w = sub.add_parser("weights", help="list, verify, download or import weight files")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=parser_class)
