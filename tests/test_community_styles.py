@@ -53,7 +53,7 @@ def test_a_shared_style_goes_round_the_hub_and_paints_as_at_home(empty_hub, tmp_
     x = _photo(tmp_path / "photo.png")
     assert method_for_weights(pinned) == "johnson"
     _run(capsys, "stylize", tmp_path / "photo.png", "--model", pinned, "-o", tmp_path / "out.png")   # no --method
-    painted = torch.from_numpy(np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))).permute(2, 0, 1)[None]
+    painted = torch.from_numpy(np.array(Image.open(tmp_path / "out.png").convert("RGB"))).permute(2, 0, 1)[None]
     with torch.no_grad():
         expected = (examples_reference(net, x).clamp(0, 1) * 255).round()
     assert float((painted.float() - expected).abs().max()) <= 1.0   # 8-bit rounding only
