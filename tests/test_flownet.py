@@ -193,6 +193,32 @@ def test_motion_scales_the_synthetic_flow(real_photos):
     assert sizes[0] < 1e-4 < sizes[1] < sizes[2]
 
 
+def test_still_pairs_show_the_same_picture_twice_with_zero_flow_and_leave_the_others_moving():
+    photos = smooth_photos(8, 64)
+    moving = make_pairs(photos, torch.Generator().manual_seed(4), augment=False)[2]
+    assert (moving.norm(dim=1).mean((1, 2)) > 0.5).all()   # without still pairs, every pair moves
+    f1, f2, flow, occ = make_pairs(photos, torch.Generator().manual_seed(4), augment=False, still=0.5)
+    per_pair = flow.norm(dim=1).mean((1, 2))
+    still = per_pair == 0
+    assert 0 < int(still.sum()) < 8 and (per_pair[~still] > 0.5).all()
+    assert (f2[still] - f1[still]).abs().max() < 1e-5 and occ[still].sum() == 0
+    assert (make_pairs(photos, torch.Generator().manual_seed(4), augment=False, still=1.0)[2] == 0).all()
+    assert get_recipe("flownetc")(width=0.125, size=64, steps=10).still == 0.1   # a tenth of training pairs
+
+
+def test_the_recipe_draws_its_pairs_with_its_share_of_still_ones(monkeypatch):
+    from brushstream.core.train import flownet_recipe
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return make_pairs(*args, **kwargs)
+    monkeypatch.setattr(flownet_recipe, "make_pairs", spy)
+    recipe = get_recipe("flownets")(width=0.125, size=64, steps=10, still=0.3)
+    recipe.losses(recipe.build_model(), smooth_photos(2, 64), 0, torch.Generator().manual_seed(0))
+    assert seen["still"] == 0.3
+
+
 def test_flownetc_warms_its_rate_up_then_follows_the_cosine():
     rates = {}
     for warmup in (0, 100):

@@ -92,20 +92,25 @@ def photometric(frame1: torch.Tensor, frame2: torch.Tensor, rng: torch.Generator
 
 
 def make_pairs(photos: torch.Tensor, rng: torch.Generator, *, max_objects: int = 5, motion: float = 1.0,
-               augment: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+               augment: bool = True, still: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, 3, H, W) photos in [0, 1] -> (frame1, frame2, flow, occlusion): frames (B, 3, H, W), flow (B, 2, H, W)
     in pixels from frame 1 to frame 2, occlusion (B, 1, H, W) 1 where frame 1's pixel is not visible in frame 2.
 
     Photo i is pair i's background; its 1..``max_objects`` sprites come from the other photos (a single photo
-    lends itself, turned upside down). ``motion`` scales every motion range; ``augment`` adds the colour changes.
+    lends itself, turned upside down). ``motion`` scales every motion range; ``augment`` adds the colour changes;
+    ``still`` is the share of pairs in which nothing moves (zero flow, only the colour changes and noise differ), so a
+    network learns that the same picture twice means no motion instead of the data's mean motion.
     """
     b, _, h, w = photos.shape
     dev, k, side = photos.device, max(1, int(max_objects)), float(min(h, w))
     centre = torch.tensor([(w - 1) / 2, (h - 1) / 2])
-    deg = math.pi / 180 * motion
+    scale = torch.full((b,), float(motion))
+    if still > 0:   # drawn only then, so runs without still pairs keep their pairs
+        scale = scale * (torch.rand(b, generator=rng) >= still)
+    deg = math.pi / 180 * scale
     # Background (camera) motion about the frame's centre.
-    m_bg = _similarity(centre, _uniform(rng, (b,), -5 * deg, 5 * deg), 1 + _uniform(rng, (b,), -0.05, 0.05) * motion,
-                       _uniform(rng, (b, 2), -0.06, 0.06) * side * motion)
+    m_bg = _similarity(centre, _uniform(rng, (b,), -5, 5) * deg, 1 + _uniform(rng, (b,), -0.05, 0.05) * scale,
+                       _uniform(rng, (b, 2), -0.06, 0.06) * side * scale[:, None])
     # Sprites: how many, whose texture, shape (frame 1 -> unit-blob coordinates) and motion relative to the camera.
     count = torch.randint(1, k + 1, (b,), generator=rng)
     active = torch.arange(k) < count[:, None]                                       # (B, K)
@@ -116,8 +121,8 @@ def make_pairs(photos: torch.Tensor, rng: torch.Generator, *, max_objects: int =
     turn = _uniform(rng, (b, k), -math.pi, math.pi)
     amp = _uniform(rng, (b, k, len(HARMONICS)), 0, 1) * torch.tensor([0.35 / m for m in HARMONICS])
     phase = _uniform(rng, (b, k, len(HARMONICS)), -math.pi, math.pi)
-    own = _similarity(at, _uniform(rng, (b, k), -15 * deg, 15 * deg), 1 + _uniform(rng, (b, k), -0.12, 0.12) * motion,
-                      _uniform(rng, (b, k, 2), -0.12, 0.12) * side * motion)
+    own = _similarity(at, _uniform(rng, (b, k), -15, 15) * deg[:, None], 1 + _uniform(rng, (b, k), -0.12, 0.12)
+                      * scale[:, None], _uniform(rng, (b, k, 2), -0.12, 0.12) * side * scale[:, None, None])
     m_obj = m_bg[:, None] @ own                                                      # (B, K, 3, 3)
     to_blob = _similarity(at, -turn, torch.ones(b, k), -at)                           # R(-turn) (p - at)
     to_blob[..., 0, :] /= radius[..., None]

@@ -75,10 +75,15 @@ class FlowNetRecipe(Recipe):
     max_objects: int = hp(5, help="most foreground sprites per synthetic pair", minimum=1)
     motion: float = hp(1.0, help="scale of the synthetic motion ranges (see core/flow/synthetic.py)", minimum=0)
     augment: bool = hp(True, "paper", help="photometric augmentation (section 5.3, at about half the paper's ranges)")
+    still: float = hp(0.1, paper="0: every Flying Chairs pair moves", help="share of synthetic pairs in which nothing "
+                      "moves: without them 0.2%% of pixels move under 0.5 px and a network learns the data's mean "
+                      "motion instead of reading the correlation", minimum=0)
     warmup: int = hp(0, help="steps of linear learning-rate warm-up from a hundredth of --lr", minimum=0)
 
     def check(self) -> None:
         super().check()
+        if self.still > 1:
+            raise BrushstreamError(f"--still is a share of pairs, at most 1; got {self.still}")
         if self.size % STRIDE:
             raise BrushstreamError(f"--size must be a multiple of {STRIDE} (FlowNet's coarsest scale), got {self.size}")
         if len(self.scale_weights) != 5:
@@ -103,7 +108,7 @@ class FlowNetRecipe(Recipe):
 
     def losses(self, model, content, step, rng):
         frame1, frame2, flow, _ = make_pairs(content, rng, max_objects=self.max_objects, motion=self.motion,
-                                             augment=self.augment)
+                                             augment=self.augment, still=self.still)
         scales = multiscale_epe(model(frame1, frame2), flow, self.div_flow, self.scale_weights)
         terms = {f"flow{i + 2}": term for i, term in enumerate(scales)}
         terms["total"] = sum(scales)
