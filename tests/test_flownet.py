@@ -113,7 +113,7 @@ def test_multiscale_epe_is_zero_for_the_truth_and_weights_each_scale():
 
 @pytest.mark.parametrize("arch", NETS)
 def test_a_few_steps_of_the_recipe_lower_the_epe_on_a_fixed_batch(arch, real_photos):
-    recipe = get_recipe(arch)(width=0.125, size=64, batch=4, lr=1e-3, augment=False,
+    recipe = get_recipe(arch)(width=0.125, size=64, batch=4, lr=1e-3, augment=False, still=0.0,
                               **({"max_displacement": 8} if arch == "flownetc" else {}))
     model = recipe.build_model()
     optimiser = recipe.optimizer(model)
