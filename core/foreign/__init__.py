@@ -52,6 +52,16 @@ class ForeignFormat:
             raise ValueError(f"{self.name}: reader must be one of {READERS}, got {self.reader!r}")
 
 
+def check_layout(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
+    """KeyError naming the first missing tensors, or ValueError naming the first of the wrong shape."""
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise KeyError(f"missing {', '.join(missing[:3])}")
+    wrong = [k for k, shape in expected.items() if tuple(tensors[k].shape) != shape]
+    if wrong:
+        raise ValueError(f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {expected[wrong[0]]}")
+
+
 # One module per format, in the order detection breaks ties.
 _MODULES = ("pytorch_examples", "rrmina", "onnx_zoo", "msgnet_reference", "adain_release", "lst_release")
 FORMATS: dict[str, ForeignFormat] = {}

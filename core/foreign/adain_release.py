@@ -22,7 +22,7 @@ import torch
 
 from ..nets.vgg_decoder import plan as decoder_plan
 from ..nets.vgg_normalised import BLOCKS, LEVELS
-from . import Converted, ForeignFormat
+from . import Converted, ForeignFormat, check_layout
 
 ENCODER_FILE = "vgg_normalised.pth"
 LEVEL = "relu4_1"
@@ -93,19 +93,11 @@ def match(tensors: dict[str, torch.Tensor]) -> float:
     return _role(tensors)[0]
 
 
-def _check(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
-    missing = sorted(set(expected) - set(tensors), key=lambda k: int(k.split(".")[0]))
-    if missing:
-        raise KeyError(f"missing {', '.join(missing[:3])}")
-    wrong = [k for k, shape in expected.items() if tuple(tensors[k].shape) != shape]
-    if wrong:
-        raise ValueError(f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {expected[wrong[0]]}")
-
 
 def convert(tensors: dict[str, torch.Tensor]) -> Converted:
     _, role = _role(tensors)
     if role == "decoder":
-        _check(tensors, _DECODER)
+        check_layout(tensors, _DECODER)
         out = {f"{name}.{p}": tensors[f"{index}.{p}"].float().clone()
                for name, index, _ in DECODER_CONVS for p in ("weight", "bias")}
         return Converted("adain", "vgg_decoder", "decoder", out,
@@ -113,7 +105,7 @@ def convert(tensors: dict[str, torch.Tensor]) -> Converted:
                          metadata={"level": LEVEL, "width": "1.0", "family": "vgg19n", "input_encoder": ENCODER_FILE,
                                    "variance": "unbiased"})
     cut = role.split(":")[1]
-    _check(tensors, _ENCODER_CUTS[cut])
+    check_layout(tensors, _ENCODER_CUTS[cut])
     depth = "relu4_1" if cut == "relu4_1" else "relu5_1"
     out = {f"{name}.{p}": tensors[f"{index}.{p}"].float().clone()
            for name, index, _ in ENCODER_CONVS if index <= ENCODER_TAPS[depth] for p in ("weight", "bias")}

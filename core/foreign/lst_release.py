@@ -23,7 +23,7 @@ import torch
 
 from ..nets.vgg_decoder import plan as decoder_plan
 from ..nets.vgg_normalised import BLOCKS, LEVELS
-from . import Converted, ForeignFormat
+from . import Converted, ForeignFormat, check_layout
 
 # The release's name for each level, the number of its decoder's first convolution, its files.
 LEVEL_TAGS = {"relu3_1": "r31", "relu4_1": "r41", "relu5_1": "r51"}
@@ -99,18 +99,10 @@ def match(tensors: dict[str, torch.Tensor]) -> float:
     return _best(tensors)[0]
 
 
-def _check(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
-    missing = [k for k in expected if k not in tensors]
-    if missing:
-        raise KeyError(f"missing {', '.join(missing[:3])}")
-    wrong = [k for k, shape in expected.items() if tuple(tensors[k].shape) != shape]
-    if wrong:
-        raise ValueError(f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {expected[wrong[0]]}")
-
 
 def convert(tensors: dict[str, torch.Tensor]) -> Converted:
     _, (role, level), layout = _best(tensors)
-    _check(tensors, layout)
+    check_layout(tensors, layout)
     if role == "encoder":
         out = {k: tensors[k].float().clone() for k in layout}
         return Converted("lst", "vgg19n_encoder", "encoder", out, config={"depth": level},
