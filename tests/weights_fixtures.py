@@ -48,14 +48,19 @@ def hf_env(hub_server, tmp_path, monkeypatch):
     the offline flag): brushstream reads HF_ENDPOINT / HF_HUB_CACHE at call time, and this proves it.
     Yields the (empty) cache folder.
     """
+    yield _point_huggingface_hub_at(hub_server, tmp_path, monkeypatch)
+
+
+def _point_huggingface_hub_at(server: HubServer, tmp_path, monkeypatch):
+    """Online, an empty cache under ``tmp_path``, no weights folder; returns the cache folder."""
     cache = tmp_path / "hf_home" / "hub"
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_HOME", str(cache.parent))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("BRUSHSTREAM_WEIGHTS_DIR", raising=False)
-    yield cache
+    return cache
 
 
 @pytest.fixture
@@ -69,12 +74,6 @@ def empty_hub(tmp_path, monkeypatch):
     """A loopback Hub with no repositories yet (publish makes them; tests/hub_server.py), huggingface-hub pointed at
     it with an empty cache, online, and no weights folder; needs nothing from ../shared. Yields the server."""
     with HubServer() as server:
-        cache = tmp_path / "hf_home" / "hub"
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_HOME", str(cache.parent))
-        monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        _point_huggingface_hub_at(server, tmp_path, monkeypatch)
         monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.delenv("BRUSHSTREAM_WEIGHTS_DIR", raising=False)
         yield server
