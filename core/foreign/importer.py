@@ -24,7 +24,6 @@ from ..errors import BrushstreamError
 from ..hub import weights as weight_store
 from . import Converted, ForeignFormat, formats
 
-FOREIGN_SUFFIXES = weight_store.FOREIGN_SUFFIXES   # anything else given as --model must be safetensors
 CACHE_ENV = "BRUSHSTREAM_CACHE"
 
 
@@ -33,10 +32,6 @@ class Imported:
     path: Path          # the converted safetensors file
     entry: dict         # its manifest-style entry
     format: ForeignFormat
-
-
-def is_foreign(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in FOREIGN_SUFFIXES
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
