@@ -1,7 +1,7 @@
 """Optical flow quality and speed (issue 10): end-point error of each flow backend on the MPI-Sintel pairs in
 ../shared/data/flow (all pixels and non-occluded ones, invalid pixels excluded) and on held-out synthetic pairs
-(core/flow/synthetic.py, from the content_eval photos, never trained on), with seconds per 1024x436 pair, all backends
-measured in this one process so the ratios hold on a busy machine.
+(core/flow/synthetic.py, from the content_eval photos, never trained on), with the mean flow on a frame given twice
+and seconds per 640x360 pair, all backends measured in this one process so the ratios hold on a busy machine.
 
 Entries are ``LABEL=BACKEND?OPTION=VALUE&...``, e.g. ``dis_medium=dis?preset=medium`` or
 ``flownetc=flownet?weights=flownetc_small``.
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, spread  # noqa: E402
@@ -83,12 +84,20 @@ def measure(backend, pairs: list[dict]) -> dict:
     return {"pairs": rows, "seconds": seconds}
 
 
+def identical_frames(backend, pairs: list[dict]) -> float:
+    """Mean flow magnitude in px when each pair's first frame is given twice (the truth is 0 everywhere)."""
+    with torch.inference_mode():
+        return statistics.mean(backend(p["a"], p["a"])[0].float().pow(2).sum(0).sqrt().mean().item() for p in pairs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("entries", nargs="+")
     ap.add_argument("--passes", default="final,clean", help="Sintel passes (final is the harder)")
     ap.add_argument("--synthetic", type=int, default=16, help="held-out synthetic pairs (0: none)")
     ap.add_argument("--synthetic-size", type=int, default=256)
+    ap.add_argument("--timing-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(640, 360),
+                    help="WIDTHxHEIGHT of the timed pair (a Sintel pair resized)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds over the Sintel pairs (the first warms up)")
     ap.add_argument("-o", "--output", default=str(RESULTS / "flow_quality.json"))
     args = ap.parse_args()
@@ -98,9 +107,10 @@ def main() -> None:
     backends = {label: get_flow(name, **options) for label, name, options in map(parse_entry, args.entries)}
     results = {}
     for label, backend in backends.items():
-        results[label] = {"sintel": measure(backend, sintel), "synthetic": measure(backend, synthetic) if synthetic else None}
-    # Timing: rounds interleaved across backends on one 1024x436 pair, so load changes hit all alike.
-    timing_pair = sintel[0]
+        results[label] = {"sintel": measure(backend, sintel), "synthetic": measure(backend, synthetic) if synthetic else None,
+                          "identical": identical_frames(backend, sintel)}
+    # Timing: rounds interleaved across backends on one Sintel pair at the timing size, so load changes hit all alike.
+    timing_pair = {k: F.interpolate(sintel[0][k], size=args.timing_size[::-1], mode="area") for k in ("a", "b")}
     times = {label: [] for label in backends}
     with torch.inference_mode():
         for r in range(args.rounds + 1):
@@ -111,8 +121,10 @@ def main() -> None:
                     times[label].append(time.perf_counter() - start)
 
     lines = [f"# EPE in px (all pixels / non-occluded); Sintel pairs at 1024x436, synthetic {args.synthetic} pairs at "
-             f"{args.synthetic_size} px; torch threads {torch.get_num_threads()}",
-             f"{'backend':<16}{'sintel all':>11}{'sintel noc':>11}{'synth all':>10}{'synth noc':>10}{'s/pair':>9}  spread"]
+             f"{args.synthetic_size} px; 'same' = mean flow with a Sintel frame given twice; seconds per "
+             f"{args.timing_size[0]}x{args.timing_size[1]} pair; torch threads {torch.get_num_threads()}",
+             f"{'backend':<16}{'sintel all':>11}{'sintel noc':>11}{'synth all':>10}{'synth noc':>10}{'same':>7}"
+             f"{'s/pair':>9}  spread"]
     base = None
     for label, r in results.items():
         s_all = statistics.mean(v["all"] for v in r["sintel"]["pairs"].values())
@@ -123,8 +135,8 @@ def main() -> None:
         t = statistics.median(times[label])
         base = base or t
         r["summary"] = {"sintel_all": s_all, "sintel_noc": s_noc, "synthetic_all": y_all, "synthetic_noc": y_noc,
-                        "seconds_per_pair": t, "time_vs_first": t / base}
-        lines.append(f"{label:<16}{s_all:>11.3f}{s_noc:>11.3f}{y_all:>10.3f}{y_noc:>10.3f}{t:>9.3f}  "
+                        "identical_frames": r["identical"], "seconds_per_pair": t, "time_vs_first": t / base}
+        lines.append(f"{label:<16}{s_all:>11.3f}{s_noc:>11.3f}{y_all:>10.3f}{y_noc:>10.3f}{r['identical']:>7.2f}{t:>9.3f}  "
                      f"{spread(times[label])}, x{t / base:.2f} of {next(iter(results))}")
     lines.append("per Sintel pair (all / noc):")
     for name in results[next(iter(results))]["sintel"]["pairs"]:

@@ -5,8 +5,10 @@ per-frame AdaIN (issue 8's goals).
         [--entry adain --entry lst --entry lst+state --entry reconet=FILE ...] [--report]
 
 An entry is ``LABEL``, ``LABEL=MODEL`` or ``LABEL=MODEL?OPTION=VALUE&...`` (method options, e.g.
-``reconet_framenorm=reconet_rt_starry_night?norm=frame``): the method is the label's part before "+" or "_", and "+state" runs
-the method with the product's flow-guided temporal state (``stylize(state=...)``). Each clip's first N frames
+``reconet_framenorm=reconet_rt_starry_night?norm=frame``): the method is the label's part before "+" (a registered
+name, else its part before "_"); "+state" runs the method with the product's flow-guided temporal state
+(``stylize(state=...)``); "+alone" runs a video-native method without a stream state (what ``--no-temporal`` does:
+its per-frame baseline). Each clip's first N frames
 (the frames ReCoNet training never sees) go through each entry in order, one frame at a time, with one style code
 per clip (LST's video mode: the style matrix is computed once). Warping error (Lai et al. 2018) is graded with
 Farneback flow, beside the input clip's own (the floor); "excess" = output error - floor. The goals read:
@@ -29,7 +31,7 @@ from video_temporal import clips, output_blend
 
 from brushstream.core.flow import get_flow
 from brushstream.core.io.video import VideoReader
-from brushstream.core.methods import build
+from brushstream.core.methods import available, build
 from brushstream.core.metrics import QualityMetrics, WarpingError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "video_methods.json"
@@ -61,7 +63,8 @@ def warping(frames, outs, judge: CachedFlow) -> dict:
 def parse_entry(text: str) -> tuple[str, str, dict, bool]:
     label, _, rest = text.partition("=")
     model, _, extra = rest.partition("?")
-    method = label.split("+")[0].split("_")[0]
+    base = label.split("+")[0]
+    method = base if base in available() else base.split("_")[0]
     options = {"model": model} if model else {}
     options.update(item.split("=", 1) for item in extra.split("&") if item)
     return label, method, options, "+state" in label
@@ -85,8 +88,9 @@ def run(entries, frames_n, style_name, chosen, threads, results: Path):
                 models[key] = build(method, **options)
             model = models[key]
             code = model.encode_style(style if model.capabilities.arbitrary_style else 0)
+            alone = "+alone" in label   # a video-native method without its stream state: its per-frame baseline
             state = model.new_state(temporal_strength=0.8 if stateful else None) if stateful or \
-                model.capabilities.video_native else None
+                (model.capabilities.video_native and not alone) else None
             base = label.split("+")[0]
             began = time.perf_counter()
             if stateful and base in per_frame and not model.capabilities.video_native:

@@ -131,15 +131,16 @@ def test_a_few_steps_of_the_recipe_lower_the_epe_on_a_fixed_batch(arch, real_pho
 def test_a_trained_file_runs_as_the_flownet_backend_at_the_input_size(photos, tmp_path):
     out = tmp_path / "fc.safetensors"
     assert cli_main(["train", "flownetc", "--content-dir", str(photos), "--steps", "2", "--size", "64", "--batch",
-                     "2", "--width", "0.125", "--max-displacement", "8", "-q", "-o", str(out)]) == 0
+                     "2", "--width", "0.125", "--max-displacement", "8", "--corr-stride", "1", "-q", "-o", str(out)]) == 0
     meta = weight_store.read_metadata(out)
     assert meta["arch"] == "flownetc" and json.loads(meta["config"]) == {"width": 0.125, "div_flow": 20.0,
-                                                                          "max_displacement": 8}
+                                                                          "max_displacement": 8, "corr_stride": 1}
     backend = get_flow("flownet", weights=str(out))
     a, b = torch.rand(1, 3, 45, 83), torch.rand(1, 3, 45, 83)
     flow = backend(a, b)
     assert flow.shape == (1, 2, 45, 83) and flow.dtype == torch.float32
-    net = FlowNetC(width=0.125, max_displacement=8)
+    net = FlowNetC(width=0.125, max_displacement=8, corr_stride=1)
+    assert net.corr.out_channels == 17 ** 2   # the finer grid: -8..8 in steps of 1
     net.load_state_dict(weight_store.load_state_dict(out)[0])
     with torch.no_grad():
         assert torch.allclose(flow, net.eval()(a, b), atol=1e-5)

@@ -11,8 +11,10 @@ its size and the upsampled coarser prediction, predicting flow at 1/64 .. 1/4 (f
 The network predicts flow / ``div_flow`` (20, as the released models). Training mode returns [flow2, ..., flow6] in
 those units; eval mode returns flow2 bilinearly upsampled x4 times ``div_flow``: flow in pixels from frame a to b.
 Deviations: ``width`` scales every convolution's channels (1.0 = the paper's; the correlation keeps its channels);
-``max_displacement`` may shrink for small models; inputs in [0, 1] have the pair's per-channel mean subtracted
-(as FlowNet 2.0's PyTorch port does), so a brightness offset common to both frames does not matter.
+``max_displacement`` and ``corr_stride`` (the paper's 20 and stride2 2) set the displacement grid at conv3, in steps
+of 8 input pixels times ``corr_stride``: small crops with small motions need a shorter, finer grid than the paper's
++-160 px in 16 px steps; inputs in [0, 1] have the pair's per-channel mean subtracted (as FlowNet 2.0's PyTorch port
+does), so a brightness offset common to both frames does not matter.
 Eval mode takes any size: the frames are padded (replicate) to multiples of 64 and the flow cropped back.
 """
 from __future__ import annotations
@@ -103,11 +105,12 @@ class FlowNetC(FlowNet):
     """FlowNetCorr: siamese conv1-conv3, correlation of the two conv3 maps plus conv_redir of the first."""
     arch = "flownetc"
 
-    def __init__(self, width: float = 1.0, max_displacement: int = 20, div_flow: float = DIV_FLOW):
+    def __init__(self, width: float = 1.0, max_displacement: int = 20, div_flow: float = DIV_FLOW,
+                 corr_stride: int = 2):
         c = channels(width)
-        corr = Correlation(max_displacement=max_displacement, stride2=2, kernel_size=1)
+        corr = Correlation(max_displacement=max_displacement, stride2=corr_stride, kernel_size=1)
         super().__init__(width, div_flow, corr.out_channels + c["redir"], c["conv2"])
-        self.max_displacement = int(max_displacement)
+        self.max_displacement, self.corr_stride = int(max_displacement), int(corr_stride)
         self.conv1 = conv(3, c["conv1"], 7, 2)
         self.conv2 = conv(c["conv1"], c["conv2"], 5, 2)
         self.conv3 = conv(c["conv2"], c["conv3"], 5, 2)
@@ -116,7 +119,7 @@ class FlowNetC(FlowNet):
         init_weights(self)
 
     def config(self) -> dict:
-        return {**super().config(), "max_displacement": self.max_displacement}
+        return {**super().config(), "max_displacement": self.max_displacement, "corr_stride": self.corr_stride}
 
     def head(self, a, b):
         n = a.shape[0]

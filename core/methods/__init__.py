@@ -5,7 +5,19 @@ registry, so hosts that list ``available()`` see every method and the registry i
 A new method is one new file here plus its line below.
 """
 from .. import foreign  # noqa: F401  (other projects' files then load wherever a model is named)
-from . import adain, gatys, johnson, lst, metanet, microast, msgnet, reconet, style_swap, wct  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    adain,
+    gatys,
+    johnson,
+    lst,
+    metanet,
+    microast,
+    msgnet,
+    reconet,
+    style_swap,
+    video_multistyle,
+    wct,
+)
 from .base import STYLIZE_OPTIONS, Capabilities, StyleCode, StyleMethod, blend_strength
 from .options import Option
 from .registry import available, build, get, method_for_weights, register

@@ -161,5 +161,14 @@ class FlowNetCRecipe(FlowNetRecipe):
     warmup: int = hp(100, paper="10k steps from 1e-6 to 1e-4 (FlowNetC's gradients exploded at 1e-4)",
                      help="steps of linear learning-rate warm-up from a hundredth of --lr", minimum=0)
 
+    corr_stride: int = hp(2, "paper", help="the correlation's displacement step at conv3 (stride2; 1 step = 8 px of "
+                          "the input)", minimum=1)
+
+    def check(self) -> None:
+        super().check()
+        if self.max_displacement < self.corr_stride:
+            raise BrushstreamError(f"--max-displacement ({self.max_displacement}) must be at least --corr-stride "
+                                   f"({self.corr_stride}): the correlation would see no displacement but zero")
+
     def network_options(self) -> dict:
-        return {**super().network_options(), "max_displacement": self.max_displacement}
+        return {**super().network_options(), "max_displacement": self.max_displacement, "corr_stride": self.corr_stride}
