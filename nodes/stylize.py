@@ -53,8 +53,8 @@ def weight_choices(method: str, option: str) -> list[str]:
 
 
 def _weight_options(method: str) -> list[str]:
-    """The method's options that name weight files, the model first, then a decoder before an encoder."""
-    order = {"model": 0, "decoder": 1, "encoder": 2}
+    """The method's options that name weight files, the model first, then a decoder before an encoder, then a mask."""
+    order = {"model": 0, "decoder": 1, "encoder": 2, "mask": 3}
     return [o.name for o in sorted((o for o in get(method).options if o.weights), key=lambda o: order[o.weights])]
 
 

@@ -264,7 +264,7 @@ def test_search_lists_manifest_models_and_hub_files_with_their_styles(empty_hub,
     assert main(["weights", "search", "starry", "--repo", REPO]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     head = empty_hub.head(REPO)
-    assert ["johnson_starry_night", "johnson", "starry_night", "MIT"] in rows                  # the manifest
+    assert ["johnson_starry_night", "johnson,coherent", "starry_night", "MIT"] in rows         # the manifest
     assert [pinned.replace(pinned.split("@")[1].split("/")[0], head), "johnson", "starry_night", "MIT"] in rows
     size = len(empty_hub.file_at(REPO, "main", FILE))
     assert [n for path, n in empty_hub.sent[sent:] if path.endswith(FILE)] == [100_001 if size > 100_001 else size]

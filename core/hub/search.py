@@ -48,7 +48,7 @@ def _arbitrary() -> set[str]:
 def manifest_rows(manifest: dict | None = None) -> list[Row]:
     manifest = manifest if manifest is not None else weights.load_manifest()
     arbitrary = _arbitrary()
-    return [Row(e.name, e.method, e.styles, e.licence, any_style=e.method in arbitrary)
+    return [Row(e.name, e.method, e.styles, e.licence, any_style=any(m in arbitrary for m in e.method.split(",")))
             for e in manifest.values() if e.role == "model"]
 
 

@@ -59,7 +59,7 @@ _ENTRY_KEYS = ("name", "method", "role", "styles", "live", "file", "sha256", "by
                "convention", "description", "bundled", "hub")
 # What a file is to the methods that load it; an option that names a weight file declares the role it takes
 # (Option.weights), so menus and hosts pick files by this field, never by their names.
-ROLES = ("model", "encoder", "decoder", "backbone", "dataset")
+ROLES = ("model", "encoder", "decoder", "mask", "backbone", "dataset")
 
 log = logging.getLogger(__name__)
 

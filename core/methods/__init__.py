@@ -7,6 +7,7 @@ A new method is one new file here plus its line below.
 from .. import foreign  # noqa: F401  (other projects' files then load wherever a model is named)
 from . import (  # noqa: F401  (registration)
     adain,
+    coherent_online,
     gatys,
     johnson,
     lst,

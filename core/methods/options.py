@@ -38,7 +38,7 @@ class Option:
     odd: bool = False                 # ints that must be odd (patch sizes)
     paper: str = ""                   # the paper's value, when the default deviates from it
     texture_only: bool = False        # matters only for texture synthesis (no content image)
-    weights: str = ""                 # names a weight file of this manifest role (model, encoder, decoder)
+    weights: str = ""                 # names a weight file of this manifest role (model, encoder, decoder, mask)
 
     def __post_init__(self):
         if self.kind not in KINDS:

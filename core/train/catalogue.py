@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import BrushstreamError
 from . import (  # noqa: F401  (registration)
     adain_recipe,
+    coherent_recipe,
     decoder_recipe,
     distill_recipe,
     flownet_recipe,
