@@ -2,6 +2,7 @@
 and peak memory against clip length (it must stay flat: frames stream through).
 
     python bench/video_speed.py [--method adain] [--frames 30] [--rounds 3] [--long 2000] [--long-height 180]
+        [--skip-memory] [--results bench/results/video_speed.txt]
 
 1. fps at 640x360 on ../shared/data/video/sam2_dog.mp4 through ``brushstream.stylize_video`` (decode,
    stylize, encode; model loading excluded, as in the CLI's 'done:' line), --no-temporal and temporal
@@ -80,12 +81,15 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=2000)
     ap.add_argument("--long-height", type=int, default=180)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--results", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(2)
     style = str(STYLES / "starry_night.jpg")
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, method {args.method}, "
              f"{CLIP.name} at 640x360, first {args.frames} frames"]
     model = brushstream.load(args.method)
+    if not model.capabilities.arbitrary_style:   # a trained-styles method takes the style's name
+        style = "starry_night"
     fps = {"per-frame": [], "temporal": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds + 1):            # round 0 warms up (first-call allocations, thread pools)
@@ -120,8 +124,9 @@ def main() -> None:
                                        "--max-frames", str(n), "-q", "-o", str(Path(tmp) / f"out{n}.mp4")])
                 lines.append(f"peak RSS, {n:5d} frames at {args.long_height}p, temporal on: {peak:7.1f} MB")
     print("\n".join(lines))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results = Path(args.results)
+    results.parent.mkdir(exist_ok=True)
+    results.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

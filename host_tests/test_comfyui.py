@@ -371,7 +371,7 @@ def test_every_loader_stylizes_in_comfyui(comfy: ComfyServer) -> None:
     prompt = _complete(comfy, prompt)
     _, entry, wall = run_to_end(comfy, prompt, timeout=900)
     assert entry["status"]["status_str"] == "success", f"every loader: {history_error(entry)}"
-    saved = {p.name.split("_")[0] for _, p in saved_files(comfy, prompt, entry)}
+    saved = {p.name.split(f"_{tag}")[0] for _, p in saved_files(comfy, prompt, entry)}   # method names hold "_"
     assert saved == {k[: -len("_load")] for k in prompt if k.endswith("_load")}
     record_result("every_loader", {"methods": sorted(saved), "wall_s": wall})
 
