@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -25,7 +24,7 @@ from ..errors import BrushstreamError
 from ..nets.coherent_online import MaskNet, coherent_step, johnson_split
 from ..nets.pretrained import trained_network
 from ..ops.warp import backward_warp
-from .motion import ClipPairs, FramePairs, synthetic_pairs
+from .motion import FramePairs, clip_pairs_for, synthetic_pairs
 from .recipe import Recipe, hp, register_recipe
 
 DEFAULT_MODELS = ("johnson_starry_night", "johnson_rt_udnie", "johnson_the_great_wave")
@@ -79,8 +78,6 @@ class CoherentRecipe(Recipe):
         super().check()
         if self.size % 4:
             raise BrushstreamError(f"--size must be a multiple of 4 (the Johnson networks' stride), got {self.size}")
-        if self.clip_fraction > 1:
-            raise BrushstreamError(f"--clip-fraction must be at most 1, got {self.clip_fraction}")
         if not self.models:
             raise BrushstreamError("--models needs at least one Johnson network")
 
@@ -90,12 +87,7 @@ class CoherentRecipe(Recipe):
 
     def setup(self, device: torch.device) -> None:
         self.nets = [trained_network(m, "johnson_transform")[0].to(device) for m in self.models]
-        self.clip_pairs = None
-        if self.clip_fraction > 0 and self.clips:
-            clips = sorted(Path(self.clips).glob("*.mp4"))
-            if not clips:
-                raise BrushstreamError(f"{self.clips}: no .mp4 clips (--clips)")
-            self.clip_pairs = ClipPairs(clips)
+        self.clip_pairs = clip_pairs_for(self.clips, self.clip_fraction)
 
     def pairs(self, content: torch.Tensor, rng: torch.Generator) -> FramePairs:
         """Synthetic motion with pasted occluders on the photos; the last ``clip_fraction`` from real clips."""

@@ -116,6 +116,19 @@ class ClipPairs:
         return FramePairs(*(torch.cat([p[i] for p in picked]).to(device) for i in range(4)))
 
 
+def clip_pairs_for(clips: str, clip_fraction: float) -> ClipPairs | None:
+    """The real pairs a video recipe mixes in: ``clip_fraction`` (0..1) of each batch from the .mp4 files of the
+    folder ``clips``; None when either is unset. One line naming the folder when it holds no clip."""
+    if clip_fraction > 1:
+        raise BrushstreamError(f"--clip-fraction must be at most 1, got {clip_fraction}")
+    if clip_fraction <= 0 or not clips:
+        return None
+    found = sorted(Path(clips).glob("*.mp4"))
+    if not found:
+        raise BrushstreamError(f"{clips}: no .mp4 clips for --clip-fraction {clip_fraction}")
+    return ClipPairs(found)
+
+
 def _shrink(image: torch.Tensor, short_side: int) -> torch.Tensor:
     if image.dim() == 3:
         image = image.unsqueeze(0)

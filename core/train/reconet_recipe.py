@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +18,7 @@ from ..errors import BrushstreamError
 from ..nets.reconet import WIDTHS, ReCoNet
 from ..ops.warp import backward_warp
 from .losses import temporal_feature_loss, temporal_output_loss
-from .motion import ClipPairs, FramePairs, synthetic_pairs
+from .motion import FramePairs, clip_pairs_for, synthetic_pairs
 from .perceptual import PerceptualRecipe, half
 from .recipe import hp, register_recipe
 
@@ -53,16 +52,9 @@ class ReCoNetRecipe(PerceptualRecipe):
     def setup(self, device: torch.device) -> None:
         if len(self.style) != 1:
             raise BrushstreamError(f"a ReCoNet network learns one style; got {len(self.style)} --style images")
-        if self.clip_fraction > 1:
-            raise BrushstreamError(f"--clip-fraction must be at most 1, got {self.clip_fraction}")
         self.setup_loss_network(device)
         self.grams = self.loss_net.style_grams(self.load_style_images(device)[0])
-        self.clip_pairs = None
-        if self.clip_fraction > 0 and self.clips:
-            clips = sorted(Path(self.clips).glob("*.mp4"))
-            if not clips:
-                raise BrushstreamError(f"{self.clips}: no .mp4 clips for --clip-fraction {self.clip_fraction}")
-            self.clip_pairs = ClipPairs(clips)
+        self.clip_pairs = clip_pairs_for(self.clips, self.clip_fraction)
 
     def pairs(self, content: torch.Tensor, rng: torch.Generator) -> FramePairs:
         """This batch's frame pairs: synthetic motion on the photos, the last ``clip_fraction`` from real clips."""

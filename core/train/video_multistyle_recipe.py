@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -26,7 +25,7 @@ from ..errors import BrushstreamError
 from ..nets.video_multistyle import ARCH, VideoMultiStyleNet, start_from_reconet
 from ..ops.warp import backward_warp, inside_frame
 from .losses import temporal_output_loss
-from .motion import ClipPairs, _uniform, smooth_flow
+from .motion import _uniform, clip_pairs_for, smooth_flow
 from .perceptual import PerceptualRecipe, half, pick_styles, style_per_image_hp
 from .recipe import hp, register_recipe
 
@@ -93,8 +92,6 @@ class VideoMultiStyleRecipe(PerceptualRecipe):
         super().check()
         if len(self.style) < 2:
             raise BrushstreamError(f"a multi-style network needs at least two --style images, got {len(self.style)}")
-        if self.clip_fraction > 1:
-            raise BrushstreamError(f"--clip-fraction must be at most 1, got {self.clip_fraction}")
 
     def build_model(self) -> VideoMultiStyleNet:
         torch.manual_seed(self.seed)
@@ -113,12 +110,7 @@ class VideoMultiStyleRecipe(PerceptualRecipe):
     def setup(self, device: torch.device) -> None:
         self.setup_loss_network(device)
         self.grams = [self.loss_net.style_grams(s) for s in self.load_style_images(device)]
-        self.clip_pairs = None
-        if self.clip_fraction > 0 and self.clips:
-            clips = sorted(Path(self.clips).glob("*.mp4"))
-            if not clips:
-                raise BrushstreamError(f"{self.clips}: no .mp4 clips for --clip-fraction {self.clip_fraction}")
-            self.clip_pairs = ClipPairs(clips)
+        self.clip_pairs = clip_pairs_for(self.clips, self.clip_fraction)
 
     def _one_hot(self, indices: list[int], device, dtype) -> torch.Tensor:
         return torch.nn.functional.one_hot(torch.tensor(indices), len(self.style)).to(device, dtype)
