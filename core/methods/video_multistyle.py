@@ -54,9 +54,7 @@ class VideoMultiStyle(StyleMethod):
 
     def _stylize(self, *, content, code, strength, mask, state):
         weights = code.data.to(content.device, content.dtype).expand(content.shape[0], -1)
-        memory = None if state is None else state.data.get(STATE_KEY)
-        if memory is not None and memory[0].shape[-2:] != tuple(s // STRIDE for s in content.shape[-2:]):
-            memory = None   # a new padded size: the hidden state no longer lines up
+        memory = None if state is None else state.data.get(STATE_KEY)   # the state drops it on a size change
         y, memory = self.net(content, weights, memory)
         if state is not None:
             state.data[STATE_KEY] = memory
