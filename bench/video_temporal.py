@@ -1,6 +1,7 @@
 """Temporal stability on every clip in ../shared/data/video: per-frame vs the flow-guided temporal state.
 
     python bench/video_temporal.py [--frames 60] [--methods adain,wct,swap] [--strengths 0.8] [--judge farneback]
+        [--state-flow flownet?weights=FILE]
 
 For each clip (first N frames, at its own size: all are at most 640x360) and method, the style code is
 encoded once and each frame stylized once; the per-frame result is that output, and each temporal
@@ -10,7 +11,8 @@ a second blend site is measured too: the warped previous AdaIN *features* (relu3
 downsampled to 1/4) blended before the decoder.
 
 Warping error (Lai et al. 2018, core/metrics.py) is graded with a flow backend *other* than the one the
-temporal state used (Farneback by default, the state uses DIS), beside the input clip's own warping
+temporal state used (Farneback by default; the state uses DIS unless --state-flow names another backend, whose
+variants are then labelled with "@" and its name), beside the input clip's own warping
 error (the floor); "kept" is the share of the per-frame excess over the floor that remains. Style
 distance is the Gram distance to the style (VGG16, core/metrics.py) and content distance the relu3_3
 distance to the input frame (lag or ghosting would raise it), both on every 10th frame (--sample-every).
@@ -44,8 +46,24 @@ def clips() -> list[Path]:
     return sorted(VIDEO.glob("*.mp4"))
 
 
+def state_flow(flow_options: dict):
+    """The temporal state's flow backend: DIS with ``flow_options``, or the backend named under "backend"."""
+    options = dict(flow_options)
+    return get_flow(options.pop("backend", "dis"), **options)
+
+
+def parse_state_flow(spec: str) -> dict:
+    """"NAME?KEY=VALUE&..." -> the backend's options with its name under "backend" ("scale" is a number)."""
+    name, _, query = spec.partition("?")
+    options = {"backend": name}
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        options[key] = float(value) if key == "scale" else value
+    return options
+
+
 def output_blend(frames, raw, strength: float, flow_options: dict) -> list[torch.Tensor]:
-    state = StreamState("bench", strength=strength, flow=get_flow("dis", **flow_options))
+    state = StreamState("bench", strength=strength, flow=state_flow(flow_options))
     outs = []
     for f, y in zip(frames, raw):
         state.begin_frame(f)
@@ -58,7 +76,7 @@ def output_blend(frames, raw, strength: float, flow_options: dict) -> list[torch
 @torch.inference_mode()
 def feature_blend(model, code, frames, strength: float, flow_options: dict) -> list[torch.Tensor]:
     """AdaIN with the blend on relu3_1 target features instead of output pixels (the alternative site)."""
-    state = StreamState("bench", strength=strength, flow=get_flow("dis", **flow_options))
+    state = StreamState("bench", strength=strength, flow=state_flow(flow_options))
     outs, prev_t = [], None
     for f in frames:
         state.begin_frame(f)
@@ -114,6 +132,8 @@ def main() -> None:
     ap.add_argument("--flow-preset", default="medium")
     ap.add_argument("--flow-scale", type=float, default=1.0)
     ap.add_argument("--judge", default="farneback")
+    ap.add_argument("--state-flow", default="", help="the temporal state's flow backend instead of DIS, as "
+                    "NAME?KEY=VALUE&... (e.g. flownet?weights=FILE); its variants are labelled output_S@NAME")
     ap.add_argument("--style", default="starry_night.jpg")
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     ap.add_argument("--no-feature-site", action="store_true")
@@ -130,6 +150,10 @@ def main() -> None:
     results = Path(args.results)
     strengths = [float(s) for s in args.strengths.split(",")]
     flow_options = {"preset": args.flow_preset, "scale": args.flow_scale}
+    suffix = ""
+    if args.state_flow:
+        flow_options = parse_state_flow(args.state_flow)
+        suffix = "@" + flow_options["backend"]
     style = photo(STYLES / args.style, 512)
     qm = QualityMetrics()
     targets = qm.style_targets(style)
@@ -156,9 +180,9 @@ def main() -> None:
             seconds = (time.perf_counter() - began) / len(frames)
             variants = {"per_frame": raw}
             for s in strengths:
-                variants[f"output_{s:g}"] = output_blend(frames, raw, s, flow_options)
+                variants[f"output_{s:g}{suffix}"] = output_blend(frames, raw, s, flow_options)
                 if name == "adain" and not args.no_feature_site:
-                    variants[f"features_{s:g}"] = feature_blend(model, code, frames, s, flow_options)
+                    variants[f"features_{s:g}{suffix}"] = feature_blend(model, code, frames, s, flow_options)
             base = None
             for label, outs in variants.items():
                 w = warping(frames, outs, args.judge)

@@ -235,3 +235,33 @@ def test_flownetc_warms_its_rate_up_then_follows_the_cosine():
     lr = get_recipe("flownetc")().lr
     assert rates[100][0] == pytest.approx(0.01 * rates[0][0]) and rates[0][0] == pytest.approx(lr)
     assert rates[100][50] < rates[0][50] and rates[100][150] == pytest.approx(rates[0][150])
+
+
+def test_pixels_without_a_trusted_label_carry_no_loss():
+    flow = torch.zeros(1, 2, 64, 64)
+    wrong = flow.clone()
+    wrong[..., :, 32:] = 40.0                                     # wrong only on the right half
+    preds = [F.adaptive_avg_pool2d(wrong / 20, (64 // s, 64 // s)) for s in (4, 8, 16, 32, 64)]
+    valid = torch.ones(1, 1, 64, 64)
+    assert all(t > 0 for t in multiscale_epe(preds, flow, valid=valid))
+    valid[..., :, 32:] = 0
+    assert sum(multiscale_epe(preds, flow, valid=valid)[:4]) == 0   # flow6 (1x1) mixes both halves
+
+
+def test_clip_pairs_join_the_batch_with_their_dis_labels_pointing_from_frame1_to_frame2(tmp_path):
+    from .test_reconet import _pan_clip
+    _pan_clip(tmp_path)
+    recipe = get_recipe("flownetc")(width=0.125, size=64, steps=10, batch=4, clips=str(tmp_path),
+                                    clip_fraction=0.5, max_displacement=8, still=0.0)
+    recipe.setup(torch.device("cpu"))
+    frame1, frame2, flow, valid = recipe.pairs(smooth_photos(4, 64), torch.Generator().manual_seed(0))
+    assert frame1.shape == (4, 3, 64, 64) and valid.shape == (4, 1, 64, 64)
+    assert (valid[:2] == 1).all() and 0 < valid[2:].mean() < 1   # synthetic labels are exact; DIS's are checked
+    # The clip pans 1 px right a frame; frame 1 is the later frame, so its pixels sit 1 px left in frame 2.
+    for i in (2, 3):
+        u = flow[i, 0][valid[i, 0] > 0]
+        assert abs(float(u.median()) + 1) < 0.3
+        inside = valid[i:i + 1] > 0
+        assert (backward_warp(frame2[i:i + 1], flow[i:i + 1]) - frame1[i:i + 1]).abs()[inside.expand(1, 3, 64, 64)].mean() < 0.03
+    terms = recipe.losses(recipe.build_model(), smooth_photos(4, 64), 0, torch.Generator().manual_seed(0))
+    assert torch.isfinite(terms["total"])

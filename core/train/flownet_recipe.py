@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..errors import BrushstreamError
 from ..flow.flownet import ARCHS, DIV_FLOW, STRIDE, FlowNet
 from ..flow.synthetic import held_out_pairs, make_pairs
+from .motion import clip_pairs_for
 from .recipe import Recipe, hp, register_recipe
 
 SCALE_WEIGHTS = (0.005, 0.01, 0.02, 0.08, 0.32)    # flow2 .. flow6 (released training)
@@ -27,16 +28,20 @@ EVAL_PAIRS = 20
 
 
 def multiscale_epe(predictions: list[torch.Tensor], flow: torch.Tensor, div_flow: float = DIV_FLOW,
-                   weights: tuple[float, ...] = SCALE_WEIGHTS) -> list[torch.Tensor]:
+                   weights: tuple[float, ...] = SCALE_WEIGHTS, valid: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Each scale's weighted loss: weight x (sum over pixels of |prediction - area-downsampled flow / div_flow|),
-    averaged over the batch. ``predictions`` and ``weights`` run from the finest scale (flow2) to the coarsest."""
+    averaged over the batch. ``predictions`` and ``weights`` run from the finest scale (flow2) to the coarsest.
+    ``valid`` (B, 1, H, W), 1 where the label is trusted, weighs each pixel by its area-downsampled share."""
     if len(weights) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions need as many weights, got {len(weights)}")
     target = flow / div_flow
     terms = []
     for pred, weight in zip(predictions, weights):
         truth = F.adaptive_avg_pool2d(target, pred.shape[-2:])
-        terms.append(weight * (pred - truth).pow(2).sum(1).sqrt().sum((1, 2)).mean())
+        epe = (pred - truth).pow(2).sum(1).sqrt()
+        if valid is not None:
+            epe = epe * F.adaptive_avg_pool2d(valid, pred.shape[-2:])[:, 0]
+        terms.append(weight * epe.sum((1, 2)).mean())
     return terms
 
 
@@ -60,6 +65,7 @@ class FlowNetRecipe(Recipe):
     """What FlowNetS and FlowNetC share; the subclasses name the architecture."""
     method = ""
     arch = ""
+    clip_pairs = None   # set by setup() when --clips and --clip-fraction ask for real pairs
 
     size: int = hp(128, paper="Flying Chairs' 512x384 images", help="training crop size in px (a multiple of 64)",
                    minimum=64)
@@ -79,6 +85,11 @@ class FlowNetRecipe(Recipe):
                       "moves: without them 0.2%% of pixels move under 0.5 px and a network learns the data's mean "
                       "motion instead of reading the correlation", minimum=0)
     warmup: int = hp(0, help="steps of linear learning-rate warm-up from a hundredth of --lr", minimum=0)
+    clip_fraction: float = hp(0.0, paper="0: Flying Chairs only", minimum=0, help="share of each batch taken from "
+                              "consecutive frames of real clips, labelled with DIS flow where its forward-backward "
+                              "check trusts it (the rest of the pixels carry no loss)")
+    clips: str = hp("", help="folder of .mp4 clips for --clip-fraction (frames from 60 on, so the first 60 that the "
+                    "video benches grade are never seen)")
 
     def check(self) -> None:
         super().check()
@@ -106,10 +117,27 @@ class FlowNetRecipe(Recipe):
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: cosine(s) * (min(1.0, 0.01 + 0.99 * s / warmup) if warmup else 1.0))
 
+    def setup(self, device: torch.device) -> None:
+        super().setup(device)
+        self.clip_pairs = clip_pairs_for(self.clips, self.clip_fraction)
+
+    def pairs(self, content: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """(frame1, frame2, flow 1 -> 2, valid): synthetic pairs, the last ``clip_fraction`` of the batch from real
+        clips with their DIS pseudo-labels (a clip pair's current frame is frame 1: its flow points back)."""
+        b = content.shape[0]
+        real = 0 if self.clip_pairs is None else int(round(b * self.clip_fraction))
+        frame1, frame2, flow, _ = make_pairs(content[:b - real], rng, max_objects=self.max_objects,
+                                             motion=self.motion, augment=self.augment, still=self.still)
+        valid = torch.ones_like(flow[:, :1])
+        if real:
+            clip = self.clip_pairs.sample(rng, real, content.shape[-1], content.device)
+            frame1, frame2 = torch.cat((frame1, clip.current)), torch.cat((frame2, clip.previous))
+            flow, valid = torch.cat((flow, clip.flow)), torch.cat((valid, clip.mask))
+        return frame1, frame2, flow, valid
+
     def losses(self, model, content, step, rng):
-        frame1, frame2, flow, _ = make_pairs(content, rng, max_objects=self.max_objects, motion=self.motion,
-                                             augment=self.augment, still=self.still)
-        scales = multiscale_epe(model(frame1, frame2), flow, self.div_flow, self.scale_weights)
+        frame1, frame2, flow, valid = self.pairs(content, rng)
+        scales = multiscale_epe(model(frame1, frame2), flow, self.div_flow, self.scale_weights, valid)
         terms = {f"flow{i + 2}": term for i, term in enumerate(scales)}
         terms["total"] = sum(scales)
         return terms
