@@ -43,11 +43,12 @@ class StyleSlot:
 
 
 def one_network_per_style(method: str) -> bool:
-    """Johnson and ReCoNet: a style is a trained network (its own slot); the others share one model."""
+    """Johnson and ReCoNet: a style is a trained network (its own slot); the others share one model, including
+    trained multi-style networks (their styles can be blended, so they live in one network)."""
     from ..core.methods import get
 
     caps = get(method).capabilities
-    return caps.trained_styles and not caps.arbitrary_style
+    return caps.trained_styles and not caps.arbitrary_style and not caps.style_blend
 
 
 def style_networks(method: str, styles: list[str], model: str | None) -> list[tuple[str, str]]:
@@ -110,7 +111,9 @@ class LiveStylizer:
                 self.slots.append(self._network_slot(label, name))
         else:
             self._shared = load(method, **({"model": model} if model else {}), **self.options)
-            for style in styles or [str(SAMPLE_STYLE)]:
+            self._shared_state = None
+            # A network of trained styles offers all of them; an arbitrary-style method starts on the sample.
+            for style in styles or list(self._shared.capabilities.fixed_styles) or [str(SAMPLE_STYLE)]:
                 self.slots.append(self._shared_slot(style))
 
     # -- building slots -------------------------------------------------------------------------------
@@ -126,6 +129,11 @@ class LiveStylizer:
         if not Path(style).is_file() and not model.capabilities.fixed_styles:
             raise BrushstreamError(f"{style}: no such style image ({self.method} takes any style image file)")
         code = model.encode_style(self._style_for(model, [style]))
+        if model.capabilities.video_native:
+            # Its memory belongs to the stream, not the style: one state for every slot, so a switch keeps it.
+            if self._shared_state is None:
+                self._shared_state = self._state(model)
+            return StyleSlot(Path(style).stem, model, code, self._shared_state)
         return StyleSlot(Path(style).stem, model, code, self._state(model))
 
     def _new_slot(self, style: str) -> StyleSlot:

@@ -112,7 +112,7 @@ def test_a_style_added_while_streaming_is_built_warm_and_announced(frames):
 
 
 def test_only_the_live_methods_and_real_style_images():
-    with pytest.raises(BrushstreamError, match="the live filter streams adain, .*reconet .*not 'gatys'"):
+    with pytest.raises(BrushstreamError, match="the live filter streams adain, .*reconet, video_multistyle .*not 'gatys'"):
         LiveStylizer("gatys")
     with pytest.raises(BrushstreamError, match="no such style image"):
         LiveStylizer("lst", ["not_a_file.jpg"])
@@ -130,3 +130,26 @@ def test_strength_is_clamped_and_used(frames):
     with torch.no_grad():
         live.set_strength(1.0)
         assert np.abs(live(frames[3]).astype(int) - frames[3]).mean() > 10
+
+
+def test_a_multi_style_network_streams_every_trained_style_and_a_switch_keeps_its_memory(frames):
+    live = LiveStylizer("video_multistyle")
+    model = live.current.model
+    assert live.labels() == list(model.capabilities.fixed_styles) and len(live.labels()) == 8
+    assert len({id(slot.model) for slot in live.slots}) == 1            # one network holds every style
+    for frame in frames[1:5]:
+        live(frame)
+    live.select(live.find("mosaic"))
+    switched = live(frames[5])
+    assert live.current.label == "mosaic"
+    # The same stream stylized directly: four frames in the first style, then the fifth in mosaic, memory kept.
+    state = model.new_state()
+    with torch.inference_mode():
+        for frame in frames[1:5]:
+            model.stylize(from_uint8(frame), live.slots[0].code, state=state)
+        kept = to_uint8(model.stylize(from_uint8(frames[5]), live.current.code, state=state))
+        cold = to_uint8(model.stylize(from_uint8(frames[5]), live.current.code, state=model.new_state()))
+    assert np.abs(switched.astype(int) - kept).mean() < 0.5
+    assert np.abs(switched.astype(int) - cold).mean() > 2 * np.abs(switched.astype(int) - kept).mean() + 0.2
+    with pytest.raises(BrushstreamError, match="mona_lisa"):
+        LiveStylizer("video_multistyle", ["mona_lisa"])
