@@ -6,7 +6,8 @@ picks another style) against the state reset at the switch (a cold start), on th
 Per clip: the mean absolute frame-to-frame change of the output (0..1 units, x 1e-3) away from the switch (the
 clip's own motion and flicker), at the switch frame, and over the three frames after it (a flash or a slow settling
 shows there as change above the usual); and the mean distance of the three frames after the switch from the same
-network run in the new style from the clip's start (its settled output). Results: printed and
+network run in the new style from the clip's start (its settled output), and that distance frame by frame to the
+clip's end (how long the old style's memory lingers). Results: printed and
 bench/results/style_switch.json.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ def main() -> None:
             usual = statistics.mean(change(outs, t) for t in range(1, len(outs)) if not args.at <= t <= args.at + 3)
             after = statistics.mean(change(outs, t) for t in range(args.at + 1, args.at + 4))
             distance = statistics.mean((outs[t] - settled[t]).abs().mean().item() for t in range(args.at + 1, args.at + 4))
-            row = {"usual": usual, "switch": change(outs, args.at), "after": after, "to_settled": distance}
+            row = {"usual": usual, "switch": change(outs, args.at), "after": after, "to_settled": distance,
+                   "settling": [(outs[t] - settled[t]).abs().mean().item() for t in range(args.at, len(outs))]}
             rows[f"{clip.stem}/{mode}"] = row
             print(f"{clip.stem:18s} {mode:6s} {usual * 1e3:7.2f} {row['switch'] * 1e3:7.2f} {after * 1e3:7.2f} "
                   f"{distance * 1e3:10.2f}", flush=True)
@@ -72,6 +74,9 @@ def main() -> None:
         picked = [r for k, r in rows.items() if k.endswith("/" + mode)]
         print(f"mean over clips, {mode}: " + ", ".join(f"{key} {statistics.mean(r[key] for r in picked) * 1e3:.2f}e-3"
                                                        for key in ("usual", "switch", "after", "to_settled")))
+        curve = [statistics.mean(r["settling"][k] for r in picked) * 1e3 for k in range(len(picked[0]["settling"]))]
+        print(f"  {mode}: distance to settled (x 1e-3) at the switch frame and each one after: "
+              + " ".join(f"{d:.2f}" for d in curve))
     with atomic_path(RESULTS) as tmp:
         Path(tmp).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
 
