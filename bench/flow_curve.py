@@ -28,7 +28,7 @@ from brushstream.core.train.catalogue import get_recipe  # noqa: E402
 
 def network_file(checkpoint: Path, recipe_name: str, folder: Path) -> tuple[Path, int, list[float]]:
     """The checkpoint's network as a weights file, its step and the training losses recorded up to it."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(saved["recipe"]).items()}
     recipe = get_recipe(recipe_name)(**values)
     model = recipe.build_model()
