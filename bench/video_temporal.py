@@ -53,13 +53,11 @@ def state_flow(flow_options: dict):
 
 
 def parse_state_flow(spec: str) -> dict:
-    """"NAME?KEY=VALUE&..." -> the backend's options with its name under "backend" ("scale" is a number)."""
-    name, _, query = spec.partition("?")
-    options = {"backend": name}
-    for part in filter(None, query.split("&")):
-        key, _, value = part.partition("=")
-        options[key] = float(value) if key == "scale" else value
-    return options
+    """"NAME?KEY=VALUE&..." (flow_quality.py's entry syntax) -> the backend's options, its name under "backend"."""
+    from flow_quality import parse_entry
+
+    _, name, options = parse_entry("state=" + spec)
+    return {"backend": name, **options}
 
 
 def output_blend(frames, raw, strength: float, flow_options: dict) -> list[torch.Tensor]:

@@ -24,7 +24,7 @@ from ..errors import BrushstreamError
 from ..nets.coherent_online import MaskNet, coherent_step, johnson_split
 from ..nets.pretrained import trained_network
 from ..ops.warp import backward_warp
-from .motion import FramePairs, clip_pairs_for, synthetic_pairs
+from .motion import FramePairs, clip_pair_count, clip_pairs_for, synthetic_pairs
 from .recipe import Recipe, hp, register_recipe
 
 DEFAULT_MODELS = ("johnson_starry_night", "johnson_rt_udnie", "johnson_the_great_wave")
@@ -92,7 +92,7 @@ class CoherentRecipe(Recipe):
     def pairs(self, content: torch.Tensor, rng: torch.Generator) -> FramePairs:
         """Synthetic motion with pasted occluders on the photos; the last ``clip_fraction`` from real clips."""
         b = content.shape[0]
-        real = 0 if self.clip_pairs is None else int(round(b * self.clip_fraction))
+        real = clip_pair_count(self.clip_pairs, b, self.clip_fraction)
         pairs = synthetic_pairs(content[:b - real], rng, self.max_shift * content.shape[-1] / 128) if real < b else None
         pairs = None if pairs is None else paste_occluders(pairs, rng, self.occluders)
         if real:

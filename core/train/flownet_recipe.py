@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..errors import BrushstreamError
 from ..flow.flownet import ARCHS, DIV_FLOW, STRIDE, FlowNet
 from ..flow.synthetic import held_out_pairs, make_pairs
-from .motion import clip_pairs_for
+from .motion import clip_pair_count, clip_pairs_for
 from .recipe import Recipe, hp, register_recipe
 
 SCALE_WEIGHTS = (0.005, 0.01, 0.02, 0.08, 0.32)    # flow2 .. flow6 (released training)
@@ -125,7 +125,7 @@ class FlowNetRecipe(Recipe):
         """(frame1, frame2, flow 1 -> 2, valid): synthetic pairs, the last ``clip_fraction`` of the batch from real
         clips with their DIS pseudo-labels (a clip pair's current frame is frame 1: its flow points back)."""
         b = content.shape[0]
-        real = 0 if self.clip_pairs is None else int(round(b * self.clip_fraction))
+        real = clip_pair_count(self.clip_pairs, b, self.clip_fraction)
         frame1, frame2, flow, _ = make_pairs(content[:b - real], rng, max_objects=self.max_objects,
                                              motion=self.motion, augment=self.augment, still=self.still)
         valid = torch.ones_like(flow[:, :1])

@@ -129,6 +129,15 @@ def clip_pairs_for(clips: str, clip_fraction: float) -> ClipPairs | None:
     return ClipPairs(found)
 
 
+def clip_pair_count(clip_pairs: ClipPairs | None, batch: int, clip_fraction: float, most: int | None = None) -> int:
+    """How many of a batch's ``batch`` pairs come from the clips: ``clip_fraction`` of it (at most ``most``), none
+    without clip pairs."""
+    if clip_pairs is None:
+        return 0
+    count = int(round(batch * clip_fraction))
+    return count if most is None else min(most, count)
+
+
 def _shrink(image: torch.Tensor, short_side: int) -> torch.Tensor:
     if image.dim() == 3:
         image = image.unsqueeze(0)

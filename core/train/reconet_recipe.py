@@ -18,7 +18,7 @@ from ..errors import BrushstreamError
 from ..nets.reconet import WIDTHS, ReCoNet
 from ..ops.warp import backward_warp
 from .losses import temporal_feature_loss, temporal_output_loss
-from .motion import FramePairs, clip_pairs_for, synthetic_pairs
+from .motion import FramePairs, clip_pair_count, clip_pairs_for, synthetic_pairs
 from .perceptual import PerceptualRecipe, half
 from .recipe import hp, register_recipe
 
@@ -59,7 +59,7 @@ class ReCoNetRecipe(PerceptualRecipe):
     def pairs(self, content: torch.Tensor, rng: torch.Generator) -> FramePairs:
         """This batch's frame pairs: synthetic motion on the photos, the last ``clip_fraction`` from real clips."""
         b = content.shape[0]
-        real = 0 if self.clip_pairs is None else int(round(b * self.clip_fraction))
+        real = clip_pair_count(self.clip_pairs, b, self.clip_fraction)
         pairs = synthetic_pairs(content[:b - real], rng, self.max_shift * content.shape[-1] / 128)
         if real:
             pairs = pairs.cat(self.clip_pairs.sample(rng, real, content.shape[-1], content.device))

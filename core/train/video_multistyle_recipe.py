@@ -25,7 +25,7 @@ from ..errors import BrushstreamError
 from ..nets.video_multistyle import ARCH, VideoMultiStyleNet, start_from_reconet
 from ..ops.warp import backward_warp, inside_frame
 from .losses import temporal_output_loss
-from .motion import _uniform, clip_pairs_for, smooth_flow
+from .motion import _uniform, clip_pair_count, clip_pairs_for, smooth_flow
 from .perceptual import PerceptualRecipe, half, pick_styles, style_per_image_hp
 from .recipe import hp, register_recipe
 
@@ -146,7 +146,7 @@ class VideoMultiStyleRecipe(PerceptualRecipe):
 
     def losses(self, model, content, step, rng):
         b = content.shape[0]
-        real = 0 if self.clip_pairs is None else min(b - 1, int(round(b * self.clip_fraction)))
+        real = clip_pair_count(self.clip_pairs, b, self.clip_fraction, most=b - 1)
         indices = pick_styles(rng, len(self.style), self.batch, b, self.style_per_image)
         weights = self._one_hot(indices, content.device, content.dtype)
         seq = synthetic_sequences(content[:b - real], rng, self.frames, self.max_shift * content.shape[-1] / 128)
