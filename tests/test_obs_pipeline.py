@@ -262,7 +262,9 @@ def test_a_failing_stage_stops_the_pipeline_and_wait_raises_it():
 
 def test_overlay_and_stamp_are_drawn_into_the_output():
     sink = ListSink()
-    pipeline = _run(LivePipeline(CountingSource(fps=100), SlowStylizer(0.001), sink, stamp_frames=True), 0.5)
+    # Frames 50 ms apart: the pipeline drops a frame a newer one overtakes (by design), which at 10 ms apart a
+    # loaded machine did to frame 0; this test is about the stamps, not the dropping.
+    pipeline = _run(LivePipeline(CountingSource(fps=20), SlowStylizer(0.001), sink, stamp_frames=True), 0.6)
     stamps = [read_stamp(f, 96 * 1) for f in sink.frames[:5]]
     assert stamps == sorted(stamps) and stamps[0] == 0 and None not in stamps
     assert set(range(len(sink.frames))) >= set(pipeline.sent_at)
