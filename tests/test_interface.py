@@ -67,7 +67,7 @@ def test_wct_keeps_its_style_statistics_in_float64(content, style, monkeypatch):
 
     seen = []
     real = wct_module.whiten_colour
-    monkeypatch.setattr(wct_module, "whiten_colour", lambda fc, st, floor: seen.append(st.cov_sqrt.dtype) or real(fc, st, floor))
+    monkeypatch.setattr(wct_module, "whiten_colour", lambda fc, st, *a: seen.append(st.cov_sqrt.dtype) or real(fc, st, *a))
     wct = build("wct", levels=("relu3_1",))
     wct.stylize(content, wct.encode_style(style))
     assert seen == [torch.float64]                              # a float32 method does not round its covariances

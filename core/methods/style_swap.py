@@ -1,15 +1,18 @@
 """Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style", 2016.
-Deviation: the inverse network is the pretrained relu3_1 decoder (trained on reconstruction, not on
-swapped features as in section 4), and matching is chunked over style patches to bound memory.
+The inverse network (section 4) is a relu3_1 decoder trained here on style-swapped features as well as the photos'
+own (core/train/swap_inverse_recipe.py, whose header lists its deviations); --decoder takes any relu3_1 decoder,
+the plain reconstruction one included. Matching is chunked over style patches to bound memory.
 """
 from __future__ import annotations
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
+from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..ops.patch_swap import style_swap
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
+
+INVERSE_NETWORK = DECODER_WEIGHTS["relu3_1"]
 
 
 @register
@@ -21,10 +24,12 @@ class StyleSwap(StyleMethod):
     options = (
         Option("patch_size", "int", 3, "patch size in relu3_1 feature pixels (odd)", source="paper",
                minimum=1, maximum=9, odd=True),
+        Option("decoder", "text", INVERSE_NETWORK, "the inverse network: a relu3_1 decoder (manifest name or "
+               ".safetensors file; brushstream train swap_inverse)", weights="decoder"),
     )
 
-    def __init__(self, patch_size: int = 3, chunk: int = 1024,
-                 encoder: str = ENCODER_WEIGHTS, decoder: str | None = None):
+    def __init__(self, patch_size: int = 3, decoder: str = INVERSE_NETWORK, chunk: int = 1024,
+                 encoder: str = ENCODER_WEIGHTS):
         super().__init__()
         self.patch_size, self.chunk = patch_size, chunk
         self.encoder = normalised_vgg_encoder(encoder)

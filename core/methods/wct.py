@@ -3,11 +3,14 @@ a coarse-to-fine cascade, each level its own encoder/decoder pair, each decoding
 Deviation: relu5_1 and relu4_1 use the VGG16 ImageNet encoder with reconstruction decoders trained here, relu3_1..relu1_1
 the bundled normalised VGG19 pair (the paper: VGG19 throughout); images pass between levels, so the pairs mix freely.
 The default cascade is the bundled light one (relu3_1 -> relu1_1); levels=relu5_1,...,relu1_1 is the paper's five.
+alphas: the paper's content/style blend (eq. 5), one per level (the paper sets one alpha for all; its figure 6 varies
+it). Whitening drops near-silent directions and may be damped (ops/wct.py), as the authors' code does.
 """
 from __future__ import annotations
 
 import torch
 
+from ..errors import BrushstreamError
 from ..nets.pretrained import ENCODER_WEIGHTS, VGG16_DOWNLOAD, VGG16_WEIGHTS, encoder_family, level_encoders, vgg_decoder
 from ..nets.vgg16_encoder import STRIDE
 from ..nets.vgg_decoder import LEVELS
@@ -32,12 +35,18 @@ class WCT(StyleMethod):
     options = (
         Option("levels", "names", CASCADE, "encoder levels of the coarse-to-fine cascade",
                choices=LEVELS, paper="relu5_1,relu4_1,relu3_1,relu2_1,relu1_1"),
+        Option("alphas", "floats", (1.0,), "style strength per level, deepest first (one value: every level); "
+               "multiplies --strength", minimum=0.0, maximum=1.0, source="paper"),
+        Option("damping", "float", 0.0, "whitening damping: this share of the mean eigenvalue is added to the photo's "
+               "covariance (the authors' code adds the identity), so its weak directions are whitened less",
+               minimum=0.0, maximum=10.0),
         Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1,
                texture_only=True),
         WORK_SIZE, PALETTE,
     )
 
-    def __init__(self, levels: tuple[str, ...] = CASCADE, seed: int = 0, work_size: int = 0, palette: float = 0.0,
+    def __init__(self, levels: tuple[str, ...] = CASCADE, alphas: tuple[float, ...] = (1.0,), damping: float = 0.0,
+                 seed: int = 0, work_size: int = 0, palette: float = 0.0,
                  encoder: str = ENCODER_WEIGHTS, decoders: dict[str, str] | None = None, eig_floor: float = 1e-5,
                  vgg16: str = VGG16_WEIGHTS):
         super().__init__()
@@ -45,6 +54,12 @@ class WCT(StyleMethod):
         # Coarse to fine, as in the paper's multi-level pipeline (deepest first); each level once.
         self.levels = tuple(sorted(set(levels), key=LEVELS.index, reverse=True))
         self.stride = max(STRIDE[lv] for lv in self.levels)
+        alphas = tuple(alphas)
+        if len(alphas) not in (1, len(self.levels)):
+            raise BrushstreamError(f"alphas (--alphas) needs one value or one per level ({len(self.levels)}: "
+                                   f"{','.join(self.levels)}), got {len(alphas)}")
+        self.alphas = dict(zip(self.levels, alphas * len(self.levels) if len(alphas) == 1 else alphas))
+        self.damping = damping
         self.seed, self.eig_floor = seed, eig_floor
         self.encoders = torch.nn.ModuleDict(level_encoders(self.levels, encoder, vgg16))
         decoders = decoders or {}
@@ -64,8 +79,9 @@ class WCT(StyleMethod):
         for lv in self.levels:
             fc = self._encode(x, lv)
             # Style blending (paper section 4.2): a weighted sum of the per-style transforms.
-            t = sum(w * whiten_colour(fc, stats[lv], self.eig_floor) for w, stats in zip(code.weights, code.data))
-            x = self.decoders[lv](blend_strength(t, fc, strength)).clamp(0, 1)
+            t = sum(w * whiten_colour(fc, stats[lv], self.eig_floor, self.damping)
+                    for w, stats in zip(code.weights, code.data))
+            x = self.decoders[lv](blend_strength(t, fc, strength * self.alphas[lv])).clamp(0, 1)
         return x
 
     @torch.no_grad()

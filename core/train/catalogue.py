@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registration)
     microast_recipe,
     msgnet_recipe,
     reconet_recipe,
+    swap_inverse_recipe,
     video_multistyle_recipe,
 )
 from .recipe import Recipe, registered_recipes
