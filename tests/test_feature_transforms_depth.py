@@ -116,3 +116,21 @@ def test_style_swap_reads_its_inverse_network_from_the_option(tmp_path, content,
               metadata={"arch": "vgg_decoder", "level": "relu3_1", "width": "1.0"})
     other = build("swap", decoder=str(path))
     assert (other.stylize(content, code) - plain.stylize(content, code)).abs().mean() > 1e-3
+
+
+def test_wct_masks_give_each_region_its_own_style(content, style):
+    other = _photo(SHARED_DATA / "styles" / "mosaic.jpg", 96)
+    wct = build("wct", levels=("relu3_1", "relu2_1", "relu1_1"))
+    both = wct.encode_style([style, other])
+    ones = torch.ones(1, 1, *content.shape[-2:])
+    # A mask over everything is the first style alone, an empty one the second alone.
+    torch.testing.assert_close(wct.stylize(content, both, mask=ones), wct.stylize(content, wct.encode_style([style])))
+    torch.testing.assert_close(wct.stylize(content, both, mask=0 * ones),
+                               wct.stylize(content, wct.encode_style([other])))
+    half = ones.clone()
+    half[..., content.shape[-1] // 2:] = 0
+    split = wct.stylize(content, both, mask=half)
+    first, second = wct.stylize(content, wct.encode_style([style])), wct.stylize(content, wct.encode_style([other]))
+    left, right = slice(0, content.shape[-1] // 2 - 8), slice(content.shape[-1] // 2 + 8, None)
+    assert (split[..., left] - first[..., left]).abs().mean() < (split[..., left] - second[..., left]).abs().mean()
+    assert (split[..., right] - second[..., right]).abs().mean() < (split[..., right] - first[..., right]).abs().mean()

@@ -29,7 +29,7 @@ class WCT(StyleMethod):
     summary = "WCT, Li et al. 2017: whitening and colouring, coarse to fine"
     needs_download = (f"{VGG16_DOWNLOAD}: when --levels includes relu4_1 or relu5_1; relu5_1 also needs "
                       f"vgg16_r51_decoder (20 MB)")
-    capabilities = Capabilities(arbitrary_style=True, texture_synthesis=True)
+    capabilities = Capabilities(arbitrary_style=True, texture_synthesis=True, spatial_mask=True)
     stride = 4            # per instance: the deepest level's
     code_dtype = torch.float64   # covariance square roots stay in float64 (ops/wct.py)
     options = (
@@ -79,10 +79,25 @@ class WCT(StyleMethod):
         for lv in self.levels:
             fc = self._encode(x, lv)
             # Style blending (paper section 4.2): a weighted sum of the per-style transforms.
-            t = sum(w * whiten_colour(fc, stats[lv], self.eig_floor, self.damping)
-                    for w, stats in zip(code.weights, code.data))
+            if mask is None:
+                t = sum(w * whiten_colour(fc, stats[lv], self.eig_floor, self.damping)
+                        for w, stats in zip(code.weights, code.data))
+            else:
+                t = self._regions(fc, code, lv, mask)
             x = self.decoders[lv](blend_strength(t, fc, strength * self.alphas[lv])).clamp(0, 1)
         return x
+
+    def _regions(self, fc: torch.Tensor, code: StyleCode, level: str, mask: torch.Tensor) -> torch.Tensor:
+        """Spatial control (paper section 4.2, as the authors' code does it): the positions under the mask are whitened
+        among themselves and coloured by the first style, the rest by the second."""
+        inside = torch.nn.functional.interpolate(mask[:1], size=fc.shape[-2:], mode="nearest")[0, 0] > 0.5
+        out = fc.clone()
+        for region, stats in ((inside, code.data[0]), (~inside, code.data[1])):
+            if int(region.sum()) < 2:   # no covariance from under two positions: the region keeps the photo
+                continue
+            columns = fc[0][:, region].unsqueeze(0).unsqueeze(-1)   # (1, C, N, 1)
+            out[0][:, region] = whiten_colour(columns, stats[level], self.eig_floor, self.damping)[0, :, :, 0]
+        return out
 
     @torch.no_grad()
     def synthesize(self, code: StyleCode, size: tuple[int, int], iterations: int = 3,
