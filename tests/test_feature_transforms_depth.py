@@ -74,7 +74,7 @@ def test_per_level_alphas_blend_each_level_and_reject_a_wrong_count(content, sty
 
 def test_damping_keeps_the_output_nearer_the_photo(content, style):
     levels = ("relu3_1", "relu2_1", "relu1_1")
-    plain, damped = build("wct", levels=levels), build("wct", levels=levels, damping=1.0)
+    plain, damped = build("wct", levels=levels, damping=0.0), build("wct", levels=levels)   # the default damps
     code = plain.encode_style([style])
     a, b = plain.stylize(content, code), damped.stylize(content, code)
     assert (b - content).abs().mean() < (a - content).abs().mean()
@@ -134,3 +134,13 @@ def test_wct_masks_give_each_region_its_own_style(content, style):
     left, right = slice(0, content.shape[-1] // 2 - 8), slice(content.shape[-1] // 2 + 8, None)
     assert (split[..., left] - first[..., left]).abs().mean() < (split[..., left] - second[..., left]).abs().mean()
     assert (split[..., right] - second[..., right]).abs().mean() < (split[..., right] - first[..., right]).abs().mean()
+
+
+def test_style_swap_decodes_with_the_bundled_inverse_network_by_default():
+    from brushstream.core.hub.weights import resolve
+    tensors, meta = load_state_dict(resolve("swap_inverse_r31"))
+    assert meta["trained_for"] == "swap" and meta["level"] == "relu3_1"
+    default = build("swap").decoder
+    torch.testing.assert_close(default.conv7.weight, tensors["conv7.weight"].float())
+    plain = build("swap", decoder="vgg19_normalised_r31_decoder").decoder
+    assert (default.conv7.weight - plain.conv7.weight).abs().max() > 1e-4

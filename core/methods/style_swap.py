@@ -6,13 +6,14 @@ the plain reconstruction one included. Matching is chunked over style patches to
 from __future__ import annotations
 
 from ..errors import BrushstreamError
-from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
+from ..nets.pretrained import ENCODER_WEIGHTS, normalised_vgg_encoder, vgg_decoder
 from ..ops.patch_swap import style_swap
 from .base import Capabilities, StyleMethod, blend_strength
 from .options import Option
 from .registry import register
 
-INVERSE_NETWORK = DECODER_WEIGHTS["relu3_1"]
+# Trained on swapped features (brushstream train swap_inverse); --decoder vgg19_normalised_r31_decoder: the plain one.
+INVERSE_NETWORK = "swap_inverse_r31"
 
 
 @register

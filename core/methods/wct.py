@@ -37,15 +37,15 @@ class WCT(StyleMethod):
                choices=LEVELS, paper="relu5_1,relu4_1,relu3_1,relu2_1,relu1_1"),
         Option("alphas", "floats", (1.0,), "style strength per level, deepest first (one value: every level); "
                "multiplies --strength", minimum=0.0, maximum=1.0, source="paper"),
-        Option("damping", "float", 0.0, "whitening damping: this share of the mean eigenvalue is added to the photo's "
+        Option("damping", "float", 1.0, "whitening damping: this share of the mean eigenvalue is added to the photo's "
                "covariance (the authors' code adds the identity), so its weak directions are whitened less",
-               minimum=0.0, maximum=10.0),
+               minimum=0.0, maximum=10.0, paper="the identity added (0 in the paper's equations)"),
         Option("seed", "int", 0, "texture synthesis: seed of the starting noise", minimum=0, maximum=2**63 - 1,
                texture_only=True),
         WORK_SIZE, PALETTE,
     )
 
-    def __init__(self, levels: tuple[str, ...] = CASCADE, alphas: tuple[float, ...] = (1.0,), damping: float = 0.0,
+    def __init__(self, levels: tuple[str, ...] = CASCADE, alphas: tuple[float, ...] = (1.0,), damping: float = 1.0,
                  seed: int = 0, work_size: int = 0, palette: float = 0.0,
                  encoder: str = ENCODER_WEIGHTS, decoders: dict[str, str] | None = None, eig_floor: float = 1e-5,
                  vgg16: str = VGG16_WEIGHTS):
