@@ -9,6 +9,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FIGURE = re.compile(r"(?<![\w.])(\d+\.\d{3}(?![\d.])|\d+\.\d{2}x)")
 # The same digits standing for different quantities in two files (checked by hand; each: what they are).
 COINCIDENCES = {
+    "0.612": "AdaIN's Gram on la_muse (training.md); a five-level WCT tuning row (measurements.md)",
+    "0.458": "the width-32 Johnson networks' Gram (training.md); five-level WCT's content gap to MicroAST",
+    "0.371": "a Johnson run's figure (training.md); the end of an interval for five-level WCT against lite",
+    "0.369": "a Johnson run's figure (training.md); the end of an interval for Style-Swap against MicroAST",
     "0.473": "the fine-tuned MicroAST's Gram on the tuning yardstick (training.md); a video table cell (measurements.md)",
     "0.493": "the MicroAST release's Gram on 6 tuning photos; a Johnson network's Gram on starry_night",
     "0.514": "the MicroAST release's Gram on 3 tuning photos; a flow table cell",
