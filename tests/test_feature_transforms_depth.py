@@ -144,3 +144,9 @@ def test_style_swap_decodes_with_the_bundled_inverse_network_by_default():
     torch.testing.assert_close(default.conv7.weight, tensors["conv7.weight"].float())
     plain = build("swap", decoder="vgg19_normalised_r31_decoder").decoder
     assert (default.conv7.weight - plain.conv7.weight).abs().max() > 1e-4
+
+
+def test_a_share_above_one_is_refused_by_the_recipe_check():
+    with pytest.raises(BrushstreamError, match="--swapped-fraction must be at most 1, got 1.5"):
+        SwapInverseRecipe(swapped_fraction=1.5).check()
+    SwapInverseRecipe(swapped_fraction=1.0).check()

@@ -83,7 +83,7 @@ class FlowNetRecipe(Recipe):
     augment: bool = hp(True, "paper", help="photometric augmentation (section 5.3, at about half the paper's ranges)")
     still: float = hp(0.1, paper="0: every Flying Chairs pair moves", help="share of synthetic pairs in which nothing "
                       "moves: without them 0.2%% of pixels move under 0.5 px and a network learns the data's mean "
-                      "motion instead of reading the correlation", minimum=0)
+                      "motion instead of reading the correlation", minimum=0, maximum=1)
     warmup: int = hp(0, help="steps of linear learning-rate warm-up from a hundredth of --lr", minimum=0)
     clip_fraction: float = hp(0.0, paper="0: Flying Chairs only", minimum=0, help="share of each batch taken from "
                               "consecutive frames of real clips, labelled with DIS flow where its forward-backward "
@@ -93,8 +93,6 @@ class FlowNetRecipe(Recipe):
 
     def check(self) -> None:
         super().check()
-        if self.still > 1:
-            raise BrushstreamError(f"--still is a share of pairs, at most 1; got {self.still}")
         if self.size % STRIDE:
             raise BrushstreamError(f"--size must be a multiple of {STRIDE} (FlowNet's coarsest scale), got {self.size}")
         if len(self.scale_weights) != 5:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import BrushstreamError
 from ..nets.microast import MicroAST
 from .data import (
     check_zoom,
@@ -69,13 +68,11 @@ class MicroASTRecipe(PerceptualRecipe):
                          minimum=16)
     style_zoom: tuple[float, ...] = style_zoom_hp()
     style_jitter: float = hp(0.5, paper="0", help="share of style crops whose hue is turned by a random angle, a new "
-                             "palette on the same strokes", minimum=0)
+                             "palette on the same strokes", minimum=0, maximum=1)
 
     def check(self) -> None:
         super().check()
         check_zoom(self.style_zoom)
-        if self.style_jitter > 1:
-            raise BrushstreamError(f"--style-jitter is a share of crops, at most 1; got {self.style_jitter}")
 
     def build_model(self) -> MicroAST:
         torch.manual_seed(self.seed)

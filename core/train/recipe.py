@@ -27,11 +27,12 @@ SOURCES = ("paper", "project")
 
 
 def hp(default: Any, source: str = "project", *, paper: str = "", help: str = "", cli: bool = True,
-       minimum: float | None = None, choices: tuple = ()) -> Any:
+       minimum: float | None = None, maximum: float | None = None, choices: tuple = ()) -> Any:
     """A hyper-parameter field: default, where the value comes from, and the paper's value if it differs."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}")
-    meta = {"source": source, "paper": paper, "help": help, "cli": cli, "minimum": minimum, "choices": choices}
+    meta = {"source": source, "paper": paper, "help": help, "cli": cli, "minimum": minimum, "maximum": maximum,
+            "choices": choices}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -113,6 +114,9 @@ class Recipe:
             flag = "--" + f.name.replace("_", "-")
             if lo is not None and isinstance(value, (int, float)) and not (math.isfinite(value) and value >= lo):
                 raise BrushstreamError(f"{flag} must be at least {lo:g}, got {value}")
+            hi = f.metadata.get("maximum")
+            if hi is not None and isinstance(value, (int, float)) and value > hi:
+                raise BrushstreamError(f"{flag} must be at most {hi:g}, got {value}")
             choices = f.metadata.get("choices") or ()
             if choices and value not in choices:
                 raise BrushstreamError(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")

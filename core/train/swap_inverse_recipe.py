@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import BrushstreamError
 from ..nets.pretrained import DECODER_WEIGHTS, ENCODER_WEIGHTS, normalised_vgg_encoder
 from ..nets.vgg_decoder import VGGDecoder
 from ..ops.patch_swap import style_swap
@@ -55,7 +54,7 @@ class SwapInverseRecipe(Recipe):
     lr: float = hp(1e-4, paper="1e-3 from scratch", help="Adam learning rate", minimum=0)
     swapped_fraction: float = hp(0.75, paper="both kinds, share not given", help="share of each batch whose "
                                  "features are swapped with a style's patches (the rest: the photo's own)",
-                                 minimum=0)
+                                 minimum=0, maximum=1)
     patch_size: int = hp(3, "paper", help="patch size of the swap in relu3_1 feature pixels", minimum=1)
     tv_weight: float = hp(1e-6, "paper", help="lambda, the total variation weight", minimum=0)
     pixel_weight: float = hp(1.0, paper="0", help="weight of the pixel term on unswapped samples", minimum=0)
@@ -68,8 +67,6 @@ class SwapInverseRecipe(Recipe):
     def check(self) -> None:
         super().check()
         check_zoom(self.style_zoom)
-        if self.swapped_fraction > 1:
-            raise BrushstreamError(f"--swapped-fraction is a share of the batch, at most 1, got {self.swapped_fraction}")
 
     def build_model(self) -> VGGDecoder:
         torch.manual_seed(self.seed)
