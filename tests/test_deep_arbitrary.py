@@ -403,3 +403,10 @@ def test_imitation_pulls_the_fast_pair_toward_the_full_pair_s_output(photos, tmp
     assert isinstance(recipe.imitated_encoder, NormalisedVGGEncoder) and recipe.bank["full"][0].shape[-3] == 256
     with torch.no_grad():
         assert float(recipe.losses(recipe.build_model(), batch, 0, torch.Generator().manual_seed(0))["imitation"]) > 0
+
+
+def test_lst_trains_at_relu4_1_through_the_style_trained_decoder_unless_told_otherwise():
+    from brushstream.core.train.lst_recipe import LSTRecipe
+    assert LSTRecipe(level="relu4_1").decoder_name() == "adain_vgg16_r41_decoder"
+    assert LSTRecipe(level="relu3_1").decoder_name() == "vgg19_normalised_r31_decoder"
+    assert LSTRecipe(level="relu4_1", decoder="vgg16_r41_decoder").decoder_name() == "vgg16_r41_decoder"

@@ -4,9 +4,10 @@ each content image with a style drawn at random (randomly
 scaled and cropped, as the paper's style augmentation), on the decoded output's content and style losses.
 Deviations: the losses are read on the project's VGG16 loss network (relative content loss at relu4_3, relative Gram
 loss at relu1_2..relu4_3) instead of the paper's VGG19 (content at r41, mean + covariance at r11..r41); CPU crop size,
-step count and learning rate; cosine learning-rate decay; the file is stored in float16; the shipped relu4_1 module
-(lst_r41) was trained through the style-trained AdaIN decoder (--decoder adain_vgg16_r41_decoder), which the method
-then reads from its file, because the CPU-trained reconstruction decoder blurs the style's textures away."""
+step count and learning rate; cosine learning-rate decay; the file is stored in float16; at relu4_1 the module is trained
+through the style-trained AdaIN decoder (adain_vgg16_r41_decoder, the default there; paper: the reconstruction decoder),
+which the method then reads from its file: the same run through the CPU-trained reconstruction decoder (vgg16_r41_decoder, 18 dB)
+came out murky and blurred, worse in both style and content on the tuning set (docs/benchmarks/measurements.md)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +34,8 @@ from .perceptual import STYLE_LAYERS, half, pick_styles
 from .recipe import Recipe, hp, register_recipe
 
 LEVELS = ("relu3_1", "relu4_1")
+# Where the project trains through another decoder than the level's reconstruction one (measured: the docstring).
+TRAINING_DECODERS = {"relu4_1": "adain_vgg16_r41_decoder"}
 # The level's unit, which the transform's covariance branches divide by (core/nets/lst.py): the normalised VGG19's
 # relu3_1 already averages ~0.9, VGG16's relu4_1 ~150.
 FEATURE_SCALE = {"relu3_1": 1.0, "relu4_1": MEAN_ACTIVATION["relu4_1"]}
@@ -67,9 +70,10 @@ class LSTRecipe(Recipe):
     encoder: str = hp(ENCODER_WEIGHTS, help="frozen encoder weights (manifest name or file)", cli=False)
     level: str = hp("relu3_1", paper="relu3_1 (r31 model) or relu4_1 (the artistic r41 model)",
                     help="encoder level: relu3_1 of the bundled VGG19 or relu4_1 of VGG16", choices=LEVELS)
-    decoder: str = hp("", help="frozen decoder weights (manifest name or file); default: the level's "
-                      "reconstruction decoder (at relu4_1, adain_vgg16_r41_decoder renders texture the CPU-trained "
-                      "reconstruction decoder blurs)")
+    decoder: str = hp("", paper="the level's reconstruction decoder",
+                      help="frozen decoder weights (manifest name or file); default: relu3_1's reconstruction "
+                      "decoder, at relu4_1 the style-trained adain_vgg16_r41_decoder (it renders the texture and "
+                      "colour the CPU-trained reconstruction decoder blurs)")
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights for relu4_1 (manifest name or file)", cli=False)
 
     def check(self) -> None:
@@ -80,7 +84,7 @@ class LSTRecipe(Recipe):
         return training_style_paths(self.style, self.style_dir, self.held_out)
 
     def decoder_name(self) -> str:
-        return self.decoder or DECODER_WEIGHTS[self.level]
+        return self.decoder or TRAINING_DECODERS.get(self.level, DECODER_WEIGHTS[self.level])
 
     def build_model(self) -> LinearTransform:
         torch.manual_seed(self.seed)
