@@ -410,3 +410,15 @@ def test_lst_trains_at_relu4_1_through_the_style_trained_decoder_unless_told_oth
     assert LSTRecipe(level="relu4_1").decoder_name() == "adain_vgg16_r41_decoder"
     assert LSTRecipe(level="relu3_1").decoder_name() == "vgg19_normalised_r31_decoder"
     assert LSTRecipe(level="relu4_1", decoder="vgg16_r41_decoder").decoder_name() == "vgg16_r41_decoder"
+
+
+def test_train_help_says_whose_choice_an_empty_default_is_without_printing_it():
+    import argparse
+
+    from brushstream.core.train.command import _add_recipe_flags
+    from brushstream.core.train.lst_recipe import LSTRecipe
+    parser = argparse.ArgumentParser()
+    _add_recipe_flags(parser, LSTRecipe)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["decoder"].endswith("(project's choice; paper: the level's reconstruction decoder)")
+    assert "(default 0.001, " in helps["lr"]

@@ -33,7 +33,9 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, recipe_cls) -> None:
         source = f.metadata.get("source", "project")
         paper = f.metadata.get("paper", "")
         origin = "paper" if source == "paper" else "project's choice" + (f"; paper: {paper}" if paper else "")
-        help_text = f"{f.metadata.get('help', '')} (default {default}, {origin})".replace("%", "%%")
+        # An empty default means "the recipe decides" and its help says what; printing it would show "default ,".
+        shown = "" if default == "" else f"default {default}, "
+        help_text = f"{f.metadata.get('help', '')} ({shown}{origin})".replace("%", "%%")
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
         if f.name == "steps":   # absent: the recipe's count, or no cap under --minutes
