@@ -2,6 +2,7 @@
 recorded commands that name no machine's paths."""
 import json
 import shlex
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,10 +141,15 @@ def test_the_bf16_probe_picks_bf16_only_where_the_cpu_has_bfloat16_instructions(
         monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
     assert precision_mod.cpu_has_bf16() is False
     assert precision_mod.resolve_precision("auto", cpu) == "fp32"
+    with pytest.warns(RuntimeWarning, match="no bfloat16 instructions"):   # asked for by name: kept, with a warning
+        assert precision_mod.resolve_precision("bf16", cpu) == "bf16"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     assert precision_mod.cpu_has_bf16() is True
     assert precision_mod.resolve_precision("auto", cpu) == "bf16"
     assert precision_mod.resolve_precision("fp32", cpu) == "fp32"       # always available
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # native bf16: no warning
+        assert precision_mod.resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(BrushstreamError, match="fp16 needs a CUDA device"):
         precision_mod.resolve_precision("fp16", cpu)
 

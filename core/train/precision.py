@@ -6,6 +6,8 @@ the forward and backward maths run in bf16), so files trained in either format a
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..errors import BrushstreamError
@@ -33,6 +35,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise BrushstreamError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise BrushstreamError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        # Asked for by name, so it is kept, but emulated bf16 convolutions ran ~100x slower than fp32 on such a CPU.
+        warnings.warn("--precision bf16: this CPU has no bfloat16 instructions, so bf16 is emulated and far slower "
+                      "than fp32 (--precision auto picks fp32 here)", RuntimeWarning, stacklevel=2)
     if precision != "auto":
         return precision
     if device.type == "cuda":
