@@ -171,6 +171,7 @@ def test_auto_precision_is_what_the_run_computes_in_and_records(photos, tmp_path
     assert seen == ([torch.bfloat16] * 2 if has_bf16 else [])
 
 
+@pytest.mark.filterwarnings("ignore:--precision bf16:RuntimeWarning")   # asked for by name on any CPU
 def test_bf16_training_reaches_the_losses_of_fp32_on_a_short_run(photos, tmp_path):
     # 10 steps: a CPU without bfloat16 instructions emulates it at several times fp32's cost
     ends = {}
