@@ -72,8 +72,8 @@ class LSTRecipe(Recipe):
                     help="encoder level: relu3_1 of the bundled VGG19 or relu4_1 of VGG16", choices=LEVELS)
     decoder: str = hp("", paper="the level's reconstruction decoder",
                       help="frozen decoder weights (manifest name or file); default: relu3_1's reconstruction "
-                      "decoder, at relu4_1 the style-trained adain_vgg16_r41_decoder (it renders the texture and "
-                      "colour the CPU-trained reconstruction decoder blurs)")
+                      f"decoder, at relu4_1 the style-trained {TRAINING_DECODERS['relu4_1']} (it renders the texture "
+                      "and colour the CPU-trained reconstruction decoder blurs)")
     vgg16: str = hp(VGG16_WEIGHTS, help="VGG16 weights for relu4_1 (manifest name or file)", cli=False)
 
     def check(self) -> None:
